@@ -1,0 +1,66 @@
+# hirez — every target works from a fresh clone; `make deps` installs what is missing.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Every Go module in the repo (a directory holding go.mod), found rather than listed,
+# so a new module is built, linted and tested without touching this file.
+MODULES := $(sort $(patsubst ./%/go.mod,%,$(shell find . -name go.mod -not -path './data/*' -not -path './.cache/*' -not -path './out/*')))
+GOBIN   := $(CURDIR)/.cache/bin
+export PATH := $(GOBIN):$(PATH)
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: deps
+deps: ## install apt packages (when root) and pinned Go tools; quick when all is there
+	@scripts/deps.sh
+
+.PHONY: go-work
+go-work: ## regenerate go.work from the modules found in the tree
+	@rm -f go.work go.work.sum
+	@go work init $(addprefix ./,$(MODULES))
+	@echo "go.work: $(MODULES)"
+
+.PHONY: generate
+generate: ## regenerate committed code (protobuf/gRPC) with pinned tools
+	@scripts/generate.sh
+
+.PHONY: checkgenerate
+checkgenerate: ## fail if generated code or go.work drifted from the sources
+	@scripts/checkgenerate.sh
+
+.PHONY: lint
+lint: ## gofmt, go vet on every module, buf lint
+	@scripts/lint.sh $(MODULES)
+
+.PHONY: test
+test: ## every module with -race (the README's test command runs this after deps)
+	@scripts/test.sh $(MODULES)
+
+.PHONY: bench
+bench: ## benchmarks side by side with PyTorch (ratios, GFLOP/s)
+	@scripts/bench.sh
+
+.PHONY: build
+build: ## all binaries into bin/
+	@scripts/build.sh
+
+.PHONY: data
+data: ## fetch and verify the datasets into data/
+	@scripts/data.sh
+
+.PHONY: demo
+demo: build ## the main job: start the stack, make 8 images in out/, stop
+	@scripts/demo.sh
+
+.PHONY: up
+up: build ## run the stack in the foreground until Ctrl-C
+	@scripts/up.sh
+
+.PHONY: experiment
+experiment: ## the study's three pipelines compared (QUICK=1 for the short run)
+	@scripts/experiment.sh
+
+.PHONY: ci
+ci: deps checkgenerate lint test ## what .ci/run does

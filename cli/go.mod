@@ -1,0 +1,3 @@
+module github.com/hirez-ml/hirez/cli
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/hirez-ml/hirez/engine
+
+go 1.26

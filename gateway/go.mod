@@ -1,0 +1,3 @@
+module github.com/hirez-ml/hirez/gateway
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/hirez-ml/hirez/platform
+
+go 1.26

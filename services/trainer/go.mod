@@ -1,0 +1,3 @@
+module github.com/hirez-ml/hirez/services/trainer
+
+go 1.26
