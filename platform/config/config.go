@@ -1,0 +1,135 @@
+// Package config reads the flags every hirez server shares (docs/operations.md)
+// and gives every flag of a FlagSet, shared or service-specific, an environment
+// fallback: HIREZ_ + the flag name in upper case with '-' → '_'. A flag given on
+// the command line wins over the environment, which wins over the default.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hirez-ml/hirez/platform/log"
+)
+
+// EnvPrefix is prepended to every flag's environment variable.
+const EnvPrefix = "HIREZ_"
+
+// Server holds the flags shared by every hirez server.
+type Server struct {
+	GRPCAddr        string        // --grpc-addr: where the gRPC server listens
+	MetricsAddr     string        // --metrics-addr: Prometheus /metrics; empty disables
+	LogFormat       string        // --log-format: json or console
+	LogLevel        string        // --log-level: debug, info, warn, error
+	TLSCert         string        // --tls-cert: PEM certificate; with TLSKey enables TLS
+	TLSKey          string        // --tls-key: PEM private key
+	TLSClientCA     string        // --tls-client-ca: PEM CA; requires client certificates (mTLS)
+	ShutdownTimeout time.Duration // --shutdown-timeout: graceful drain before a hard stop
+	// DrainDelay (--drain-delay) is how long to keep serving, already reporting
+	// NOT_SERVING, after a signal and before refusing new RPCs: it gives load
+	// balancers and Kubernetes endpoints time to stop sending traffic.
+	DrainDelay time.Duration
+}
+
+// Defaults returns the shared defaults for a server listening on grpcAddr.
+func Defaults(grpcAddr string) Server {
+	return Server{
+		GRPCAddr:        grpcAddr,
+		MetricsAddr:     ":9090",
+		LogFormat:       log.FormatJSON,
+		LogLevel:        "info",
+		ShutdownTimeout: 20 * time.Second,
+	}
+}
+
+// Register defines the shared flags on fs with defaults from Defaults(grpcAddr)
+// and returns the struct the flags write into once fs is parsed.
+func Register(fs *flag.FlagSet, grpcAddr string) *Server {
+	c := Defaults(grpcAddr)
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC listen address")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "Prometheus /metrics listen address; empty disables")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json (production) or console (development)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "serve TLS with this PEM certificate (needs --tls-key)")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key for --tls-cert")
+	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "require client certificates signed by this PEM CA (mTLS)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "drain time after SIGTERM before a hard stop")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", c.DrainDelay, "after SIGTERM, keep serving (health NOT_SERVING) this long before draining")
+	return &c
+}
+
+// Validate checks values that flag parsing alone cannot; errors name the flag.
+func (c *Server) Validate() error {
+	var errs []error
+	if c.LogFormat != log.FormatJSON && c.LogFormat != log.FormatConsole {
+		errs = append(errs, fmt.Errorf("--log-format (%s): %q: want %q or %q",
+			EnvName("log-format"), c.LogFormat, log.FormatJSON, log.FormatConsole))
+	}
+	if _, err := log.ParseLevel(c.LogLevel); err != nil {
+		errs = append(errs, fmt.Errorf("--log-level (%s): %w", EnvName("log-level"), err))
+	}
+	if c.GRPCAddr == "" {
+		errs = append(errs, fmt.Errorf("--grpc-addr (%s): must not be empty", EnvName("grpc-addr")))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, fmt.Errorf("--tls-cert (%s) and --tls-key (%s) must be given together",
+			EnvName("tls-cert"), EnvName("tls-key")))
+	}
+	if c.TLSClientCA != "" && c.TLSCert == "" {
+		errs = append(errs, fmt.Errorf("--tls-client-ca (%s) needs --tls-cert and --tls-key",
+			EnvName("tls-client-ca")))
+	}
+	if c.ShutdownTimeout < 0 {
+		errs = append(errs, fmt.Errorf("--shutdown-timeout (%s): must not be negative", EnvName("shutdown-timeout")))
+	}
+	if c.DrainDelay < 0 {
+		errs = append(errs, fmt.Errorf("--drain-delay (%s): must not be negative", EnvName("drain-delay")))
+	}
+	return errors.Join(errs...)
+}
+
+// EnvName returns the environment variable that backs the flag name, e.g.
+// "grpc-addr" → "HIREZ_GRPC_ADDR".
+func EnvName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// ApplyEnv sets every flag of the parsed fs that was not given on the command
+// line from its environment variable (see EnvName), when that variable is set.
+// lookup is normally os.LookupEnv; tests pass a map's lookup.
+// A bad value gives an error naming both the variable and the flag.
+func ApplyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
+	set := make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] {
+			return
+		}
+		env := EnvName(f.Name)
+		v, ok := lookup(env)
+		if !ok {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Errorf("invalid value %q for %s (flag --%s): %w", v, env, f.Name, err))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// Parse parses args into fs, then fills unset flags from the process
+// environment (ApplyEnv with os.LookupEnv). Errors from the command line are
+// returned as fs reports them (flag.ErrHelp for -h).
+func Parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	return ApplyEnv(fs, os.LookupEnv)
+}
