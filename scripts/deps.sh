@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian/Ubuntu machine lacks to build and test hirez:
-#   - apt packages listed in scripts/apt-packages.txt (only when root; otherwise
-#     it prints the apt-get line to run),
+#   - apt packages listed in scripts/apt-packages.txt, plus those in any list
+#     file named as an argument (bench and fixture scripts pass their own), only
+#     when root; otherwise it prints the apt-get line to run,
 #   - Go tools listed in scripts/go-tools.txt at pinned versions into .cache/bin.
 # Idempotent: when everything is present it only checks and returns.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-read_list() { grep -vE '^\s*(#|$)' "$1" | awk '{print $1}'; }
-
 missing=()
-for p in $(read_list scripts/apt-packages.txt); do
+for p in $(cat scripts/apt-packages.txt "$@" | grep -vE '^\s*(#|$)' | awk '{print $1}'); do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
