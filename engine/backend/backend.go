@@ -166,7 +166,9 @@ type Backend interface {
 	Mul(x, y, out Buffer) error
 	// Clamp computes y = min(max(x, lo), hi); y may alias x.
 	Clamp(x, y Buffer, lo, hi float32) error
-	// Sum writes the sum of x into the one-element buffer out.
+	// Sum writes the sum of x into the one-element buffer out. A NaN or ±Inf in x
+	// must make the sum non-finite (plain IEEE additions do): tensor.CheckFinite
+	// relies on it to detect divergence with one value downloaded.
 	Sum(x, out Buffer) error
 
 	// Activate computes y = f(x); alpha is LeakyReLU's slope. y may alias x.
@@ -221,7 +223,8 @@ type Backend interface {
 	// MSE writes mean((x − target)²) into loss and its gradient into grad.
 	MSE(x, target, loss, grad Buffer) error
 	// Hinge writes mean(max(0, 1 − sign·x)) into loss and its gradient into grad;
-	// sign is +1 for real logits and −1 for fake ones in the discriminator loss.
+	// sign is +1 for real logits and −1 for fake ones in the discriminator loss
+	// (any other sign is an error).
 	Hinge(x Buffer, sign float32, loss, grad Buffer) error
 
 	// AdamUpdate applies one Adam step to param given grad, updating the moment

@@ -1,0 +1,311 @@
+package ref
+
+import (
+	"fmt"
+
+	"github.com/hirez-ml/hirez/engine/backend"
+)
+
+// gemm computes c = alpha·op(a)·op(b) + beta·c for row-major matrices, op(a)
+// m×k and op(b) k×n, with float64 dot products. beta = 0 writes c without
+// reading it.
+func gemm(transA, transB bool, m, n, k int, alpha float32, a, b []float32, beta float32, c []float32) {
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			var s float64
+			for p := 0; p < k; p++ {
+				var av, bv float32
+				if transA {
+					av = a[p*m+i] // a is stored k×m
+				} else {
+					av = a[i*k+p]
+				}
+				if transB {
+					bv = b[j*k+p] // b is stored n×k
+				} else {
+					bv = b[p*n+j]
+				}
+				s += float64(av) * float64(bv)
+			}
+			v := alpha * float32(s)
+			if beta != 0 {
+				v += beta * c[i*n+j]
+			}
+			c[i*n+j] = v
+		}
+	}
+}
+
+// MatMul implements backend.Backend.
+func (r *Backend) MatMul(g backend.Gemm, a, b, c backend.Buffer) error {
+	if g.M <= 0 || g.N <= 0 || g.K <= 0 {
+		return fmt.Errorf("ref: matmul: empty shape M=%d N=%d K=%d", g.M, g.N, g.K)
+	}
+	as, err := r.get("matmul", "a", a, g.M*g.K)
+	if err != nil {
+		return err
+	}
+	bs, err := r.get("matmul", "b", b, g.K*g.N)
+	if err != nil {
+		return err
+	}
+	cs, err := r.get("matmul", "c", c, g.M*g.N)
+	if err != nil {
+		return err
+	}
+	if err := noAlias("matmul", cs, "c", as, "a"); err != nil {
+		return err
+	}
+	if err := noAlias("matmul", cs, "c", bs, "b"); err != nil {
+		return err
+	}
+	gemm(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, as, bs, g.Beta, cs)
+	return nil
+}
+
+// AddBias implements backend.Backend.
+func (r *Backend) AddBias(d backend.Dims, x, bias backend.Buffer) error {
+	if err := checkDims("add bias", d); err != nil {
+		return err
+	}
+	xs, err := r.get("add bias", "x", x, d.Size())
+	if err != nil {
+		return err
+	}
+	bs, err := r.get("add bias", "bias", bias, d.C)
+	if err != nil {
+		return err
+	}
+	addBias(d, xs, bs)
+	return nil
+}
+
+func addBias(d backend.Dims, x, bias []float32) {
+	hw := d.H * d.W
+	for n := 0; n < d.N; n++ {
+		for c := 0; c < d.C; c++ {
+			plane := x[(n*d.C+c)*hw : (n*d.C+c+1)*hw]
+			for i := range plane {
+				plane[i] += bias[c]
+			}
+		}
+	}
+}
+
+// BiasGrad implements backend.Backend.
+func (r *Backend) BiasGrad(d backend.Dims, dy, db backend.Buffer) error {
+	if err := checkDims("bias grad", d); err != nil {
+		return err
+	}
+	dys, err := r.get("bias grad", "dy", dy, d.Size())
+	if err != nil {
+		return err
+	}
+	dbs, err := r.get("bias grad", "db", db, d.C)
+	if err != nil {
+		return err
+	}
+	if err := noAlias("bias grad", dbs, "db", dys, "dy"); err != nil {
+		return err
+	}
+	biasGrad(d, dys, dbs)
+	return nil
+}
+
+func biasGrad(d backend.Dims, dy, db []float32) {
+	hw := d.H * d.W
+	for c := 0; c < d.C; c++ {
+		var s float64
+		for n := 0; n < d.N; n++ {
+			for _, v := range dy[(n*d.C+c)*hw : (n*d.C+c+1)*hw] {
+				s += float64(v)
+			}
+		}
+		db[c] = float32(s)
+	}
+}
+
+// im2col unrolls one image x [C, H, W] into cols [C·KH·KW, OH·OW]: row
+// (ci, ki, kj) holds, for every output pixel, the input value its kernel tap
+// (ki, kj) reads on channel ci, or 0 in the padding.
+func im2col(c backend.Conv2D, x, cols []float32) {
+	in, o := c.In, c.OutDims()
+	row := 0
+	for ci := 0; ci < in.C; ci++ {
+		for ki := 0; ki < c.KH; ki++ {
+			for kj := 0; kj < c.KW; kj++ {
+				dst := cols[row*o.H*o.W : (row+1)*o.H*o.W]
+				for oh := 0; oh < o.H; oh++ {
+					ih := oh*c.Stride - c.Pad + ki
+					for ow := 0; ow < o.W; ow++ {
+						iw := ow*c.Stride - c.Pad + kj
+						v := float32(0)
+						if ih >= 0 && ih < in.H && iw >= 0 && iw < in.W {
+							v = x[(ci*in.H+ih)*in.W+iw]
+						}
+						dst[oh*o.W+ow] = v
+					}
+				}
+				row++
+			}
+		}
+	}
+}
+
+// col2im is im2col's adjoint: it adds every column entry back onto the input
+// pixel it came from. dx [C, H, W] must be zeroed by the caller.
+func col2im(c backend.Conv2D, cols, dx []float32) {
+	in, o := c.In, c.OutDims()
+	row := 0
+	for ci := 0; ci < in.C; ci++ {
+		for ki := 0; ki < c.KH; ki++ {
+			for kj := 0; kj < c.KW; kj++ {
+				src := cols[row*o.H*o.W : (row+1)*o.H*o.W]
+				for oh := 0; oh < o.H; oh++ {
+					ih := oh*c.Stride - c.Pad + ki
+					for ow := 0; ow < o.W; ow++ {
+						iw := ow*c.Stride - c.Pad + kj
+						if ih >= 0 && ih < in.H && iw >= 0 && iw < in.W {
+							dx[(ci*in.H+ih)*in.W+iw] += src[oh*o.W+ow]
+						}
+					}
+				}
+				row++
+			}
+		}
+	}
+}
+
+// takeScratch returns a slice of n values from the pool (contents undefined).
+func (r *Backend) takeScratch(n int) []float32 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, s := range r.scratch {
+		if cap(s) >= n {
+			last := len(r.scratch) - 1
+			r.scratch[i] = r.scratch[last]
+			r.scratch[last] = nil
+			r.scratch = r.scratch[:last]
+			return s[:n]
+		}
+	}
+	return make([]float32, n)
+}
+
+func (r *Backend) putScratch(s []float32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.scratch) < 8 {
+		r.scratch = append(r.scratch, s)
+	}
+}
+
+// convArgs validates a convolution and the lengths of its buffers; bias and db
+// may be nil.
+func (r *Backend) convArgs(op string, c backend.Conv2D, x, w, y, bias backend.Buffer, xName, yName, biasName string) (xs, ws, ys, bs []float32, err error) {
+	if err = c.Validate(); err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("ref: %s: %w", op, err)
+	}
+	if xs, err = r.get(op, xName, x, c.In.Size()); err != nil {
+		return
+	}
+	if ws, err = r.get(op, "w", w, c.WeightLen()); err != nil {
+		return
+	}
+	if ys, err = r.get(op, yName, y, c.OutDims().Size()); err != nil {
+		return
+	}
+	if bias != nil {
+		if bs, err = r.get(op, biasName, bias, c.Out); err != nil {
+			return
+		}
+	}
+	return xs, ws, ys, bs, nil
+}
+
+// Conv2DForward implements backend.Backend as im2col → gemm → bias, one image
+// at a time: y[n] (Out × OH·OW) = W (Out × C·KH·KW) · cols (C·KH·KW × OH·OW).
+func (r *Backend) Conv2DForward(c backend.Conv2D, x, w, bias, y backend.Buffer) error {
+	xs, ws, ys, bs, err := r.convArgs("conv2d forward", c, x, w, y, bias, "x", "y", "bias")
+	if err != nil {
+		return err
+	}
+	if err := noAlias("conv2d forward", ys, "y", xs, "x"); err != nil {
+		return err
+	}
+	if err := noAlias("conv2d forward", ys, "y", ws, "w"); err != nil {
+		return err
+	}
+	in, o := c.In, c.OutDims()
+	k := in.C * c.KH * c.KW
+	cols := r.takeScratch(k * o.H * o.W)
+	defer r.putScratch(cols)
+	for n := 0; n < in.N; n++ {
+		im2col(c, xs[n*in.C*in.H*in.W:(n+1)*in.C*in.H*in.W], cols)
+		gemm(false, false, c.Out, o.H*o.W, k, 1, ws, cols, 0, ys[n*o.C*o.H*o.W:(n+1)*o.C*o.H*o.W])
+	}
+	if bs != nil {
+		addBias(o, ys, bs)
+	}
+	return nil
+}
+
+// Conv2DBackwardData implements backend.Backend: per image, dcols = Wᵀ·dy[n],
+// then col2im scatters dcols onto dx.
+func (r *Backend) Conv2DBackwardData(c backend.Conv2D, dy, w, dx backend.Buffer) error {
+	dxs, ws, dys, _, err := r.convArgs("conv2d backward data", c, dx, w, dy, nil, "dx", "dy", "")
+	if err != nil {
+		return err
+	}
+	if err := noAlias("conv2d backward data", dxs, "dx", dys, "dy"); err != nil {
+		return err
+	}
+	if err := noAlias("conv2d backward data", dxs, "dx", ws, "w"); err != nil {
+		return err
+	}
+	in, o := c.In, c.OutDims()
+	k := in.C * c.KH * c.KW
+	cols := r.takeScratch(k * o.H * o.W)
+	defer r.putScratch(cols)
+	for i := range dxs {
+		dxs[i] = 0
+	}
+	for n := 0; n < in.N; n++ {
+		gemm(true, false, k, o.H*o.W, c.Out, 1, ws, dys[n*o.C*o.H*o.W:(n+1)*o.C*o.H*o.W], 0, cols)
+		col2im(c, cols, dxs[n*in.C*in.H*in.W:(n+1)*in.C*in.H*in.W])
+	}
+	return nil
+}
+
+// Conv2DBackwardWeights implements backend.Backend: dW = Σₙ dy[n]·cols[n]ᵀ,
+// db = Σ dy over n, h, w.
+func (r *Backend) Conv2DBackwardWeights(c backend.Conv2D, x, dy, dw, db backend.Buffer) error {
+	xs, dws, dys, dbs, err := r.convArgs("conv2d backward weights", c, x, dw, dy, db, "x", "dy", "db")
+	if err != nil {
+		return err
+	}
+	for _, in := range [][]float32{xs, dys} {
+		if err := noAlias("conv2d backward weights", dws, "dw", in, "an input"); err != nil {
+			return err
+		}
+		if err := noAlias("conv2d backward weights", dbs, "db", in, "an input"); err != nil {
+			return err
+		}
+	}
+	in, o := c.In, c.OutDims()
+	k := in.C * c.KH * c.KW
+	cols := r.takeScratch(k * o.H * o.W)
+	defer r.putScratch(cols)
+	for n := 0; n < in.N; n++ {
+		im2col(c, xs[n*in.C*in.H*in.W:(n+1)*in.C*in.H*in.W], cols)
+		beta := float32(1)
+		if n == 0 {
+			beta = 0
+		}
+		gemm(false, true, c.Out, k, o.H*o.W, 1, dys[n*o.C*o.H*o.W:(n+1)*o.C*o.H*o.W], cols, beta, dws)
+	}
+	if dbs != nil {
+		biasGrad(o, dys, dbs)
+	}
+	return nil
+}

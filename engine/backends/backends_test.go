@@ -1,0 +1,56 @@
+package backends
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestSelection(t *testing.T) {
+	names := Names()
+	if len(names) == 0 || names[len(names)-1] != "ref" {
+		t.Fatalf("Names() = %v, want ref last", names)
+	}
+	if Default() != names[0] {
+		t.Errorf("Default() = %q, want %q", Default(), names[0])
+	}
+	for _, n := range names {
+		if r := Unavailable(n); r != "" {
+			t.Errorf("Unavailable(%q) = %q for a built-in backend", n, r)
+		}
+	}
+	b, err := Open("ref")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if b.Name() != "ref" {
+		t.Errorf("Open(ref).Name() = %q", b.Name())
+	}
+	d, err := Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if d.Name() != Default() {
+		t.Errorf("Open(\"\").Name() = %q, want %q", d.Name(), Default())
+	}
+}
+
+func TestUnavailable(t *testing.T) {
+	for _, name := range []string{"cpu", "cuda", "tpu"} {
+		reason := Unavailable(name)
+		_, err := Open(name)
+		if reason == "" {
+			continue // built in
+		}
+		if err == nil || !strings.Contains(err.Error(), reason) {
+			t.Errorf("Open(%q) error %v, want one containing %q", name, err, reason)
+		}
+	}
+	if !strings.Contains(Unavailable("tpu"), "unknown backend") {
+		t.Errorf("Unavailable(tpu) = %q", Unavailable("tpu"))
+	}
+	if _, err := OpenWith("ref", Options{Threads: -1}); err == nil {
+		t.Error("negative threads accepted")
+	}
+}

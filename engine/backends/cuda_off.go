@@ -1,0 +1,7 @@
+//go:build !cuda
+
+package backends
+
+func cudaCandidate() candidate {
+	return candidate{name: "cuda", unavailable: "cuda backend needs the cuda build tag (go build -tags cuda)"}
+}
