@@ -1,0 +1,170 @@
+package model
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/hirez-ml/hirez/engine/imageio"
+	"github.com/hirez-ml/hirez/engine/layer"
+	"github.com/hirez-ml/hirez/engine/tensor"
+)
+
+// latentStream is PCG's second seed word for latents, so a latent and a weight
+// initialisation drawn from the same number never share a stream.
+const latentStream = 0x6869_7265_7a5f_7a30 // "hirez_z0"
+
+// Latent returns the latent vector for seed: dim standard normal values from
+// Box-Muller on math/rand/v2's PCG(seed, latentStream). Both are fixed
+// algorithms (PCG's output is guaranteed stable by the Go 1 promise and
+// Box-Muller is written out here, not left to NormFloat64, whose algorithm is
+// not promised), so a seed names the same latent on every machine and Go
+// version up to the last bit of math.Log/Sincos, which are deterministic for
+// a given GOARCH.
+func Latent(seed uint64, dim int) []float32 {
+	r := rand.NewPCG(seed, latentStream)
+	z := make([]float32, dim)
+	for i := 0; i < dim; i += 2 {
+		// u1 ∈ (0, 1] so the log is finite; u2 ∈ [0, 1).
+		u1 := float64(r.Uint64()>>11+1) / (1 << 53)
+		u2 := float64(r.Uint64()>>11) / (1 << 53)
+		rad := math.Sqrt(-2 * math.Log(u1))
+		s, c := math.Sincos(2 * math.Pi * u2)
+		z[i] = float32(rad * c)
+		if i+1 < dim {
+			z[i+1] = float32(rad * s)
+		}
+	}
+	return z
+}
+
+// Generate makes one image per seed with a generator network: the latent is
+// Latent(seed, Latent), the output maps from [−1, 1] to bytes by
+// imageio.FromCHWSigned. Same seed + same weights ⇒ same bytes on one backend;
+// across backends a value within rounding of a .5 boundary can differ by one
+// level (rare).
+func (n *Network) Generate(ctx context.Context, seeds []uint64) ([]*imageio.RGB, error) {
+	z := make([][]float32, len(seeds))
+	for i, s := range seeds {
+		z[i] = Latent(s, n.cfg.Latent)
+	}
+	return n.GenerateLatents(ctx, z)
+}
+
+// GenerateLatents makes one image per explicit latent vector.
+func (n *Network) GenerateLatents(ctx context.Context, latents [][]float32) ([]*imageio.RGB, error) {
+	if n.cfg.Role != Generator {
+		return nil, fmt.Errorf("model %s: generate: the network is a %s, not a generator", n.cfg.Preset, n.cfg.Role)
+	}
+	if len(latents) == 0 {
+		return nil, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	d := n.cfg.Latent
+	host := make([]float32, 0, len(latents)*d)
+	for i, z := range latents {
+		if len(z) != d {
+			return nil, fmt.Errorf("model %s: generate: latent %d has %d values, want %d", n.cfg.Preset, i, len(z), d)
+		}
+		for _, v := range z {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return nil, fmt.Errorf("model %s: generate: latent %d is not finite", n.cfg.Preset, i)
+			}
+		}
+		host = append(host, z...)
+	}
+	out, err := n.run(host, n.InputShape(len(latents)))
+	if err != nil {
+		return nil, err
+	}
+	side := n.cfg.Side
+	return toImages(out, len(latents), side, side, n.cfg.Range)
+}
+
+// Upscale runs an upscaler on images (any sizes the network can run at; images
+// of equal size are batched together, in order) and returns one image per input
+// at Scale× the size: pixels map in and out by the config's Range (srcnn-study:
+// v/255 in, clamp to [0, 1], ×255, round out).
+func (n *Network) Upscale(ctx context.Context, images []*imageio.RGB) ([]*imageio.RGB, error) {
+	if n.cfg.Role != Upscaler {
+		return nil, fmt.Errorf("model %s: upscale: the network is a %s, not an upscaler", n.cfg.Preset, n.cfg.Role)
+	}
+	out := make([]*imageio.RGB, len(images))
+	for start := 0; start < len(images); {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := images[start].Validate(); err != nil {
+			return nil, fmt.Errorf("model %s: upscale: image %d: %w", n.cfg.Preset, start, err)
+		}
+		w, h := images[start].W, images[start].H
+		end := start + 1
+		for end < len(images) && images[end] != nil && images[end].W == w && images[end].H == h && images[end].Validate() == nil {
+			end++
+		}
+		host := make([]float32, 0, (end-start)*w*h*3)
+		for _, img := range images[start:end] {
+			if n.cfg.Range == Unit {
+				host = imageio.AppendCHW01(host, img)
+			} else {
+				host = imageio.AppendCHWSigned(host, img)
+			}
+		}
+		y, err := n.run(host, []int{end - start, 3, h, w})
+		if err != nil {
+			return nil, err
+		}
+		s := n.cfg.Scale
+		imgs, err := toImages(y, end-start, s*w, s*h, n.cfg.Range)
+		if err != nil {
+			return nil, err
+		}
+		copy(out[start:end], imgs)
+		start = end
+	}
+	return out, nil
+}
+
+// run uploads host as shape, runs an inference forward and downloads the output.
+func (n *Network) run(host []float32, shape []int) ([]float32, error) {
+	if n.cfg.Channels != 3 && n.cfg.Role != Generator {
+		return nil, fmt.Errorf("model %s: images need 3 channels, the network has %d", n.cfg.Preset, n.cfg.Channels)
+	}
+	x, err := tensor.FromHost(n.b, host, shape...)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", n.cfg.Preset, err)
+	}
+	defer x.Free()
+	y, err := n.Forward(x, layer.Infer)
+	if err != nil {
+		return nil, err
+	}
+	out, err := y.Host()
+	if err != nil {
+		return nil, fmt.Errorf("model %s: download output: %w", n.cfg.Preset, err)
+	}
+	return out, nil
+}
+
+func toImages(chw []float32, count, w, h int, r Range) ([]*imageio.RGB, error) {
+	per := 3 * w * h
+	if len(chw) != count*per {
+		return nil, fmt.Errorf("model: output has %d values, want %d images of 3×%d×%d", len(chw), count, h, w)
+	}
+	out := make([]*imageio.RGB, count)
+	for i := range out {
+		var err error
+		if r == Unit {
+			out[i], err = imageio.FromCHW01(chw[i*per:(i+1)*per], w, h)
+		} else {
+			out[i], err = imageio.FromCHWSigned(chw[i*per:(i+1)*per], w, h)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("model: output image %d: %w", i, err)
+		}
+	}
+	return out, nil
+}

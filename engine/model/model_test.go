@@ -1,0 +1,264 @@
+package model
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/hirez-ml/hirez/engine/backend/ref"
+	"github.com/hirez-ml/hirez/engine/imageio"
+	"github.com/hirez-ml/hirez/engine/tensor"
+)
+
+var update = flag.Bool("update", false, "rewrite the counts table in docs/models.md")
+
+func TestPresetsPlanAtEverySide(t *testing.T) {
+	seen := map[string]bool{}
+	for _, p := range Presets() {
+		if seen[p.Name] || p.Reading == "" || len(p.Sides) == 0 {
+			t.Errorf("preset %q: duplicate or undocumented", p.Name)
+		}
+		seen[p.Name] = true
+		for _, s := range p.Sides {
+			c, err := p.Config(s)
+			if err != nil {
+				t.Errorf("%s at %d: %v", p.Name, s, err)
+				continue
+			}
+			// The config survives the trip through weights-file metadata.
+			back, err := ParseConfig(c.JSON())
+			if err != nil || back.JSON() != c.JSON() {
+				t.Errorf("%s: config JSON round trip: %v", p.Name, err)
+			}
+		}
+		if q, ok := Lookup(p.Name); !ok || q.Name != p.Name {
+			t.Errorf("Lookup(%q) failed", p.Name)
+		}
+	}
+}
+
+// The study's reading, checked on the plans rather than trusted to the table.
+func TestStudyReadings(t *testing.T) {
+	names := func(preset string, side int) map[string][]int {
+		c, err := ConfigFor(preset, side)
+		if err != nil {
+			t.Fatal(err)
+		}
+		steps, _ := c.Plan()
+		m := map[string][]int{}
+		for _, st := range steps {
+			for _, p := range st.Params {
+				m[p.Name] = p.Shape
+			}
+		}
+		return m
+	}
+	g := names("dcgan-g-study", 64)
+	if fmt.Sprint(g["fc.weight"]) != fmt.Sprint([]int{256 * 8 * 8, 100}) {
+		t.Errorf("G fc maps 100 → %v, want 256·(h/8)²", g["fc.weight"])
+	}
+	s := names("srcnn-study", 32)
+	for name, want := range map[string][]int{
+		"conv1.weight": {256, 3, 9, 9}, "conv1.bias": {256},
+		"conv2.weight": {128, 256, 3, 3}, "conv2.bias": {128},
+		"conv3.weight": {3, 128, 5, 5}, "conv3.bias": {3},
+	} {
+		if fmt.Sprint(s[name]) != fmt.Sprint(want) {
+			t.Errorf("srcnn-study %s = %v, want %v", name, s[name], want)
+		}
+	}
+	if len(s) != 6 {
+		t.Errorf("srcnn-study has %d tensors, want 6", len(s))
+	}
+	_, _, flops := mustCounts(t, "srcnn-study", 128)
+	if math.Abs(flops/1e9-48.07) > 0.01 {
+		t.Errorf("srcnn-study at 128→256: %.2f GFLOP, DESIGN.md says ≈ 48", flops/1e9)
+	}
+}
+
+func mustCounts(t *testing.T, preset string, side int) (int64, int64, float64) {
+	c, err := ConfigFor(preset, side)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, err := c.Plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Counts(steps)
+}
+
+func TestBuildRejects(t *testing.T) {
+	b := ref.New()
+	if _, err := Build("nope", b, Options{}); err == nil || !strings.Contains(err.Error(), "unknown preset") {
+		t.Errorf("unknown preset: %v", err)
+	}
+	if _, err := Build("dcgan-g-study", b, Options{Side: 12}); err == nil {
+		t.Error("side 12 is not divisible by 8, yet it built")
+	}
+	if _, err := Build("upsampler-study", b, Options{Side: 6}); err == nil {
+		t.Error("upsampler at side 6 cannot pool twice, yet it built")
+	}
+	n, err := Build("dcgan-d-study", b, Options{Side: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Free()
+	x, _ := tensor.New(b, 1, 3, 32, 32)
+	defer x.Free()
+	if _, err := n.Forward(x, 0); err == nil || !strings.Contains(err.Error(), "want [N [3 16 16]]") {
+		t.Errorf("wrong input size: %v", err)
+	}
+	if _, err := n.Generate(context.Background(), []uint64{1}); err == nil {
+		t.Error("a discriminator generated images")
+	}
+}
+
+func TestLatentIsPinned(t *testing.T) {
+	// These values are a contract: a seed names an image forever. Change them only
+	// with a new latent scheme and a note in docs/models.md.
+	want := []float32{0.72268486, 0.56256133, 0.6470203, 2.1949425, 1.1067641}
+	if got := Latent(42, 5); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Latent(42, 5) = %v, want %v", got, want)
+	}
+	z := Latent(7, 100000)
+	var mean, sq float64
+	for _, v := range z {
+		mean += float64(v)
+		sq += float64(v) * float64(v)
+	}
+	mean /= float64(len(z))
+	std := math.Sqrt(sq/float64(len(z)) - mean*mean)
+	if math.Abs(mean) > 0.02 || math.Abs(std-1) > 0.02 {
+		t.Errorf("latent mean %.3f std %.3f, want N(0, 1)", mean, std)
+	}
+}
+
+func TestGenerateIsDeterministic(t *testing.T) {
+	b := ref.New()
+	n, err := Build("dcgan-g-study", b, Options{Side: 16, Seed: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Free()
+	ctx := context.Background()
+	a, err := n.Generate(ctx, []uint64{1, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := n.Generate(ctx, []uint64{2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a[0].W != 16 || a[0].H != 16 {
+		t.Fatalf("image %d×%d", a[0].W, a[0].H)
+	}
+	if string(a[1].Pix) != string(c[0].Pix) {
+		t.Error("seed 2 alone and in a batch give different bytes")
+	}
+	if string(a[0].Pix) == string(a[1].Pix) {
+		t.Error("seeds 1 and 2 give the same image")
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := n.Generate(cctx, []uint64{1}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v", err)
+	}
+	if _, err := n.GenerateLatents(ctx, [][]float32{make([]float32, 99)}); err == nil {
+		t.Error("a 99-value latent was accepted")
+	}
+}
+
+func TestUpscaleBatchesBySize(t *testing.T) {
+	b := ref.New()
+	n, err := Build("espcn-x2", b, Options{Side: 8, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Free()
+	mk := func(w, h int, v uint8) *imageio.RGB {
+		img := imageio.NewRGB(w, h)
+		for i := range img.Pix {
+			img.Pix[i] = v + uint8(i%7)
+		}
+		return img
+	}
+	in := []*imageio.RGB{mk(8, 8, 10), mk(8, 8, 100), mk(5, 3, 50), mk(8, 8, 10)}
+	out, err := n.Upscale(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range out {
+		if o.W != 2*in[i].W || o.H != 2*in[i].H {
+			t.Errorf("image %d: %d×%d from %d×%d", i, o.W, o.H, in[i].W, in[i].H)
+		}
+	}
+	if string(out[0].Pix) != string(out[3].Pix) {
+		t.Error("the same image upscaled differently in another batch")
+	}
+	if _, err := n.Upscale(context.Background(), []*imageio.RGB{{W: 2, H: 2}}); err == nil {
+		t.Error("an image without pixels was accepted")
+	}
+}
+
+// TestCountsTable keeps the table in docs/models.md equal to what the configs
+// give; run with -update to rewrite it.
+func TestCountsTable(t *testing.T) {
+	var sb strings.Builder
+	sb.WriteString("| preset | side (in → out) | parameters | BN buffers | GFLOP / image |\n|---|---|---:|---:|---:|\n")
+	for _, p := range Presets() {
+		for _, s := range p.Sides {
+			params, bufs, flops := mustCounts(t, p.Name, s)
+			c, _ := ConfigFor(p.Name, s)
+			io := fmt.Sprintf("%d² → %d²", s, c.OutputShape()[len(c.OutputShape())-1])
+			switch c.Role {
+			case Generator:
+				io = fmt.Sprintf("z%d → %d²", c.Latent, s)
+			case Discriminator:
+				io = fmt.Sprintf("%d² → 1", s)
+			}
+			fmt.Fprintf(&sb, "| %s | %s | %s | %d | %.3f |\n", p.Name, io, group(params), bufs, flops/1e9)
+		}
+	}
+	table := sb.String()
+	const path = "../../docs/models.md"
+	const begin, end = "<!-- counts:begin -->\n", "<!-- counts:end -->"
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		t.Skipf("no %s: %v", path, err)
+	}
+	i, j := strings.Index(string(doc), begin), strings.Index(string(doc), end)
+	if i < 0 || j < i {
+		t.Fatalf("%s has no counts markers", path)
+	}
+	cur := string(doc[i+len(begin) : j])
+	if cur == table {
+		return
+	}
+	if *update {
+		out := string(doc[:i+len(begin)]) + table + string(doc[j:])
+		if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Errorf("%s is out of date; run go test ./model -run TestCountsTable -update\n%s", path, table)
+}
+
+// group writes 1234567 as 1 234 567.
+func group(v int64) string {
+	s := fmt.Sprint(v)
+	var out []byte
+	for i := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ' ')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
