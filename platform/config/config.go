@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,8 +52,12 @@ func Register(fs *flag.FlagSet, grpcAddr string) *Server {
 	c := Defaults(grpcAddr)
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC listen address")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "Prometheus /metrics listen address; empty disables")
-	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json (production) or console (development)")
-	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
+	// Choices are checked as they are set, so a bad value fails parsing with
+	// the flag's (or the variable's) name in the error.
+	fs.Var(&choice{p: &c.LogFormat, allowed: []string{log.FormatJSON, log.FormatConsole}},
+		"log-format", "log format: json (production) or console (development)")
+	fs.Var(&choice{p: &c.LogLevel, allowed: []string{"debug", "info", "warn", "error"}},
+		"log-level", "log level: debug, info, warn, error")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "serve TLS with this PEM certificate (needs --tls-key)")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key for --tls-cert")
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "require client certificates signed by this PEM CA (mTLS)")
@@ -61,7 +66,29 @@ func Register(fs *flag.FlagSet, grpcAddr string) *Server {
 	return &c
 }
 
-// Validate checks values that flag parsing alone cannot; errors name the flag.
+// choice is a string flag limited to a set of values.
+type choice struct {
+	p       *string
+	allowed []string
+}
+
+func (c *choice) String() string {
+	if c == nil || c.p == nil {
+		return ""
+	}
+	return *c.p
+}
+
+func (c *choice) Set(v string) error {
+	if !slices.Contains(c.allowed, v) {
+		return fmt.Errorf("want one of %s", strings.Join(c.allowed, ", "))
+	}
+	*c.p = v
+	return nil
+}
+
+// Validate checks values that flag parsing alone cannot; errors name the flag
+// and its variable. The error is a *UsageError. server.New calls it.
 func (c *Server) Validate() error {
 	var errs []error
 	if c.LogFormat != log.FormatJSON && c.LogFormat != log.FormatConsole {
@@ -88,7 +115,10 @@ func (c *Server) Validate() error {
 	if c.DrainDelay < 0 {
 		errs = append(errs, fmt.Errorf("--drain-delay (%s): must not be negative", EnvName("drain-delay")))
 	}
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return &UsageError{Err: errors.Join(errs...)}
+	}
+	return nil
 }
 
 // EnvName returns the environment variable that backs the flag name, e.g.
@@ -122,14 +152,30 @@ func ApplyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 }
 
 // Parse parses args into fs, then fills unset flags from the process
-// environment (ApplyEnv with os.LookupEnv). Errors from the command line are
-// returned as fs reports them (flag.ErrHelp for -h).
+// environment (ApplyEnv with os.LookupEnv). It returns flag.ErrHelp for -h and
+// a *UsageError for a bad flag, a bad environment value or stray arguments.
+// Give fs flag.ContinueOnError so that errors come back here.
 func Parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &UsageError{Err: err}
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %q", fs.Args())
+		return &UsageError{Err: fmt.Errorf("unexpected arguments: %q", fs.Args())}
 	}
-	return ApplyEnv(fs, os.LookupEnv)
+	if err := ApplyEnv(fs, os.LookupEnv); err != nil {
+		return &UsageError{Err: err}
+	}
+	return nil
 }
+
+// UsageError is a mistake in the command line or environment; platform.Main
+// exits with status 2 for it, as the flag package does.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *UsageError) Unwrap() error { return e.Err }

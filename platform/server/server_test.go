@@ -1,0 +1,501 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/hirez-ml/hirez/platform/client"
+	"github.com/hirez-ml/hirez/platform/config"
+	"github.com/hirez-ml/hirez/platform/fault"
+	"github.com/hirez-ml/hirez/platform/internal/testpki"
+	"github.com/hirez-ml/hirez/platform/rpcerr"
+	"github.com/hirez-ml/hirez/platform/server"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const testService = "grpc.testing.TestService"
+
+// testServer answers by the request's ResponseStatus message: "panic" panics,
+// "invalid" returns a fault; otherwise it echoes its name. Its stream sends one
+// message, then waits for release (or the RPC's end) and sends another.
+type testServer struct {
+	testpb.UnimplementedTestServiceServer
+	name    string
+	started chan struct{} // receives when a stream has sent its first message
+	release chan struct{} // closed to let streams finish
+}
+
+func newTestServer(name string) *testServer {
+	return &testServer{name: name, started: make(chan struct{}, 16), release: make(chan struct{})}
+}
+
+func (s *testServer) UnaryCall(_ context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	switch req.GetResponseStatus().GetMessage() {
+	case "panic":
+		panic("handler bug")
+	case "invalid":
+		return nil, fault.Invalid("seed must be positive")
+	}
+	return &testpb.SimpleResponse{Username: s.name}, nil
+}
+
+func (s *testServer) StreamingOutputCall(_ *testpb.StreamingOutputCallRequest, stream testpb.TestService_StreamingOutputCallServer) error {
+	if err := stream.Send(&testpb.StreamingOutputCallResponse{}); err != nil {
+		return err
+	}
+	s.started <- struct{}{}
+	select {
+	case <-s.release:
+	case <-stream.Context().Done():
+		return stream.Context().Err()
+	}
+	return stream.Send(&testpb.StreamingOutputCallResponse{})
+}
+
+type harness struct {
+	srv    *server.Server
+	impl   *testServer
+	conn   *grpc.ClientConn
+	cancel context.CancelFunc
+	done   chan error // Run's result
+}
+
+// stop cancels Run and returns its error; idempotent through t.Cleanup.
+func (h *harness) stop(t *testing.T) error {
+	t.Helper()
+	h.cancel()
+	select {
+	case err := <-h.done:
+		h.done <- err
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+		return nil
+	}
+}
+
+// start runs a server on a bufconn listener with the test service registered
+// and returns a connection to it made by client.Dial.
+func start(t *testing.T, cfg config.Server, logger *zap.Logger, opts ...server.Option) *harness {
+	t.Helper()
+	lis := bufconn.Listen(1 << 20)
+	srv, err := server.New(cfg, logger, append([]server.Option{server.WithListener(lis)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	impl := newTestServer("bufnet")
+	testpb.RegisterTestServiceServer(srv, impl)
+	conn, err := client.Dial("passthrough:///bufnet", client.WithDialOptions(
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) })))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &harness{srv: srv, impl: impl, conn: conn, cancel: cancel, done: make(chan error, 1)}
+	go func() { h.done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		_ = conn.Close()
+		_ = h.stop(t)
+	})
+	return h
+}
+
+func testConfig() config.Server {
+	c := config.Defaults("127.0.0.1:0")
+	c.MetricsAddr = ""
+	c.ShutdownTimeout = 5 * time.Second
+	return c
+}
+
+func TestHealth(t *testing.T) {
+	h := start(t, testConfig(), zaptest.NewLogger(t), server.WithModelServices(testService))
+	hc := healthpb.NewHealthClient(h.conn)
+	check := func(svc string) healthpb.HealthCheckResponse_ServingStatus {
+		t.Helper()
+		resp, err := hc.Check(t.Context(), &healthpb.HealthCheckRequest{Service: svc})
+		if err != nil {
+			t.Fatalf("Check(%q): %v", svc, err)
+		}
+		return resp.GetStatus()
+	}
+	tests := []struct {
+		name    string
+		set     *bool
+		overall healthpb.HealthCheckResponse_ServingStatus
+		svc     healthpb.HealthCheckResponse_ServingStatus
+	}{
+		{"before the model", nil, healthpb.HealthCheckResponse_NOT_SERVING, healthpb.HealthCheckResponse_NOT_SERVING},
+		{"model loaded", new(true), healthpb.HealthCheckResponse_SERVING, healthpb.HealthCheckResponse_SERVING},
+		{"model lost", new(false), healthpb.HealthCheckResponse_NOT_SERVING, healthpb.HealthCheckResponse_NOT_SERVING},
+		{"model back", new(true), healthpb.HealthCheckResponse_SERVING, healthpb.HealthCheckResponse_SERVING},
+	}
+	for _, tt := range tests {
+		if tt.set != nil {
+			h.srv.SetServing(testService, *tt.set)
+		}
+		if got := check(""); got != tt.overall {
+			t.Errorf("%s: overall %v, want %v", tt.name, got, tt.overall)
+		}
+		if got := check(testService); got != tt.svc {
+			t.Errorf("%s: %s %v, want %v", tt.name, testService, got, tt.svc)
+		}
+	}
+	// Services that need no model serve from the start.
+	if got := check("grpc.health.v1.Health"); got != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("health service: %v", got)
+	}
+	if _, err := hc.Check(t.Context(), &healthpb.HealthCheckRequest{Service: "nope"}); status.Code(err) != codes.NotFound {
+		t.Errorf("unknown service: %v, want NotFound", err)
+	}
+}
+
+func TestReflection(t *testing.T) {
+	h := start(t, testConfig(), zaptest.NewLogger(t))
+	stream, err := reflectionpb.NewServerReflectionClient(h.conn).ServerReflectionInfo(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = stream.Send(&reflectionpb.ServerReflectionRequest{
+		MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, s := range resp.GetListServicesResponse().GetService() {
+		got[s.GetName()] = true
+	}
+	for _, want := range []string{testService, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"} {
+		if !got[want] {
+			t.Errorf("reflection does not list %s (got %v)", want, got)
+		}
+	}
+}
+
+func TestErrorsAndPanics(t *testing.T) {
+	core, logs := observer.New(zap.DebugLevel)
+	h := start(t, testConfig(), zap.New(core))
+	tc := testpb.NewTestServiceClient(h.conn)
+	tests := []struct {
+		msg    string
+		code   codes.Code
+		reason string
+	}{
+		{"", codes.OK, ""},
+		{"panic", codes.Internal, ""},
+		{"invalid", codes.InvalidArgument, "INVALID_ARGUMENT"},
+		{"", codes.OK, ""}, // still serving after the panic
+	}
+	for _, tt := range tests {
+		_, err := tc.UnaryCall(t.Context(), &testpb.SimpleRequest{ResponseStatus: &testpb.EchoStatus{Message: tt.msg}})
+		if got := status.Code(err); got != tt.code {
+			t.Errorf("%q: code %v, want %v (%v)", tt.msg, got, tt.code, err)
+		}
+		if got := rpcerr.Reason(err); got != tt.reason {
+			t.Errorf("%q: reason %q, want %q", tt.msg, got, tt.reason)
+		}
+	}
+	if err := h.stop(t); err != nil {
+		t.Fatal(err)
+	}
+
+	rpcs := logs.FilterMessage("rpc").FilterField(zap.String("grpc.method", "/grpc.testing.TestService/UnaryCall")).All()
+	if len(rpcs) != len(tests) {
+		t.Fatalf("%d rpc log lines, want one per RPC (%d)", len(rpcs), len(tests))
+	}
+	p := rpcs[1]
+	fields := p.ContextMap()
+	if p.Level != zap.ErrorLevel || fields["grpc.code"] != "Internal" || fields["panic"] != "handler bug" ||
+		!strings.Contains(fields["stack"].(string), "UnaryCall") || fields["peer.address"] == nil || fields["duration"] == nil {
+		t.Errorf("panic log line: %v %v", p.Level, fields)
+	}
+	if inv := rpcs[2].ContextMap(); rpcs[2].Level != zap.InfoLevel || inv["grpc.code"] != "InvalidArgument" || inv["error"] != "seed must be positive" {
+		t.Errorf("invalid log line: %v %v", rpcs[2].Level, inv)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	mlis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := start(t, testConfig(), zaptest.NewLogger(t), server.WithMetricsListener(mlis))
+	tc := testpb.NewTestServiceClient(h.conn)
+	if _, err := tc.UnaryCall(t.Context(), &testpb.SimpleRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = tc.UnaryCall(t.Context(), &testpb.SimpleRequest{ResponseStatus: &testpb.EchoStatus{Message: "invalid"}})
+
+	get := func(path string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+mlis.Addr().String()+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, string(b)
+	}
+	code, body := get("/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, want := range []string{
+		`grpc_server_handled_total{grpc_code="OK",grpc_method="UnaryCall",grpc_service="grpc.testing.TestService",grpc_type="unary"} 1`,
+		`grpc_server_handled_total{grpc_code="InvalidArgument",grpc_method="UnaryCall",grpc_service="grpc.testing.TestService",grpc_type="unary"} 1`,
+		`grpc_server_handling_seconds_count{grpc_method="UnaryCall",grpc_service="grpc.testing.TestService",grpc_type="unary"} 2`,
+		`grpc_server_in_flight_requests{grpc_method="UnaryCall",grpc_service="grpc.testing.TestService",grpc_type="unary"} 0`,
+		"go_goroutines",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if code, _ := get("/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz: %d", code)
+	}
+	if code, _ := get("/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz: %d", code)
+	}
+	http.DefaultClient.CloseIdleConnections()
+}
+
+func TestTLS(t *testing.T) {
+	pki := testpki.New(t)
+	tests := []struct {
+		name     string
+		clientCA string
+		creds    *client.TLS // nil: plaintext
+		ok       bool
+	}{
+		{"tls", "", &client.TLS{CA: pki.CA}, true},
+		{"tls, client trusts another CA", "", &client.TLS{CA: pki.OtherCA}, false},
+		{"tls, plaintext client", "", nil, false},
+		{"mtls", pki.CA, &client.TLS{CA: pki.CA, Cert: pki.ClientCert, Key: pki.ClientKey}, true},
+		{"mtls, client without certificate", pki.CA, &client.TLS{CA: pki.CA}, false},
+		{"mtls, client cert from another CA", pki.OtherCA, &client.TLS{CA: pki.CA, Cert: pki.ClientCert, Key: pki.ClientKey}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := testConfig()
+			cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA = pki.ServerCert, pki.ServerKey, tt.clientCA
+			srv, err := server.New(cfg, zaptest.NewLogger(t), server.WithListener(lis))
+			if err != nil {
+				t.Fatal(err)
+			}
+			testpb.RegisterTestServiceServer(srv, newTestServer("tls"))
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			go func() { done <- srv.Run(ctx) }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Error(err)
+				}
+			}()
+
+			var opts []client.Option
+			if tt.creds != nil {
+				opts = append(opts, client.WithTLS(*tt.creds))
+			}
+			conn, err := client.Dial(lis.Addr().String(), opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			callCtx, callCancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer callCancel()
+			resp, err := testpb.NewTestServiceClient(conn).UnaryCall(callCtx, &testpb.SimpleRequest{})
+			if tt.ok && (err != nil || resp.GetUsername() != "tls") {
+				t.Fatalf("call failed: %v", err)
+			}
+			if !tt.ok && status.Code(err) != codes.Unavailable {
+				t.Fatalf("call: %v, want Unavailable (refused handshake)", err)
+			}
+		})
+	}
+}
+
+func TestGracefulShutdown(t *testing.T) {
+	tests := []struct {
+		name     string
+		timeout  time.Duration
+		release  bool // let the in-flight stream finish
+		wantCode codes.Code
+	}{
+		{"in-flight stream finishes within the deadline", 5 * time.Second, true, codes.OK},
+		{"stream cut at the deadline", 200 * time.Millisecond, false, codes.Unavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.ShutdownTimeout = tt.timeout
+			h := start(t, cfg, zaptest.NewLogger(t))
+			stream, err := testpb.NewTestServiceClient(h.conn).StreamingOutputCall(t.Context(), &testpb.StreamingOutputCallRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := stream.Recv(); err != nil {
+				t.Fatal(err)
+			}
+			<-h.impl.started
+
+			began := time.Now()
+			h.cancel()
+			// Draining: health says NOT_SERVING before the stream is done.
+			waitFor(t, func() bool {
+				resp, err := healthpb.NewHealthClient(h.conn).Check(t.Context(), &healthpb.HealthCheckRequest{})
+				return err != nil || resp.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING
+			})
+			if tt.release {
+				close(h.impl.release)
+			}
+			var code codes.Code
+			for {
+				if _, err := stream.Recv(); err != nil {
+					if !errors.Is(err, io.EOF) {
+						code = status.Code(err)
+					}
+					break
+				}
+			}
+			if err := h.stop(t); err != nil {
+				t.Fatal(err)
+			}
+			took := time.Since(began)
+			if code != tt.wantCode {
+				t.Errorf("stream ended with %v, want %v", code, tt.wantCode)
+			}
+			if !tt.release && (took < tt.timeout || took > tt.timeout+3*time.Second) {
+				t.Errorf("hard stop after %v, want about %v", took, tt.timeout)
+			}
+			if tt.release && took > 3*time.Second {
+				t.Errorf("graceful stop took %v", took)
+			}
+		})
+	}
+}
+
+// A health Watch stream (a monitoring client, grpc-go's client-side health
+// check) lasts as long as the server; draining must end it rather than let it
+// hold GracefulStop to its deadline.
+func TestShutdownEndsHealthWatch(t *testing.T) {
+	cfg := testConfig()
+	cfg.ShutdownTimeout = 10 * time.Second
+	h := start(t, cfg, zaptest.NewLogger(t))
+	watch, err := healthpb.NewHealthClient(h.conn).Watch(t.Context(), &healthpb.HealthCheckRequest{Service: testService})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := watch.Recv(); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("first watch update: %v, %v", resp, err)
+	}
+	began := time.Now()
+	h.cancel()
+	var last healthpb.HealthCheckResponse_ServingStatus
+	for {
+		resp, err := watch.Recv()
+		if err != nil {
+			if status.Code(err) != codes.Unavailable {
+				t.Errorf("watch ended with %v, want Unavailable", err)
+			}
+			break
+		}
+		last = resp.GetStatus()
+	}
+	if last != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("last watch update %v, want NOT_SERVING before the end", last)
+	}
+	if err := h.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(began); took > 3*time.Second {
+		t.Errorf("shutdown took %v: health Watch held GracefulStop", took)
+	}
+}
+
+func TestTaskFailureStopsServer(t *testing.T) {
+	lis := bufconn.Listen(1 << 16)
+	srv, err := server.New(testConfig(), zaptest.NewLogger(t), server.WithListener(lis))
+	if err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("model watcher died")
+	var wg sync.WaitGroup
+	wg.Add(1)
+	srv.Go(func(ctx context.Context) error {
+		defer wg.Done()
+		<-ctx.Done() // a well-behaved task: ends when cancelled
+		return ctx.Err()
+	})
+	srv.Go(func(context.Context) error { return boom })
+	if err := srv.Run(t.Context()); !errors.Is(err, boom) {
+		t.Fatalf("Run = %v, want %v", err, boom)
+	}
+	wg.Wait()
+	if err := srv.Run(t.Context()); err == nil {
+		t.Error("second Run succeeded")
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	cfg := testConfig()
+	cfg.TLSCert = "cert.pem" // without a key
+	if _, err := server.New(cfg, zaptest.NewLogger(t)); err == nil || !strings.Contains(err.Error(), "--tls-key") {
+		t.Errorf("New: %v, want an error naming --tls-key", err)
+	}
+	cfg = testConfig()
+	cfg.TLSCert, cfg.TLSKey = "/nonexistent/cert.pem", "/nonexistent/key.pem"
+	if _, err := server.New(cfg, zaptest.NewLogger(t)); err == nil {
+		t.Error("New with missing TLS files succeeded")
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in time")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
