@@ -62,5 +62,17 @@ up: build ## run the stack in the foreground until Ctrl-C
 experiment: ## the study's three pipelines compared (QUICK=1 for the short run)
 	@scripts/experiment.sh
 
+.PHONY: images
+images: ## build the container images (lint only when no Docker engine is reachable)
+	@scripts/images.sh
+
+.PHONY: k8s
+k8s: ## render a Kubernetes overlay (OVERLAY=overlays/dev|overlays/prod, relative to k8s/)
+	@cd k8s && go run ./cmd/render $(or $(OVERLAY),overlays/dev)
+
+.PHONY: k8s-validate
+k8s-validate: ## build every overlay, check the policy, lint the Dockerfiles
+	@cd k8s && go run ./cmd/render -check overlays/dev overlays/prod && go test -count=1 ./...
+
 .PHONY: ci
 ci: deps checkgenerate lint test ## what .ci/run does
