@@ -2,4 +2,4 @@ module github.com/hirez-ml/hirez/engine
 
 go 1.26.0
 
-require golang.org/x/image v0.48.0 // indirect
+require golang.org/x/image v0.48.0

@@ -1,0 +1,67 @@
+// Command prepare turns the packages fetched by scripts/data.sh into the training
+// and evaluation folders under data/ (see docs/data.md):
+//
+//	prepare -noto FONT.ttf -fluent ASSETS_DIR -photos SKIMAGE_DATA_DIR -out data
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"time"
+
+	"github.com/hirez-ml/hirez/engine/dataset/prepare"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "prepare:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var (
+		noto          = flag.String("noto", "", "NotoColorEmoji.ttf (empty: skip)")
+		notoVersion   = flag.String("noto-version", "", "Debian version of fonts-noto-color-emoji, recorded in the PNGs")
+		fluent        = flag.String("fluent", "", "folder of the Fluent 3D .webp files (empty: skip)")
+		fluentVersion = flag.String("fluent-version", "", "npm version of @lobehub/fluent-emoji-3d")
+		photos        = flag.String("photos", "", "skimage/data folder (empty: skip)")
+		photosVersion = flag.String("photos-version", "", "Debian version of python3-skimage")
+		out           = flag.String("out", "data", "output root")
+	)
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+
+	steps := []struct {
+		src  string
+		name string
+		do   func() (prepare.Report, error)
+	}{
+		{*noto, "noto128", func() (prepare.Report, error) {
+			return prepare.Noto(ctx, *noto, filepath.Join(*out, "noto128"), *notoVersion)
+		}},
+		{*fluent, "fluent256", func() (prepare.Report, error) {
+			return prepare.Fluent(ctx, *fluent, filepath.Join(*out, "fluent256"), *fluentVersion)
+		}},
+		{*photos, "photos", func() (prepare.Report, error) {
+			return prepare.Photos(ctx, *photos, filepath.Join(*out, "photos"), *photosVersion, prepare.PhotoNames)
+		}},
+	}
+	for _, s := range steps {
+		if s.src == "" {
+			continue
+		}
+		start := time.Now()
+		rep, err := s.do()
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s  (%s → %s, %.1fs)\n", rep, s.src, filepath.Join(*out, s.name), time.Since(start).Seconds())
+	}
+	return nil
+}
