@@ -1,0 +1,181 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hirez-ml/hirez/engine/imageio"
+)
+
+// writeImages writes n seeded size×size PNGs of coloured discs into dir.
+func writeImages(t testing.TB, dir string, n, size int) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, uint64(size)))
+	for i := range n {
+		img := imageio.NewRGB(size, size)
+		cx, cy := rng.Float64()*float64(size), rng.Float64()*float64(size)
+		rad := (0.2 + 0.3*rng.Float64()) * float64(size)
+		col := [3]uint8{uint8(rng.IntN(256)), uint8(rng.IntN(256)), uint8(rng.IntN(256))}
+		for y := range size {
+			for x := range size {
+				if math.Hypot(float64(x)-cx, float64(y)-cy) < rad {
+					img.Set(x, y, col[0], col[1], col[2])
+				} else {
+					img.Set(x, y, 240, 240, 240)
+				}
+			}
+		}
+		if err := imageio.WritePNGFile(filepath.Join(dir, fmt.Sprintf("img%03d.png", i)), img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func hirez(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var o, e bytes.Buffer
+	code = Main(context.Background(), Env{Stdout: &o, Stderr: &e}, args)
+	return code, o.String(), e.String()
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, ExitUsage, "usage: hirez"},
+		{[]string{"help"}, ExitOK, "commands:"},
+		{[]string{"frobnicate"}, ExitUsage, `unknown command "frobnicate"`},
+		{[]string{"upscale"}, ExitUsage, "--model, --in and --out are required"},
+		{[]string{"upscale", "--bogus"}, ExitUsage, "flag provided but not defined"},
+		{[]string{"upscale", "-h"}, ExitOK, "usage: hirez upscale"},
+		{[]string{"train-local", "--data", "x", "--out", "y", "--steps", "1"}, ExitUsage, "--kind is required"},
+		{[]string{"train-local", "--kind", "gan", "--data", "/nonexistent", "--out", "y", "--steps", "1"}, ExitUsage, "make data"},
+		{[]string{"train-local", "--kind", "gan", "--data", ".", "--out", "y"}, ExitUsage, "set --steps"},
+		{[]string{"eval"}, ExitUsage, "eval sr"},
+		{[]string{"eval", "fid"}, ExitUsage, `unknown evaluation "fid"`},
+		{[]string{"eval", "sr", "--model", "/nonexistent.safetensors", "--data", "."}, ExitFailure, "nonexistent"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, _, stderr := hirez(t, tc.args...)
+			if code != tc.code || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr, tc.code, tc.want)
+			}
+		})
+	}
+}
+
+// TestTrainUpscaleEval trains a tiny SR net and a tiny DCGAN through the command
+// line, then upscales a folder and evaluates both.
+func TestTrainUpscaleEval(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains real presets")
+	}
+	tmp := t.TempDir()
+	data := writeImages(t, filepath.Join(tmp, "data"), 12, 32)
+	run := filepath.Join(tmp, "run")
+	code, out, errs := hirez(t, "train-local", "--kind", "sr", "--preset", "espcn-x2", "--data", data, "--out", run,
+		"--steps", "3", "--patch", "16", "--batch", "8", "--backend", "ref", "--sample-every", "2")
+	if code != 0 {
+		t.Fatalf("train-local sr: %d %s %s", code, out, errs)
+	}
+	weights := filepath.Join(run, "sr.safetensors")
+	if !strings.Contains(out, "sr step 3/3") || !strings.Contains(out, weights) {
+		t.Errorf("output %q", out)
+	}
+	for _, f := range []string{"checkpoint.safetensors", "samples/step-0000002.png", "samples/final.png"} {
+		if _, err := os.Stat(filepath.Join(run, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	code, out, errs = hirez(t, "train-local", "--kind", "sr", "--preset", "espcn-x2", "--data", data, "--out", run,
+		"--steps", "4", "--patch", "16", "--batch", "8", "--backend", "ref", "--resume")
+	if code != 0 || !strings.Contains(out, "trained 4 steps") {
+		t.Fatalf("resume: %d %s %s", code, out, errs)
+	}
+
+	upOut := filepath.Join(tmp, "up")
+	code, out, errs = hirez(t, "upscale", "--model", weights, "--in", data, "--out", upOut, "--scale", "4", "--backend", "ref")
+	if code != 0 {
+		t.Fatalf("upscale: %d %s %s", code, out, errs)
+	}
+	f, err := os.Open(filepath.Join(upOut, "img000.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := imageio.ReadText(f)
+	f.Close()
+	if err != nil || len(text) < 3 || text[0].Value != "espcn-x2" || !strings.HasPrefix(text[1].Value, "sha256:") {
+		t.Errorf("tEXt %v %v", text, err)
+	}
+	img, err := imageio.DecodeFile(filepath.Join(upOut, "img000.png"), imageio.DefaultLimits)
+	if err != nil || img.W != 128 {
+		t.Fatalf("upscaled %v %v", img, err)
+	}
+
+	code, out, errs = hirez(t, "eval", "sr", "--model", weights, "--data", data, "--backend", "ref")
+	if code != 0 || !strings.Contains(out, "**mean of 12**") || !strings.Contains(out, "img011.png") {
+		t.Fatalf("eval sr: %d %s %s", code, out, errs)
+	}
+
+	grun := filepath.Join(tmp, "gan")
+	code, out, errs = hirez(t, "train-local", "--kind", "gan", "--side", "16", "--data", data, "--out", grun,
+		"--steps", "2", "--batch", "4", "--backend", "ref")
+	if code != 0 {
+		t.Fatalf("train-local gan: %d %s %s", code, out, errs)
+	}
+	grid := filepath.Join(tmp, "grid.png")
+	code, out, errs = hirez(t, "eval", "gan", "--model", filepath.Join(grun, "generator.safetensors"), "--data", data,
+		"--n", "4", "--grid", grid, "--backend", "ref")
+	if code != 0 || !strings.Contains(out, "floor (real vs real)") || !strings.Contains(out, "4 images per set") {
+		t.Fatalf("eval gan: %d %s %s", code, out, errs)
+	}
+	if _, err := os.Stat(grid); err != nil {
+		t.Error(err)
+	}
+	// an upscaler where a generator belongs is a usage error
+	if code, _, errs := hirez(t, "eval", "gan", "--model", weights, "--data", data, "--backend", "ref"); code != ExitUsage {
+		t.Errorf("eval gan on an upscaler: %d %s", code, errs)
+	}
+}
+
+// TestExperimentQuick runs the experiment's whole path (three approaches, both parts,
+// scoring, grids, report) at 8 → 16 px on generated images with one step per stage.
+func TestExperimentQuick(t *testing.T) {
+	tmp := t.TempDir()
+	data := writeImages(t, filepath.Join(tmp, "train"), 8, 32)
+	held := writeImages(t, filepath.Join(tmp, "heldout"), 8, 32)
+	report := filepath.Join(tmp, "docs", "experiment.md")
+	code, out, errs := hirez(t, "experiment", "--gan-data", data, "--heldout", held, "--side", "8", "--batch", "4",
+		"--epochs", "0.01", "--budget", "1ns", "--sr-patch", "16", "--n", "4", "--sr-eval", "2", "--work", filepath.Join(tmp, "work"),
+		"--grids", filepath.Join(tmp, "docs", "experiment"), "--report", report)
+	if code != 0 {
+		t.Fatalf("experiment: %d\n%s\n%s", code, out, errs)
+	}
+	md, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"## Equal epochs", "## Equal wall-clock budget", "a: single DCGAN", "b: multi-stage GAN", "c: DCGAN + SR", "vs bicubic", "](experiment/epochs-a.png)"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	for _, g := range []string{"epochs-a.png", "epochs-b.png", "epochs-c.png", "budget-c.png"} {
+		if _, err := os.Stat(filepath.Join(tmp, "docs", "experiment", g)); err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -1,0 +1,175 @@
+package app
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/imageio"
+	"github.com/hirez-ml/hirez/engine/train"
+)
+
+func trainLocalCommand() Command {
+	return Command{
+		Name:    "train-local",
+		Summary: "train a DCGAN, an Up Sampler or an SR model on this machine",
+		Run:     runTrainLocal,
+	}
+}
+
+// trainFlags are the flags train-local shares with the commands that train.
+type trainFlags struct {
+	backend, recipe, loss     string
+	lrG, lrD, smooth, ema, lr float64
+	batch, patch              int
+	contentWeight             float64
+	threads                   int
+	set                       map[string]bool
+}
+
+func (t *trainFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&t.backend, "backend", "", "backend: "+strings.Join(backends.Names(), ", ")+" (default "+backends.Default()+")")
+	fs.IntVar(&t.threads, "threads", 0, "CPU threads for the cpu backend (0 = all)")
+	fs.StringVar(&t.recipe, "recipe", "stable", "GAN recipe: study (DCGAN paper, no stabilisers) or stable (TTUR, label smoothing, EMA)")
+	fs.StringVar(&t.loss, "loss", "", "GAN loss: bce or hinge (default: the recipe's)")
+	fs.Float64Var(&t.lrG, "lr-g", 0, "G's Adam learning rate (default: the recipe's)")
+	fs.Float64Var(&t.lrD, "lr-d", 0, "D's Adam learning rate (default: the recipe's)")
+	fs.Float64Var(&t.smooth, "smooth", 0, "one-sided label smoothing for D's real target (default: the recipe's)")
+	fs.Float64Var(&t.ema, "ema", 0, "EMA decay of G, 0 = off (default: the recipe's)")
+	fs.IntVar(&t.batch, "batch", 0, "batch size (default 64 for GANs, 32 for SR)")
+	fs.Float64Var(&t.contentWeight, "content-weight", 10, "multistage: weight of the MSE content term (0 = adversarial only)")
+	fs.IntVar(&t.patch, "patch", 48, "sr: HR patch side")
+	fs.Float64Var(&t.lr, "lr", 1e-3, "sr: Adam learning rate")
+}
+
+func (t *trainFlags) gan() (train.Recipe, error) {
+	var r train.Recipe
+	switch t.recipe {
+	case "study":
+		r = train.DefaultRecipe()
+	case "stable":
+		r = train.StableRecipe()
+	default:
+		return r, usagef("--recipe %q: want study or stable", t.recipe)
+	}
+	if t.set["loss"] {
+		r.Loss = train.Loss(t.loss)
+	}
+	if t.set["lr-g"] {
+		r.LRG = float32(t.lrG)
+	}
+	if t.set["lr-d"] {
+		r.LRD = float32(t.lrD)
+	}
+	if t.set["smooth"] {
+		r.LabelSmoothing = float32(t.smooth)
+	}
+	if t.set["ema"] {
+		r.EMADecay = float32(t.ema)
+	}
+	if t.batch > 0 {
+		r.Batch = t.batch
+	}
+	return r, nil
+}
+
+func runTrainLocal(ctx context.Context, env Env, args []string) error {
+	fs := newFlags(env, "train-local", "--kind gan|multistage|sr --data DIR --out DIR (--steps N | --epochs N | --budget D) [flags]")
+	kind := fs.String("kind", "", "what to train: gan (DCGAN), multistage (Up Sampler h→2h) or sr (super-resolution, MSE)")
+	preset := fs.String("preset", "", "network preset (defaults: dcgan-g-stable, upsampler-study, srcnn-classic)")
+	disc := fs.String("disc", "", "discriminator preset for gan/multistage (default dcgan-d-stable)")
+	side := fs.Int("side", 32, "gan: image side h; multistage: input side h (output 2h)")
+	data := fs.String("data", "", "folder of training images")
+	out := fs.String("out", "", "run folder: checkpoint, weights, sample grids")
+	name := fs.String("name", "", "file name of the weights (default generator, upsampler or sr)")
+	steps := fs.Int("steps", 0, "stop after this many steps")
+	epochs := fs.Int("epochs", 0, "stop after this many epochs")
+	budget := fs.Duration("budget", 0, "stop after this much training time (e.g. 15m)")
+	resume := fs.Bool("resume", false, "continue from the checkpoint in --out")
+	seed := fs.Uint64("seed", 1, "seed of weights, latents, shuffling")
+	sampleEvery := fs.Int("sample-every", 500, "steps between sample grids (0 = only the final one)")
+	ckptEvery := fs.Int("checkpoint-every", 500, "steps between checkpoints (0 = only at the end)")
+	var tf trainFlags
+	tf.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	tf.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { tf.set[f.Name] = true })
+	switch {
+	case *kind == "":
+		return usagef("--kind is required (gan, multistage or sr)")
+	case *data == "":
+		return usagef("--data is required (a folder of images, e.g. data/noto128/train)")
+	case *out == "":
+		return usagef("--out is required (a folder for the checkpoint and weights)")
+	case *steps == 0 && *epochs == 0 && *budget == 0:
+		return usagef("set --steps, --epochs or --budget")
+	}
+	if _, err := os.Stat(*data); err != nil {
+		return usagef("--data: %v (run 'make data' to fetch the datasets)", err)
+	}
+	b, err := backends.OpenWith(tf.backend, backends.Options{Threads: tf.threads})
+	if err != nil {
+		return usagef("%v", err)
+	}
+	defer b.Close()
+	pr := newProgress(env.Stdout, *kind)
+	samples := filepath.Join(*out, "samples")
+	o := train.Options{
+		Backend: b, Data: *data, Out: *out, Name: *name,
+		Steps: *steps, Epochs: *epochs, Budget: *budget, Seed: *seed, Resume: *resume,
+		CheckpointEvery: *ckptEvery, SampleEvery: *sampleEvery,
+		OnProgress: pr.update,
+		OnSample: func(s train.Sample) {
+			file := fmt.Sprintf("step-%07d.png", s.Step)
+			if s.Final {
+				file = "final.png"
+			}
+			if err := os.MkdirAll(samples, 0o755); err == nil {
+				_ = imageio.WritePNGFile(filepath.Join(samples, file), s.Grid) // samples are a convenience
+			}
+		},
+		Meta: map[string]string{"hirez.train.data": *data},
+	}
+	start := time.Now()
+	var res train.Result
+	switch *kind {
+	case "gan":
+		r, err := tf.gan()
+		if err != nil {
+			return err
+		}
+		res, err = train.GAN(ctx, train.GANConfig{Generator: *preset, Discriminator: *disc, Side: *side, Recipe: r}, o)
+		pr.done()
+		if err != nil {
+			return err
+		}
+	case "multistage":
+		r, err := tf.gan()
+		if err != nil {
+			return err
+		}
+		res, err = train.MultiStage(ctx, train.MultiStageConfig{Upsampler: *preset, Discriminator: *disc, Side: *side, Recipe: r, ContentWeight: float32(tf.contentWeight)}, o)
+		pr.done()
+		if err != nil {
+			return err
+		}
+	case "sr":
+		res, err = train.SR(ctx, train.SRConfig{Preset: *preset, Patch: tf.patch, Batch: tf.batch, LR: float32(tf.lr)}, o)
+		pr.done()
+		if err != nil {
+			return err
+		}
+	default:
+		return usagef("--kind %q: want gan, multistage or sr", *kind)
+	}
+	fmt.Fprintf(env.Stdout, "trained %d steps (epoch %d) in %s (this run %s)\nweights: %s\ncheckpoint: %s\nsamples: %s\n",
+		res.Steps, res.Epoch, res.Elapsed.Round(time.Second), time.Since(start).Round(time.Second), res.Weights, res.Checkpoint, samples)
+	return nil
+}

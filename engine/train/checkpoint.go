@@ -1,0 +1,179 @@
+package train
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hirez-ml/hirez/engine/dataset"
+	"github.com/hirez-ml/hirez/engine/layer"
+	"github.com/hirez-ml/hirez/engine/model"
+	"github.com/hirez-ml/hirez/engine/safetensors"
+)
+
+// Checkpoint layout: one safetensors file. Network tensors keep their PyTorch names
+// behind a prefix per network ("g.", "d.", "ema.", "net."), optimizer moments are
+// named by the optimizer ("opt_g.m.conv1.weight", …), and the run's scalars (step,
+// loader position, RNG state, elapsed time) and the job's signature live in the
+// metadata, which safetensors keeps as strings.
+const (
+	metaFormat    = "hirez.checkpoint"
+	formatVersion = "1"
+	metaKind      = "hirez.kind"
+	metaSignature = "hirez.signature"
+	metaStep      = "hirez.step"
+	metaImages    = "hirez.images"
+	metaElapsed   = "hirez.elapsed_ns"
+	metaLoader    = "hirez.loader"
+	metaRNG       = "hirez.rng"
+)
+
+type ckptState struct {
+	step    int
+	images  int64
+	elapsed time.Duration
+	loader  dataset.State
+	rng     []byte
+}
+
+func mustMarshal(p *rand.PCG) []byte {
+	b, err := p.MarshalBinary()
+	if err != nil {
+		panic(err) // PCG.MarshalBinary never fails
+	}
+	return b
+}
+
+func writeCheckpoint(path string, j job, st ckptState) error {
+	lj, err := json.Marshal(st.loader)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	f := &safetensors.File{Metadata: map[string]string{
+		metaFormat:    formatVersion,
+		metaKind:      j.kind(),
+		metaSignature: j.signature(),
+		metaStep:      strconv.Itoa(st.step),
+		metaImages:    strconv.FormatInt(st.images, 10),
+		metaElapsed:   strconv.FormatInt(int64(st.elapsed), 10),
+		metaLoader:    string(lj),
+		metaRNG:       hex.EncodeToString(st.rng),
+	}}
+	if err := j.saveState(f); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := safetensors.WriteFile(path, f); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
+}
+
+// readCheckpoint loads path into j; ok is false when there is no checkpoint yet.
+func readCheckpoint(path string, j job) (st ckptState, ok bool, err error) {
+	f, err := safetensors.ReadFile(path, safetensors.Options{CheckFinite: true})
+	if errors.Is(err, fs.ErrNotExist) {
+		return st, false, nil
+	}
+	if err != nil {
+		return st, false, fmt.Errorf("resume: %w", err)
+	}
+	m := f.Metadata
+	if m[metaFormat] != formatVersion {
+		return st, false, fmt.Errorf("resume: %s is not a hirez checkpoint (format %q)", path, m[metaFormat])
+	}
+	if m[metaKind] != j.kind() || m[metaSignature] != j.signature() {
+		return st, false, fmt.Errorf("resume: %s was made by a different run (%s %s); now %s %s — use a new output folder or drop resume",
+			path, m[metaKind], m[metaSignature], j.kind(), j.signature())
+	}
+	var errs []error
+	num := func(k string) int64 {
+		v, err := strconv.ParseInt(m[k], 10, 64)
+		if err != nil || v < 0 {
+			errs = append(errs, fmt.Errorf("metadata %s = %q", k, m[k]))
+		}
+		return v
+	}
+	st.step, st.images, st.elapsed = int(num(metaStep)), num(metaImages), time.Duration(num(metaElapsed))
+	if err := json.Unmarshal([]byte(m[metaLoader]), &st.loader); err != nil {
+		errs = append(errs, fmt.Errorf("metadata %s: %w", metaLoader, err))
+	}
+	if st.rng, err = hex.DecodeString(m[metaRNG]); err != nil {
+		errs = append(errs, fmt.Errorf("metadata %s: %w", metaRNG, err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return st, false, fmt.Errorf("resume %s: %w", path, err)
+	}
+	if err := j.loadState(f); err != nil {
+		return st, false, fmt.Errorf("resume %s: %w", path, err)
+	}
+	return st, true, nil
+}
+
+// addNet appends a network's tensors (BatchNorm counters included) under prefix.
+func addNet(f *safetensors.File, prefix string, n *model.Network) error {
+	nf, err := n.File(nil)
+	if err != nil {
+		return err
+	}
+	for _, t := range nf.Tensors {
+		t.Name = prefix + t.Name
+		f.Tensors = append(f.Tensors, t)
+	}
+	return nil
+}
+
+// loadNet loads the tensors under prefix into n.
+func loadNet(f *safetensors.File, prefix string, n *model.Network) error {
+	sub := &safetensors.File{}
+	for _, t := range f.Tensors {
+		if rest, ok := strings.CutPrefix(t.Name, prefix); ok {
+			t.Name = rest
+			sub.Tensors = append(sub.Tensors, t)
+		}
+	}
+	return n.LoadFile(sub)
+}
+
+// addParams appends parameter values (optimizer or EMA state) under prefix.
+func addParams(f *safetensors.File, prefix string, ps []*layer.Param) error {
+	for _, p := range ps {
+		data, err := p.Value.Host()
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.Name, err)
+		}
+		f.Tensors = append(f.Tensors, safetensors.Tensor{Name: prefix + p.Name, DType: safetensors.F32, Shape: p.Value.Shape(), F32: data})
+	}
+	return nil
+}
+
+// getter looks tensors up by name under prefix, for optim's Load functions.
+func getter(f *safetensors.File, prefix string) func(string) ([]float32, bool) {
+	return func(name string) ([]float32, bool) {
+		t, ok := f.Tensor(prefix + name)
+		if !ok || t.F32 == nil {
+			return nil, false
+		}
+		return t.F32, true
+	}
+}
+
+// loadParams fills ps from the tensors under prefix.
+func loadParams(f *safetensors.File, prefix string, ps []*layer.Param) error {
+	get := getter(f, prefix)
+	for _, p := range ps {
+		data, ok := get(p.Name)
+		if !ok {
+			return fmt.Errorf("tensor %s%s is missing", prefix, p.Name)
+		}
+		if err := p.Value.CopyFromHost(data); err != nil {
+			return fmt.Errorf("%s%s: %w", prefix, p.Name, err)
+		}
+	}
+	return nil
+}

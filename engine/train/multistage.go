@@ -1,0 +1,297 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/hirez-ml/hirez/engine/backend"
+	"github.com/hirez-ml/hirez/engine/dataset"
+	"github.com/hirez-ml/hirez/engine/imageio"
+	"github.com/hirez-ml/hirez/engine/layer"
+	"github.com/hirez-ml/hirez/engine/loss"
+	"github.com/hirez-ml/hirez/engine/model"
+	"github.com/hirez-ml/hirez/engine/safetensors"
+	"github.com/hirez-ml/hirez/engine/tensor"
+)
+
+// MultiStageConfig is stage 2 of the multi-stage GAN: an Up Sampler h → 2h trained
+// adversarially on pairs of real 2h images and their h downscales.
+type MultiStageConfig struct {
+	Upsampler     string // preset; "" = upsampler-study
+	Discriminator string // preset judging 2h images; "" = dcgan-d-stable
+	Side          int    // input side h (output 2h); 0 = 32
+	Recipe        Recipe // zero value = DefaultRecipe()
+	// ContentWeight λ adds λ·MSE(U(x_h), x_2h) to the Up Sampler's adversarial loss
+	// (pix2pix-style; MSE because the engine's losses have no L1). 0 is the study's
+	// reading: adversarial only. Images are in [−1, 1].
+	ContentWeight float32
+
+	// Explicit network configs replace the presets (see GANConfig).
+	UpsamplerConfig, DiscriminatorConfig *model.Config
+}
+
+func (c *MultiStageConfig) defaults() error {
+	if c.Upsampler == "" {
+		c.Upsampler = "upsampler-study"
+	}
+	if c.Discriminator == "" {
+		c.Discriminator = "dcgan-d-stable"
+	}
+	if c.Side == 0 {
+		c.Side = 32
+	}
+	if c.Recipe == (Recipe{}) {
+		c.Recipe = DefaultRecipe()
+	}
+	if c.ContentWeight < 0 {
+		return fmt.Errorf("%w: content weight %v", ErrBadOptions, c.ContentWeight)
+	}
+	return c.Recipe.check()
+}
+
+// MultiStage trains the Up Sampler. Real images are brought to 2h as for GAN (box
+// downscale, flips, [−1, 1]); the input is their 2×2 box average at h, the same
+// filter that makes the h-side training images of the stage-1 DCGAN, so the Up
+// Sampler sees at training time what the DCGAN imitates. Each step is one D update
+// on (real 2h, U(h)) and one U update through D, plus the optional content term.
+// The published weights are the Up Sampler's (EMA when set), "upsampler" by default.
+func MultiStage(ctx context.Context, c MultiStageConfig, o Options) (Result, error) {
+	if err := o.check(); err != nil {
+		return Result{}, err
+	}
+	if err := c.defaults(); err != nil {
+		return Result{}, err
+	}
+	j, err := newMultiStageJob(ctx, c, o)
+	if err != nil {
+		return Result{}, err
+	}
+	return run(ctx, o, j, "upsampler")
+}
+
+type multiStageJob struct {
+	c            MultiStageConfig
+	b            backend.Backend
+	u            *model.Network
+	gopt         *generatorOpt
+	adv          *adversary
+	mse          *loss.MSE
+	lContent     loss.Result
+	hi, lo, grad *tensor.Tensor
+	loHost       []float32
+	fixed        []*imageio.RGB // low-resolution inputs of the sample grid
+	fixedHi      []*imageio.RGB
+}
+
+func newMultiStageJob(ctx context.Context, c MultiStageConfig, o Options) (_ *multiStageJob, err error) {
+	j := &multiStageJob{c: c, b: o.Backend, mse: loss.NewMSE()}
+	defer func() {
+		if err != nil {
+			j.free()
+		}
+	}()
+	build := func() (*model.Network, error) {
+		return buildNet(c.Upsampler, c.UpsamplerConfig, c.Side, o)
+	}
+	if j.u, err = build(); err != nil {
+		return nil, err
+	}
+	if uc := j.u.Config(); uc.Role != model.Upscaler || uc.Scale != 2 || uc.Range != model.Signed {
+		return nil, fmt.Errorf("%w: %s is not a ×2 upscaler on [−1, 1] images", ErrBadOptions, c.Upsampler)
+	}
+	d, err := buildNet(c.Discriminator, c.DiscriminatorConfig, 2*c.Side, withSeed(o, o.Seed+1))
+	if err != nil {
+		return nil, err
+	}
+	if d.Config().Role != model.Discriminator {
+		d.Free()
+		return nil, fmt.Errorf("%w: %s is a %s, not a discriminator", ErrBadOptions, c.Discriminator, d.Config().Role)
+	}
+	if j.adv, err = newAdversary(c.Recipe, d); err != nil {
+		d.Free()
+		return nil, err
+	}
+	if j.gopt, err = newGeneratorOpt(c.Recipe, j.u, build); err != nil {
+		return nil, err
+	}
+	// The fixed sample inputs: the first images of the data in file order.
+	fl, err := dataset.NewLoader(dataset.Options{Dir: o.Data, Size: 2 * c.Side, Resample: dataset.Box, BatchSize: o.Samples, Workers: o.Workers})
+	if err != nil {
+		return nil, err
+	}
+	defer fl.Close()
+	fb, err := fl.Next(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sample inputs: %w", err)
+	}
+	lo := boxHalf(nil, fb.X, fb.N, 2*c.Side)
+	for i := range fb.N {
+		s, h := 3*c.Side*c.Side, 3*4*c.Side*c.Side
+		l, err1 := imageio.FromCHWSigned(lo[i*s:(i+1)*s], c.Side, c.Side)
+		r, err2 := imageio.FromCHWSigned(fb.X[i*h:(i+1)*h], 2*c.Side, 2*c.Side)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("sample inputs: %v %v", err1, err2)
+		}
+		j.fixed, j.fixedHi = append(j.fixed, l), append(j.fixedHi, r)
+	}
+	return j, nil
+}
+
+// boxHalf appends the 2×2 box average of n CHW images of side s to dst.
+func boxHalf(dst, x []float32, n, s int) []float32 {
+	h := s / 2
+	for img := range n * 3 {
+		p := x[img*s*s:]
+		for y := range h {
+			for xx := range h {
+				i := 2*y*s + 2*xx
+				dst = append(dst, (p[i]+p[i+1]+p[i+s]+p[i+s+1])/4)
+			}
+		}
+	}
+	return dst
+}
+
+func (j *multiStageJob) kind() string { return "multistage" }
+
+func (j *multiStageJob) signature() string {
+	return fmt.Sprintf("u=%s d=%s side=%d content=%v recipe=%s", netName(j.c.Upsampler, j.c.UpsamplerConfig), netName(j.c.Discriminator, j.c.DiscriminatorConfig), j.c.Side, j.c.ContentWeight, j.c.Recipe)
+}
+
+func (j *multiStageJob) loaderOptions() dataset.Options {
+	return dataset.Options{Size: 2 * j.c.Side, Resample: dataset.Box, Range: dataset.RangeSigned, BatchSize: j.c.Recipe.Batch, FlipH: true}
+}
+
+func (j *multiStageJob) step(_ context.Context, b *dataset.Batch, _ *rand.Rand) error {
+	s := j.c.Side
+	if err := upload(&j.hi, j.b, b.X, b.XShape[:]...); err != nil {
+		return err
+	}
+	j.loHost = boxHalf(j.loHost[:0], b.X, b.N, 2*s)
+	if err := upload(&j.lo, j.b, j.loHost, b.N, 3, s, s); err != nil {
+		return err
+	}
+	fake, err := j.u.Forward(j.lo, layer.Train)
+	if err != nil {
+		return err
+	}
+	if err := j.adv.stepD(j.hi, fake); err != nil {
+		return err
+	}
+	if err := j.u.ZeroGrad(); err != nil {
+		return err
+	}
+	dfake, err := j.adv.gradG(fake)
+	if err != nil {
+		return err
+	}
+	if j.c.ContentWeight > 0 {
+		if j.lContent, err = j.mse.Compute(fake, j.hi); err != nil {
+			return err
+		}
+		if j.grad == nil || !j.grad.HasShape(dfake.Shape()...) {
+			j.grad.Free()
+			if j.grad, err = tensor.New(j.b, dfake.Shape()...); err != nil {
+				return err
+			}
+		}
+		if err := j.b.Copy(j.grad.Buffer(), dfake.Buffer()); err != nil {
+			return err
+		}
+		if err := j.b.Axpby(j.c.ContentWeight, j.lContent.Grad.Buffer(), 1, j.grad.Buffer()); err != nil {
+			return err
+		}
+		dfake = j.grad
+	}
+	if _, err := j.u.Backward(dfake); err != nil {
+		return err
+	}
+	return j.gopt.step()
+}
+
+func (j *multiStageJob) losses() (map[string]float64, error) {
+	m := map[string]float64{}
+	if err := j.adv.losses(m, "g_adv"); err != nil {
+		return nil, err
+	}
+	if j.c.ContentWeight > 0 && j.lContent.Loss != nil {
+		v, err := j.lContent.Value()
+		if err != nil {
+			return nil, err
+		}
+		m["content_mse"] = float64(v)
+	}
+	return m, nil
+}
+
+func (j *multiStageJob) saveState(f *safetensors.File) error {
+	if err := addNet(f, "g.", j.u); err != nil {
+		return err
+	}
+	if err := addNet(f, "d.", j.adv.d); err != nil {
+		return err
+	}
+	st, err := j.adv.opt.State()
+	if err != nil {
+		return err
+	}
+	if err := addParams(f, "", st); err != nil {
+		return err
+	}
+	return j.gopt.save(f)
+}
+
+func (j *multiStageJob) loadState(f *safetensors.File) error {
+	if err := loadNet(f, "g.", j.u); err != nil {
+		return err
+	}
+	if err := loadNet(f, "d.", j.adv.d); err != nil {
+		return err
+	}
+	if err := j.adv.opt.Load(getter(f, "")); err != nil {
+		return err
+	}
+	return j.gopt.load(f)
+}
+
+// sample renders input (nearest 2×), output and real 2h image, one row each.
+func (j *multiStageJob) sample(ctx context.Context) (*imageio.RGB, error) {
+	u, err := j.gopt.view()
+	if err != nil {
+		return nil, err
+	}
+	out, err := u.Upscale(ctx, j.fixed)
+	if err != nil {
+		return nil, err
+	}
+	var cells []*imageio.RGB
+	for _, m := range j.fixed {
+		cells = append(cells, nearestN(m, 2))
+	}
+	cells = append(append(cells, out...), j.fixedHi...)
+	return imageio.Grid(cells, imageio.GridOptions{Cols: len(j.fixed), Pad: 2})
+}
+
+func (j *multiStageJob) publish(path string, meta map[string]string) error {
+	u, err := j.gopt.view()
+	if err != nil {
+		return err
+	}
+	return u.Save(path, meta)
+}
+
+func (j *multiStageJob) free() {
+	j.gopt.free()
+	if j.adv != nil {
+		j.adv.free()
+		j.adv.d.Free()
+	}
+	if j.u != nil {
+		j.u.Free()
+	}
+	j.mse.Free()
+	j.hi.Free()
+	j.lo.Free()
+	j.grad.Free()
+}

@@ -1,0 +1,277 @@
+package train
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/hirez-ml/hirez/engine/layer"
+	"github.com/hirez-ml/hirez/engine/loss"
+	"github.com/hirez-ml/hirez/engine/model"
+	"github.com/hirez-ml/hirez/engine/optim"
+	"github.com/hirez-ml/hirez/engine/safetensors"
+	"github.com/hirez-ml/hirez/engine/tensor"
+)
+
+// Loss is the adversarial loss.
+type Loss string
+
+const (
+	// BCE is the non-saturating GAN loss with logits: D minimises
+	// BCE(D(x), 1−s) + BCE(D(G(z)), 0), G minimises BCE(D(G(z)), 1).
+	BCE Loss = "bce"
+	// Hinge: D minimises mean(max(0, 1−D(x))) + mean(max(0, 1+D(G(z)))), G minimises −mean(D(G(z))).
+	Hinge Loss = "hinge"
+)
+
+// Recipe is how the adversarial loops train, the same for every approach a
+// comparison puts side by side. Stabilisers from DESIGN.md that are recipe choices
+// live here (BatchNorm in G is a preset choice: dcgan-g-stable).
+type Recipe struct {
+	Loss           Loss    `json:"loss"`
+	LRG            float32 `json:"lr_g"` // Adam learning rate of G
+	LRD            float32 `json:"lr_d"` // Adam learning rate of D; LRD ≠ LRG is TTUR
+	Beta1          float32 `json:"beta1"`
+	Beta2          float32 `json:"beta2"`
+	LabelSmoothing float32 `json:"label_smoothing,omitempty"` // one-sided: D's real target is 1−s (BCE only)
+	EMADecay       float32 `json:"ema_decay,omitempty"`       // 0 = no EMA; else published and sampled G is the EMA
+	Batch          int     `json:"batch"`
+}
+
+// DefaultRecipe is the DCGAN paper's: non-saturating BCE, Adam 2e-4, β1 0.5,
+// β2 0.999, batch 64, no stabilisers — the study's own recipe.
+func DefaultRecipe() Recipe {
+	return Recipe{Loss: BCE, LRG: 2e-4, LRD: 2e-4, Beta1: 0.5, Beta2: 0.999, Batch: 64}
+}
+
+// StableRecipe adds the usual stabilisers: a slower D (TTUR, 2e-4 vs 1e-4),
+// one-sided label smoothing 0.1 and an EMA of G (0.999). DESIGN.md measured the
+// study's recipe collapsing on the emoji within minutes.
+func StableRecipe() Recipe {
+	r := DefaultRecipe()
+	r.LRD = 1e-4
+	r.LabelSmoothing = 0.1
+	r.EMADecay = 0.999
+	return r
+}
+
+func (r Recipe) check() error {
+	switch {
+	case r.Loss != BCE && r.Loss != Hinge:
+		return fmt.Errorf("%w: loss %q (want bce or hinge)", ErrBadOptions, r.Loss)
+	case !(r.LRG > 0) || !(r.LRD > 0):
+		return fmt.Errorf("%w: learning rates %v, %v", ErrBadOptions, r.LRG, r.LRD)
+	case r.Batch < 1:
+		return fmt.Errorf("%w: batch %d", ErrBadOptions, r.Batch)
+	case r.LabelSmoothing < 0 || r.LabelSmoothing >= 0.5:
+		return fmt.Errorf("%w: label smoothing %v (want [0, 0.5))", ErrBadOptions, r.LabelSmoothing)
+	case r.EMADecay < 0 || r.EMADecay >= 1:
+		return fmt.Errorf("%w: EMA decay %v (want [0, 1))", ErrBadOptions, r.EMADecay)
+	}
+	return nil
+}
+
+func (r Recipe) String() string {
+	b, _ := json.Marshal(r)
+	return string(b)
+}
+
+func (r Recipe) adam(lr float32, prefix string) optim.AdamConfig {
+	return optim.AdamConfig{LR: lr, Beta1: r.Beta1, Beta2: r.Beta2, Epsilon: 1e-8, Prefix: prefix}
+}
+
+// adversary is D with its optimizer and losses, shared by the two GAN loops.
+type adversary struct {
+	r                Recipe
+	d                *model.Network
+	opt              *optim.Adam
+	bceR, bceF, bceG *loss.BCEWithLogits
+	hinR, hinF       *loss.HingeD
+	hinG             *loss.HingeG
+	lReal, lFake, lG loss.Result
+	haveD, haveG     bool
+}
+
+func newAdversary(r Recipe, d *model.Network) (*adversary, error) {
+	a := &adversary{r: r, d: d}
+	var err error
+	if a.opt, err = optim.NewAdam(d.Params(), r.adam(r.LRD, "opt_d")); err != nil {
+		return nil, err
+	}
+	a.bceR, a.bceF, a.bceG = loss.NewBCEWithLogits(), loss.NewBCEWithLogits(), loss.NewBCEWithLogits()
+	a.hinR, a.hinF, a.hinG = loss.NewHingeD(), loss.NewHingeD(), loss.NewHingeG()
+	return a, nil
+}
+
+// stepD is one D update on a real and a fake batch (fake is not back-propagated into G).
+func (a *adversary) stepD(real, fake *tensor.Tensor) error {
+	if err := a.d.ZeroGrad(); err != nil {
+		return err
+	}
+	for _, isReal := range []bool{true, false} {
+		x := fake
+		if isReal {
+			x = real
+		}
+		y, err := a.d.Forward(x, layer.Train)
+		if err != nil {
+			return err
+		}
+		var r loss.Result
+		switch {
+		case a.r.Loss == Hinge:
+			h := a.hinF
+			if isReal {
+				h = a.hinR
+			}
+			r, err = h.Compute(y, isReal)
+		case isReal:
+			r, err = a.bceR.Compute(y, 1-a.r.LabelSmoothing)
+		default:
+			r, err = a.bceF.Compute(y, 0)
+		}
+		if err != nil {
+			return err
+		}
+		if isReal {
+			a.lReal = r
+		} else {
+			a.lFake = r
+		}
+		if _, err := a.d.Backward(r.Grad); err != nil {
+			return err
+		}
+	}
+	a.haveD = true
+	return a.opt.Step()
+}
+
+// gradG runs D on fake and returns the adversarial loss's gradient with respect to
+// fake (D's parameter gradients are scratch: the next stepD zeroes them).
+func (a *adversary) gradG(fake *tensor.Tensor) (*tensor.Tensor, error) {
+	y, err := a.d.Forward(fake, layer.Train)
+	if err != nil {
+		return nil, err
+	}
+	if a.r.Loss == Hinge {
+		a.lG, err = a.hinG.Compute(y)
+	} else {
+		a.lG, err = a.bceG.Compute(y, 1)
+	}
+	if err != nil {
+		return nil, err
+	}
+	a.haveG = true
+	return a.d.Backward(a.lG.Grad)
+}
+
+func (a *adversary) losses(m map[string]float64, gName string) error {
+	if !a.haveD || !a.haveG {
+		return nil
+	}
+	for k, r := range map[string]loss.Result{"d_real": a.lReal, "d_fake": a.lFake, gName: a.lG} {
+		v, err := r.Value()
+		if err != nil {
+			return err
+		}
+		m[k] = float64(v)
+	}
+	m["d"] = m["d_real"] + m["d_fake"]
+	return nil
+}
+
+func (a *adversary) free() {
+	if a == nil {
+		return
+	}
+	a.opt.Free()
+	for _, l := range []interface{ Free() }{a.bceR, a.bceF, a.bceG, a.hinR, a.hinF, a.hinG} {
+		l.Free()
+	}
+}
+
+// generatorOpt is G's optimizer and optional EMA, and the network the EMA is
+// rendered into for samples and publishing.
+type generatorOpt struct {
+	g, shadow *model.Network
+	opt       *optim.Adam
+	ema       *optim.EMA
+}
+
+func newGeneratorOpt(r Recipe, g *model.Network, build func() (*model.Network, error)) (*generatorOpt, error) {
+	o := &generatorOpt{g: g}
+	var err error
+	if o.opt, err = optim.NewAdam(g.Params(), r.adam(r.LRG, "opt_g")); err != nil {
+		return nil, err
+	}
+	if r.EMADecay > 0 {
+		if o.ema, err = optim.NewEMA(g.Params(), r.EMADecay); err != nil {
+			o.free()
+			return nil, err
+		}
+		if o.shadow, err = build(); err != nil {
+			o.free()
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+func (o *generatorOpt) step() error {
+	if err := o.opt.Step(); err != nil {
+		return err
+	}
+	if o.ema != nil {
+		return o.ema.Update()
+	}
+	return nil
+}
+
+// view is the network to sample from and publish: the EMA when there is one.
+func (o *generatorOpt) view() (*model.Network, error) {
+	if o.ema == nil {
+		return o.g, nil
+	}
+	if err := o.ema.CopyTo(o.shadow.Params()); err != nil {
+		return nil, err
+	}
+	return o.shadow, nil
+}
+
+func (o *generatorOpt) save(f *safetensors.File) error {
+	st, err := o.opt.State()
+	if err != nil {
+		return err
+	}
+	if err := addParams(f, "", st); err != nil {
+		return err
+	}
+	if o.ema != nil {
+		return addParams(f, "ema.", o.ema.Params())
+	}
+	return nil
+}
+
+func (o *generatorOpt) load(f *safetensors.File) error {
+	if err := o.opt.Load(getter(f, "")); err != nil {
+		return err
+	}
+	if o.ema != nil {
+		return loadParams(f, "ema.", o.ema.Params())
+	}
+	return nil
+}
+
+func (o *generatorOpt) free() {
+	if o == nil {
+		return
+	}
+	if o.opt != nil {
+		o.opt.Free()
+	}
+	if o.ema != nil {
+		o.ema.Free()
+	}
+	if o.shadow != nil {
+		o.shadow.Free()
+	}
+}

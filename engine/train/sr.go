@@ -1,0 +1,242 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/hirez-ml/hirez/engine/backend"
+	"github.com/hirez-ml/hirez/engine/dataset"
+	"github.com/hirez-ml/hirez/engine/imageio"
+	"github.com/hirez-ml/hirez/engine/layer"
+	"github.com/hirez-ml/hirez/engine/loss"
+	"github.com/hirez-ml/hirez/engine/model"
+	"github.com/hirez-ml/hirez/engine/optim"
+	"github.com/hirez-ml/hirez/engine/safetensors"
+	"github.com/hirez-ml/hirez/engine/tensor"
+)
+
+// SRConfig is a super-resolution run: MSE between the network's output on a
+// MATLAB-bicubic LR patch and the HR patch it came from (engine/dataset SR pairs).
+type SRConfig struct {
+	Preset          string  // upscaler preset on [0, 1] images; "" = srcnn-classic
+	Patch           int     // HR patch side, a multiple of the preset's scale; 0 = 48
+	PatchesPerImage int     // 0 = 4; must divide Batch
+	Batch           int     // 0 = 32
+	LR              float32 // Adam learning rate; 0 = 1e-3
+	Beta1, Beta2    float32 // 0 = 0.9, 0.999 (Adam's defaults: no adversary here)
+
+	Config *model.Config // replaces the preset when set (see GANConfig)
+}
+
+func (c *SRConfig) defaults() error {
+	if c.Preset == "" {
+		c.Preset = "srcnn-classic"
+	}
+	if c.Patch == 0 {
+		c.Patch = 48
+	}
+	if c.PatchesPerImage == 0 {
+		c.PatchesPerImage = 4
+	}
+	if c.Batch == 0 {
+		c.Batch = 32
+	}
+	if c.LR == 0 {
+		c.LR = 1e-3
+	}
+	if c.Beta1 == 0 {
+		c.Beta1 = 0.9
+	}
+	if c.Beta2 == 0 {
+		c.Beta2 = 0.999
+	}
+	if c.Patch < 2 || c.Batch < 1 || c.PatchesPerImage < 1 || c.Batch%c.PatchesPerImage != 0 || !(c.LR > 0) {
+		return fmt.Errorf("%w: SR patch %d, batch %d, %d patches per image, lr %v", ErrBadOptions, c.Patch, c.Batch, c.PatchesPerImage, c.LR)
+	}
+	return nil
+}
+
+// SR trains a super-resolution network on its own with MSE, as the study's SRCNN
+// stage: random HR patches (with flips) of the images in o.Data and their MATLAB
+// bicubic downscales, in [0, 1]. The published weights are "sr" by default.
+func SR(ctx context.Context, c SRConfig, o Options) (Result, error) {
+	if err := o.check(); err != nil {
+		return Result{}, err
+	}
+	if err := c.defaults(); err != nil {
+		return Result{}, err
+	}
+	j, err := newSRJob(ctx, c, o)
+	if err != nil {
+		return Result{}, err
+	}
+	return run(ctx, o, j, "sr")
+}
+
+type srJob struct {
+	c       SRConfig
+	b       backend.Backend
+	net     *model.Network
+	scale   int
+	opt     *optim.Adam
+	mse     *loss.MSE
+	last    loss.Result
+	x, y    *tensor.Tensor
+	fixedLR []*imageio.RGB
+	fixedHR []*imageio.RGB
+}
+
+func newSRJob(ctx context.Context, c SRConfig, o Options) (_ *srJob, err error) {
+	j := &srJob{c: c, b: o.Backend, mse: loss.NewMSE()}
+	defer func() {
+		if err != nil {
+			j.free()
+		}
+	}()
+	var cfg model.Config
+	if c.Config != nil {
+		cfg = *c.Config
+	} else if cfg, err = model.ConfigFor(c.Preset, 0); err != nil {
+		return nil, err
+	}
+	if cfg.Role != model.Upscaler || cfg.Range != model.Unit {
+		return nil, fmt.Errorf("%w: %s is not an upscaler on [0, 1] images", ErrBadOptions, c.Preset)
+	}
+	j.scale = cfg.Scale
+	if c.Patch%j.scale != 0 {
+		return nil, fmt.Errorf("%w: patch %d is not a multiple of the scale %d", ErrBadOptions, c.Patch, j.scale)
+	}
+	if j.net, err = buildNet(c.Preset, c.Config, 0, o); err != nil {
+		return nil, err
+	}
+	if j.opt, err = optim.NewAdam(j.net.Params(), optim.AdamConfig{LR: c.LR, Beta1: c.Beta1, Beta2: c.Beta2, Epsilon: 1e-8, Prefix: "opt"}); err != nil {
+		return nil, err
+	}
+	// Fixed sample patches: the first patch of each of the first images, no flips.
+	fl, err := dataset.NewLoader(dataset.Options{Dir: o.Data, Range: dataset.Range01, BatchSize: min(o.Samples, 8), Seed: 1, Workers: o.Workers,
+		SR: &dataset.SROptions{Scale: j.scale, Patch: c.Patch, PatchesPerImage: 1}})
+	if err != nil {
+		return nil, err
+	}
+	defer fl.Close()
+	fb, err := fl.Next(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sample inputs: %w", err)
+	}
+	ls, hs := fb.XShape[3], fb.YShape[3]
+	for i := range fb.N {
+		l, err1 := imageio.FromCHW01(fb.X[i*3*ls*ls:(i+1)*3*ls*ls], ls, ls)
+		h, err2 := imageio.FromCHW01(fb.Y[i*3*hs*hs:(i+1)*3*hs*hs], hs, hs)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("sample inputs: %v %v", err1, err2)
+		}
+		j.fixedLR, j.fixedHR = append(j.fixedLR, l), append(j.fixedHR, h)
+	}
+	return j, nil
+}
+
+func (j *srJob) kind() string { return "sr" }
+
+func (j *srJob) signature() string {
+	return fmt.Sprintf("net=%s patch=%d ppi=%d batch=%d lr=%v betas=%v,%v", netName(j.c.Preset, j.c.Config), j.c.Patch, j.c.PatchesPerImage, j.c.Batch, j.c.LR, j.c.Beta1, j.c.Beta2)
+}
+
+func (j *srJob) loaderOptions() dataset.Options {
+	return dataset.Options{Range: dataset.Range01, BatchSize: j.c.Batch, FlipH: true,
+		SR: &dataset.SROptions{Scale: j.scale, Patch: j.c.Patch, PatchesPerImage: j.c.PatchesPerImage}}
+}
+
+func (j *srJob) step(_ context.Context, b *dataset.Batch, _ *rand.Rand) error {
+	if err := upload(&j.x, j.b, b.X, b.XShape[:]...); err != nil {
+		return err
+	}
+	if err := upload(&j.y, j.b, b.Y, b.YShape[:]...); err != nil {
+		return err
+	}
+	out, err := j.net.Forward(j.x, layer.Train)
+	if err != nil {
+		return err
+	}
+	if j.last, err = j.mse.Compute(out, j.y); err != nil {
+		return err
+	}
+	if err := j.net.ZeroGrad(); err != nil {
+		return err
+	}
+	if _, err := j.net.Backward(j.last.Grad); err != nil {
+		return err
+	}
+	return j.opt.Step()
+}
+
+func (j *srJob) losses() (map[string]float64, error) {
+	if j.last.Loss == nil {
+		return map[string]float64{}, nil
+	}
+	v, err := j.last.Value()
+	if err != nil {
+		return nil, err
+	}
+	// psnr is of the float patches (whole patch, RGB): a training signal, not the
+	// evaluation protocol's Y-channel PSNR.
+	return map[string]float64{"mse": float64(v), "psnr": 10 * math.Log10(1/math.Max(float64(v), 1e-12))}, nil
+}
+
+func (j *srJob) saveState(f *safetensors.File) error {
+	if err := addNet(f, "net.", j.net); err != nil {
+		return err
+	}
+	st, err := j.opt.State()
+	if err != nil {
+		return err
+	}
+	return addParams(f, "", st)
+}
+
+func (j *srJob) loadState(f *safetensors.File) error {
+	if err := loadNet(f, "net.", j.net); err != nil {
+		return err
+	}
+	return j.opt.Load(getter(f, ""))
+}
+
+// sample renders, per fixed patch, the LR input (nearest), the output and the HR.
+func (j *srJob) sample(ctx context.Context) (*imageio.RGB, error) {
+	out, err := j.net.Upscale(ctx, j.fixedLR)
+	if err != nil {
+		return nil, err
+	}
+	var cells []*imageio.RGB
+	for _, m := range j.fixedLR {
+		cells = append(cells, nearestN(m, j.scale))
+	}
+	cells = append(append(cells, out...), j.fixedHR...)
+	return imageio.Grid(cells, imageio.GridOptions{Cols: len(j.fixedLR), Pad: 2})
+}
+
+func (j *srJob) publish(path string, meta map[string]string) error { return j.net.Save(path, meta) }
+
+func (j *srJob) free() {
+	if j.opt != nil {
+		j.opt.Free()
+	}
+	if j.net != nil {
+		j.net.Free()
+	}
+	j.mse.Free()
+	j.x.Free()
+	j.y.Free()
+}
+
+func nearestN(m *imageio.RGB, s int) *imageio.RGB {
+	out := imageio.NewRGB(s*m.W, s*m.H)
+	for y := range out.H {
+		for x := range out.W {
+			r, g, b := m.At(x/s, y/s)
+			out.Set(x, y, r, g, b)
+		}
+	}
+	return out
+}
