@@ -1,0 +1,94 @@
+//go:build cgo
+
+// hz.h is the C side of the cpu backend: a thin layer over oneDNN 2.6's C API plus
+// the memory-bound loops (OpenMP) that are not worth a oneDNN primitive. Every
+// function returns a dnnl_status_t (dnnl_success == 0) unless it cannot fail.
+#ifndef HIREZ_CPU_HZ_H
+#define HIREZ_CPU_HZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <dnnl.h>
+
+typedef struct hz_ctx {
+	dnnl_engine_t eng;
+	dnnl_stream_t strm;
+	int nthr;
+} hz_ctx;
+
+enum { HZ_MAXARGS = 6 };
+
+// hz_prim is a created primitive with one memory object per argument; the data
+// handles are set just before each execution (callers serialise executions).
+typedef struct hz_prim {
+	dnnl_primitive_t p;
+	int nargs;
+	dnnl_exec_arg_t args[HZ_MAXARGS];
+	// Weights: the layout the primitive wants and the reorder from (fwd, bwd data)
+	// or to (bwd weights) plain oihw; wreo is NULL when the primitive takes oihw.
+	dnnl_primitive_t wreo;
+	dnnl_exec_arg_t wargs[2];
+	size_t wbytes;
+} hz_prim;
+
+enum { HZ_CONV_FWD = 0, HZ_CONV_BWD_DATA = 1, HZ_CONV_BWD_WEIGHTS = 2 };
+enum { HZ_PLAIN = 0, HZ_NHWC = 1 };
+
+int hz_init(hz_ctx **out, int nthr);
+void hz_destroy(hz_ctx *c);
+void hz_prim_destroy(hz_prim *p);
+const char *hz_status(int s);
+
+void *hz_alloc(size_t bytes);
+void hz_free(void *p);
+
+// Convolutions, src/dst in nhwc. Argument order of hz_exec:
+//   fwd:          src, weights, bias (may be NULL when has_bias = 0), dst
+//   bwd data:     diff_dst, weights, diff_src
+//   bwd weights:  src, diff_dst, diff_weights, diff_bias (when has_bias)
+int hz_conv_create(hz_ctx *c, hz_prim **out, int kind, int n, int ic, int ih, int iw,
+	int oc, int kh, int kw, int stride, int pad, int has_bias);
+// Reorder between 4-D plain (nchw) and nhwc; args: from, to.
+int hz_reorder_create(hz_ctx *c, hz_prim **out, int n, int ch, int h, int w, int from, int to);
+// Crop between a (n, ch, h, w) tensor in layout fmt and a contiguous nhwc
+// (n, ch, hc, wc) top-left window of it: dir 0 reads the window out (args: full,
+// window), dir 1 writes it back (args: window, full).
+int hz_crop_create(hz_ctx *c, hz_prim **out, int n, int ch, int h, int w, int hc, int wc, int fmt, int dir);
+// Elementwise on n values; fwd args: src, dst; bwd args: src-or-dst, diff_dst, diff_src.
+int hz_eltwise_create(hz_ctx *c, hz_prim **out, int bwd, int alg, float alpha, int64_t n);
+
+int hz_exec(hz_ctx *c, hz_prim *p, void *a0, void *a1, void *a2, void *a3);
+// Weight reorder of a conv primitive: from plain to the primitive's layout
+// (fwd, bwd data) or back (bwd weights).
+int hz_exec_wreo(hz_ctx *c, hz_prim *p, void *from, void *to);
+
+int hz_sgemm(hz_ctx *c, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+	const float *a, const float *b, float beta, float *cc);
+
+// Loops.
+void hz_fill(int nthr, float *x, int64_t n, float v);
+void hz_axpby(int nthr, float a, const float *x, float b, float *y, int64_t n);
+void hz_mul(int nthr, const float *x, const float *y, float *o, int64_t n);
+void hz_clamp(int nthr, const float *x, float *y, int64_t n, float lo, float hi);
+float hz_sum(int nthr, const float *x, int64_t n);
+void hz_add_bias(int nthr, int layout, int n, int ch, int64_t hw, float *x, const float *b);
+void hz_bias_grad(int nthr, int layout, int n, int ch, int64_t hw, const float *dy, float *db);
+void hz_upsample2x(int nthr, int layout, int n, int ch, int h, int w, const float *x, float *y);
+void hz_upsample2x_bwd(int nthr, int layout, int n, int ch, int h, int w, const float *dy, float *dx);
+void hz_maxpool2(int nthr, int layout, int n, int ch, int h, int w, const float *x, float *y);
+void hz_maxpool2_bwd(int nthr, int layout, int n, int ch, int h, int w, const float *x,
+	const float *dy, float *dx);
+void hz_pixel_shuffle(int nthr, int inverse, int n, int c, int h, int w, int r, const float *x, float *y);
+void hz_bn_train(int nthr, int n, int ch, int64_t hw, float eps, float mom, const float *x,
+	const float *g, const float *b, float *y, float *smean, float *sinv, float *rmean, float *rvar);
+void hz_bn_infer(int nthr, int n, int ch, int64_t hw, float eps, const float *x, const float *g,
+	const float *b, const float *rmean, const float *rvar, float *y);
+void hz_bn_bwd(int nthr, int n, int ch, int64_t hw, const float *x, const float *dy, const float *g,
+	const float *smean, const float *sinv, float *dx, float *dg, float *db);
+void hz_bce_logits(int nthr, const float *x, const float *t, int64_t n, float *loss, float *grad);
+void hz_mse(int nthr, const float *x, const float *t, int64_t n, float *loss, float *grad);
+void hz_hinge(int nthr, const float *x, float sign, int64_t n, float *loss, float *grad);
+void hz_adam(int nthr, float lr, float b1, float b2, float eps, int step, float *p,
+	const float *g, float *m, float *v, int64_t n);
+
+#endif
