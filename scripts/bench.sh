@@ -3,11 +3,12 @@
 # nets in PyTorch, back to back in one run, THREADS threads each, median of REPS
 # repetitions; prints a table of ms/op, Go/PyTorch ratio, GFLOP/s and % of the
 # fp32 peak measured by an AVX-512 FMA loop. Needs libdnnl-dev and python3-torch
-# (scripts/apt-packages.txt).
+# (installed here through scripts/deps.sh and scripts/apt-packages-reference.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-2}
 REPS=${REPS:-5}
+scripts/deps.sh scripts/apt-packages-reference.txt >&2
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
