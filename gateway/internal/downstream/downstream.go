@@ -1,0 +1,189 @@
+// Package downstream implements the pipeline's Generator and Upscaler over
+// gRPC: it converts between hirez.v1 messages and the pipeline's types,
+// retries UNAVAILABLE with bounded backoff, and passes every other status
+// through unchanged (the gateway relays downstream statuses, STYLE rule 6).
+//
+// Retries are a bounded loop here rather than a service-config retryPolicy:
+// the loop sees whether a stream already delivered images (a stream is only
+// retried before its first message, so no image is sent twice) and it logs
+// nothing itself. Round-robin with client-side health checking (platform's
+// client.Dial) means a retry goes to another ready replica.
+package downstream
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/hirez-ml/hirez/engine/imageio"
+	"github.com/hirez-ml/hirez/gateway/internal/pipeline"
+	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
+)
+
+// Retry bounds the retries of calls that failed with UNAVAILABLE.
+type Retry struct {
+	Attempts int           // total tries, ≥ 1
+	Backoff  time.Duration // wait before the second try; doubles, with jitter
+	Max      time.Duration // longest wait
+}
+
+// DefaultRetry tries 4 times over roughly 350 ms.
+var DefaultRetry = Retry{Attempts: 4, Backoff: 50 * time.Millisecond, Max: time.Second}
+
+// do runs call until it succeeds, fails with a code other than UNAVAILABLE,
+// retry says stop, or ctx ends.
+func (r Retry) do(ctx context.Context, call func() (retryable bool, err error)) error {
+	wait := r.Backoff
+	for attempt := 1; ; attempt++ {
+		retryable, err := call()
+		if err == nil || !retryable || status.Code(err) != codes.Unavailable || attempt >= r.Attempts {
+			return err
+		}
+		// Full jitter: replicas that failed together do not retry together.
+		d := time.Duration(rand.Int64N(int64(wait) + 1))
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, r.Max)
+	}
+}
+
+// Generator calls a GeneratorService.
+type Generator struct {
+	client pb.GeneratorServiceClient
+	retry  Retry
+}
+
+var _ pipeline.Generator = (*Generator)(nil)
+
+// NewGenerator returns a pipeline.Generator over conn.
+func NewGenerator(conn grpc.ClientConnInterface, retry Retry) *Generator {
+	return &Generator{client: pb.NewGeneratorServiceClient(conn), retry: retry}
+}
+
+// Generate implements pipeline.Generator with one StreamGenerate call.
+func (g *Generator) Generate(ctx context.Context, seeds []int64, model pipeline.ModelRef, yield func(pipeline.Generated) error) error {
+	req := &pb.StreamGenerateRequest{Seeds: seeds, Model: ToModelRef(model)}
+	var yieldErr error
+	err := g.retry.do(ctx, func() (bool, error) {
+		stream, err := g.client.StreamGenerate(ctx, req)
+		if err != nil {
+			return true, err
+		}
+		received := false
+		for {
+			msg, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return false, nil
+			}
+			if err != nil {
+				return !received, err
+			}
+			received = true
+			img := msg.GetImage()
+			rgb, err := FromRaw(img.GetImage())
+			if err != nil {
+				return false, err
+			}
+			if err := yield(pipeline.Generated{Index: int(img.GetIndex()), Image: rgb, Prov: FromProvenance(img.GetProvenance())}); err != nil {
+				yieldErr = err
+				return false, err
+			}
+		}
+	})
+	if yieldErr != nil {
+		return yieldErr // the gateway's own error, not a downstream one
+	}
+	return err
+}
+
+// Upscaler calls an UpscalerService, one image and one ×2 pass per call so
+// that round-robin spreads the images of a request over the replicas.
+type Upscaler struct {
+	client pb.UpscalerServiceClient
+	retry  Retry
+}
+
+var _ pipeline.Upscaler = (*Upscaler)(nil)
+
+// NewUpscaler returns a pipeline.Upscaler over conn.
+func NewUpscaler(conn grpc.ClientConnInterface, retry Retry) *Upscaler {
+	return &Upscaler{client: pb.NewUpscalerServiceClient(conn), retry: retry}
+}
+
+// Upscale implements pipeline.Upscaler.
+func (u *Upscaler) Upscale(ctx context.Context, img *imageio.RGB, model pipeline.ModelRef) (*imageio.RGB, pipeline.Provenance, error) {
+	req := &pb.UpscaleRequest{Images: []*pb.RawImage{ToRaw(img)}, Scale: 2, Model: ToModelRef(model)}
+	var resp *pb.UpscaleResponse
+	err := u.retry.do(ctx, func() (bool, error) {
+		var err error
+		resp, err = u.client.Upscale(ctx, req)
+		return true, err
+	})
+	if err != nil {
+		return nil, pipeline.Provenance{}, err
+	}
+	if len(resp.GetImages()) != 1 {
+		return nil, pipeline.Provenance{}, status.Errorf(codes.Internal, "upscaler returned %d images for 1", len(resp.GetImages()))
+	}
+	out, err := FromRaw(resp.GetImages()[0])
+	if err != nil {
+		return nil, pipeline.Provenance{}, err
+	}
+	return out, FromProvenance(resp.GetProvenance()), nil
+}
+
+// FromRaw checks a downstream image and wraps its pixels.
+func FromRaw(raw *pb.RawImage) (*imageio.RGB, error) {
+	img := &imageio.RGB{W: int(raw.GetWidth()), H: int(raw.GetHeight()), Pix: raw.GetRgb()}
+	if raw.GetChannels() != pb.RawImageChannels {
+		return nil, status.Errorf(codes.Internal, "downstream image has %d channels", raw.GetChannels())
+	}
+	if err := img.Validate(); err != nil {
+		return nil, status.Errorf(codes.Internal, "downstream image: %v", err)
+	}
+	return img, nil
+}
+
+// ToRaw converts an image to the wire form (no copy).
+func ToRaw(img *imageio.RGB) *pb.RawImage {
+	return &pb.RawImage{Rgb: img.Pix, Width: int32(img.W), Height: int32(img.H), Channels: pb.RawImageChannels}
+}
+
+// ToModelRef converts a model reference; the zero ref becomes nil.
+func ToModelRef(m pipeline.ModelRef) *pb.ModelRef {
+	if m == (pipeline.ModelRef{}) {
+		return nil
+	}
+	return &pb.ModelRef{Name: m.Name, Version: m.Version}
+}
+
+// FromProvenance converts downstream provenance.
+func FromProvenance(p *pb.Provenance) pipeline.Provenance {
+	out := pipeline.Provenance{
+		Seed:       p.GetSeed(),
+		FromLatent: p.GetFromLatent(),
+		LatentDim:  int(p.GetLatentDim()),
+		Pipeline:   pipeline.Kind(p.GetPipeline()),
+	}
+	if g := p.GetGenerator(); g != nil {
+		out.Generator = pipeline.ModelRef{Name: g.GetName(), Version: g.GetVersion()}
+	}
+	for _, u := range p.GetUpscalers() {
+		out.Upscalers = append(out.Upscalers, pipeline.ModelRef{Name: u.GetName(), Version: u.GetVersion()})
+	}
+	for _, t := range p.GetTimings() {
+		out.Timings = append(out.Timings, pipeline.Timing{Stage: t.GetStage(), Duration: t.GetDuration().AsDuration(), BatchSize: int(t.GetBatchSize()), Backend: t.GetBackend()})
+	}
+	return out
+}

@@ -1,0 +1,206 @@
+package grpcapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hirez-ml/hirez/gateway/internal/pipeline"
+	"github.com/hirez-ml/hirez/platform/rpcerr"
+	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
+)
+
+// maxJSONBody bounds a request body: an 8 MiB image is about 11 MiB as base64.
+const maxJSONBody = pb.MaxEncodedImageBytes*4/3 + 64<<10
+
+// HTTP serves the gateway as HTTP/JSON, the canonical proto3 JSON mapping of
+// the GatewayService messages:
+//
+//	POST /v1/images:generate   GenerateImagesRequest → newline-delimited
+//	                           GenerateImagesResponse objects, each written and
+//	                           flushed as soon as its image is done
+//	POST /v1/images:upscale    GatewayServiceUpscaleRequest → GatewayServiceUpscaleResponse
+//	GET  /healthz              200 when ready() is true, else 503
+//
+// Errors are {"error": {"code": "INVALID_ARGUMENT", "message": …}} with the
+// HTTP status of the gRPC code; an error after the stream started is its last
+// line (the status line has gone by then).
+func HTTP(svc *pipeline.Service, ready func() bool) http.Handler {
+	h := &httpAPI{svc: svc}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/images:generate", h.generate)
+	mux.HandleFunc("POST /v1/images:upscale", h.upscale)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	return mux
+}
+
+type httpAPI struct{ svc *pipeline.Service }
+
+var (
+	unmarshal = protojson.UnmarshalOptions{DiscardUnknown: false}
+	marshal   = protojson.MarshalOptions{}
+)
+
+func readJSON(w http.ResponseWriter, r *http.Request, msg proto.Message) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	if err != nil {
+		writeError(w, codes.InvalidArgument, fmt.Sprintf("read body: %v", err))
+		return false
+	}
+	if err := unmarshal.Unmarshal(body, msg); err != nil {
+		writeError(w, codes.InvalidArgument, fmt.Sprintf("body is not a valid %s in JSON: %v", msg.ProtoReflect().Descriptor().Name(), err))
+		return false
+	}
+	return true
+}
+
+func (h *httpAPI) generate(w http.ResponseWriter, r *http.Request) {
+	var req pb.GenerateImagesRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	preq, err := ToRequest(&req)
+	if err == nil {
+		err = h.validate(preq)
+	}
+	if err != nil {
+		writeStatus(w, err)
+		return
+	}
+	flusher, _ := w.(http.Flusher)
+	started := false
+	// r.Context() ends when the client hangs up, cancelling every downstream call.
+	err = h.svc.GenerateImages(r.Context(), preq, func(img pipeline.Image) error {
+		line, err := marshal.Marshal(ToResponse(img))
+		if err != nil {
+			return err
+		}
+		if !started {
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			w.WriteHeader(http.StatusOK)
+			started = true
+		}
+		if _, err := w.Write(append(line, '\n')); err != nil {
+			return err
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		return nil
+	})
+	if err != nil {
+		if !started {
+			writeStatus(w, err)
+			return
+		}
+		s := rpcerr.Status(err)
+		_ = json.NewEncoder(w).Encode(errorBody(s.Code(), s.Message()))
+	}
+}
+
+// validate runs the pipeline's own checks first so a bad request gets a
+// proper HTTP status rather than an error line after a 200.
+func (h *httpAPI) validate(r pipeline.Request) error {
+	_, err := h.svc.Validate(r)
+	return err
+}
+
+func (h *httpAPI) upscale(w http.ResponseWriter, r *http.Request) {
+	var req pb.GatewayServiceUpscaleRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	resp, err := (&Server{svc: h.svc}).Upscale(r.Context(), &req)
+	if err != nil {
+		writeStatus(w, err)
+		return
+	}
+	body, err := marshal.Marshal(resp)
+	if err != nil {
+		writeStatus(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(body)
+}
+
+type errorJSON struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func errorBody(c codes.Code, msg string) errorJSON {
+	var e errorJSON
+	e.Error.Code = codeName(c)
+	e.Error.Message = msg
+	return e
+}
+
+// codeName is the canonical upper-snake name of a code (as google.rpc.Code).
+func codeName(c codes.Code) string {
+	names := map[codes.Code]string{
+		codes.OK: "OK", codes.Canceled: "CANCELLED", codes.Unknown: "UNKNOWN", codes.InvalidArgument: "INVALID_ARGUMENT",
+		codes.DeadlineExceeded: "DEADLINE_EXCEEDED", codes.NotFound: "NOT_FOUND", codes.AlreadyExists: "ALREADY_EXISTS",
+		codes.PermissionDenied: "PERMISSION_DENIED", codes.ResourceExhausted: "RESOURCE_EXHAUSTED",
+		codes.FailedPrecondition: "FAILED_PRECONDITION", codes.Aborted: "ABORTED", codes.OutOfRange: "OUT_OF_RANGE",
+		codes.Unimplemented: "UNIMPLEMENTED", codes.Internal: "INTERNAL", codes.Unavailable: "UNAVAILABLE",
+		codes.DataLoss: "DATA_LOSS", codes.Unauthenticated: "UNAUTHENTICATED",
+	}
+	if n, ok := names[c]; ok {
+		return n
+	}
+	return c.String()
+}
+
+// HTTPStatus maps a gRPC code to an HTTP status as google.rpc.Code documents.
+func HTTPStatus(c codes.Code) int {
+	switch c {
+	case codes.OK:
+		return http.StatusOK
+	case codes.Canceled:
+		return 499 // client closed request
+	case codes.InvalidArgument, codes.OutOfRange, codes.FailedPrecondition:
+		return http.StatusBadRequest
+	case codes.DeadlineExceeded:
+		return http.StatusGatewayTimeout
+	case codes.NotFound:
+		return http.StatusNotFound
+	case codes.AlreadyExists, codes.Aborted:
+		return http.StatusConflict
+	case codes.PermissionDenied:
+		return http.StatusForbidden
+	case codes.Unauthenticated:
+		return http.StatusUnauthorized
+	case codes.ResourceExhausted:
+		return http.StatusTooManyRequests
+	case codes.Unimplemented:
+		return http.StatusNotImplemented
+	case codes.Unavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+func writeStatus(w http.ResponseWriter, err error) {
+	s := rpcerr.Status(err)
+	writeError(w, s.Code(), s.Message())
+}
+
+func writeError(w http.ResponseWriter, c codes.Code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(HTTPStatus(c))
+	_ = json.NewEncoder(w).Encode(errorBody(c, msg))
+}

@@ -1,0 +1,353 @@
+// Package pipeline is the gateway's domain: it chains a generator and
+// upscalers into the study's pipelines, streams each image as soon as its chain
+// is done, and stamps provenance into every image. It declares the small
+// Generator and Upscaler interfaces it needs (implemented over gRPC by package
+// downstream, and in-process by tests and benchmarks) and knows nothing of gRPC.
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/bits"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hirez-ml/hirez/engine/imageio"
+	"github.com/hirez-ml/hirez/platform/fault"
+)
+
+// Kind is one of the study's three ways to make an image.
+type Kind int
+
+// The pipelines; the zero value reads as DCGANSRCNN.
+const (
+	Default     Kind = iota
+	DCGANSRCNN       // DCGAN at h, then a super-resolution model ×2 until the size
+	MultiStage       // DCGAN at h, then the adversarial Up Sampler ×2 until the size
+	SingleDCGAN      // one DCGAN at the requested size
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Default, DCGANSRCNN:
+		return "DCGAN_SRCNN"
+	case MultiStage:
+		return "MULTISTAGE_GAN"
+	case SingleDCGAN:
+		return "SINGLE_DCGAN"
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// ModelRef names a model and version; empty means the server's default.
+type ModelRef struct {
+	Name, Version string
+}
+
+// String is name@version, the form written into PNG tEXt chunks.
+func (m ModelRef) String() string { return m.Name + "@" + m.Version }
+
+// Timing is one stage of one image.
+type Timing struct {
+	Stage     string
+	Duration  time.Duration
+	BatchSize int
+	Backend   string
+}
+
+// Provenance says how an image was made.
+type Provenance struct {
+	Seed       int64
+	FromLatent bool
+	LatentDim  int
+	Generator  ModelRef
+	Upscalers  []ModelRef
+	Pipeline   Kind
+	Timings    []Timing
+}
+
+// Generated is one generator output.
+type Generated struct {
+	Index int
+	Image *imageio.RGB
+	Prov  Provenance
+}
+
+// Generator makes one image per seed and calls yield with each, in index
+// order, as it is done. Errors are passed through to the caller unchanged.
+type Generator interface {
+	Generate(ctx context.Context, seeds []int64, model ModelRef, yield func(Generated) error) error
+}
+
+// Upscaler runs one ×2 pass over one image and returns the result with the
+// upscaler's provenance (Upscalers and Timings only).
+type Upscaler interface {
+	Upscale(ctx context.Context, img *imageio.RGB, model ModelRef) (*imageio.RGB, Provenance, error)
+}
+
+// Limits of the public API, passed in by the transport.
+type Limits struct {
+	MaxCount        int   // images per GenerateImages call
+	MinSize         int   // smallest output side
+	MaxSize         int   // largest output side
+	DefaultSize     int   // output side when the request says 0
+	MaxEncodedBytes int   // encoded image of Upscale
+	MaxInputSide    int   // decoded image of Upscale
+	MaxOutputSide   int   // output of Upscale
+	Scales          []int // allowed Upscale factors
+}
+
+// Request asks for Count images.
+type Request struct {
+	Count     int
+	Seed      int64 // 0: a random non-zero base
+	Pipeline  Kind
+	Size      int // 0: Limits.DefaultSize
+	Generator ModelRef
+	Upscaler  ModelRef
+}
+
+// Image is one finished image.
+type Image struct {
+	Index int
+	Seed  int64
+	RGB   *imageio.RGB
+	PNG   []byte
+	Prov  Provenance
+}
+
+// Service runs pipelines; build it with New.
+type Service struct {
+	gen Generator
+	up  Upscaler
+	lim Limits
+	// MaxChains bounds the images being upscaled at once per request.
+	maxChains int
+}
+
+// New returns a service over the given generator and upscaler.
+func New(gen Generator, up Upscaler, lim Limits) *Service {
+	return &Service{gen: gen, up: up, lim: lim, maxChains: 32}
+}
+
+// Validate checks a request without calling anything and returns it with its
+// defaults filled in (pipeline, size, seed).
+func (s *Service) Validate(r Request) (Request, error) {
+	if r.Count < 1 || r.Count > s.lim.MaxCount {
+		return r, fault.Invalid("count must be between 1 and %d, got %d", s.lim.MaxCount, r.Count)
+	}
+	if r.Size == 0 {
+		r.Size = s.lim.DefaultSize
+	}
+	if r.Size < s.lim.MinSize || r.Size > s.lim.MaxSize || bits.OnesCount(uint(r.Size)) != 1 {
+		return r, fault.Invalid("size must be a power of two between %d and %d (0 means %d), got %d", s.lim.MinSize, s.lim.MaxSize, s.lim.DefaultSize, r.Size)
+	}
+	switch r.Pipeline {
+	case Default:
+		r.Pipeline = DCGANSRCNN
+	case DCGANSRCNN:
+	case MultiStage:
+		// Honest about what runs: the gateway has one upscaler pool, which serves
+		// a super-resolution model; no Up Sampler is deployed to chain with.
+		return r, fault.FailedPrecondition("pipeline %s needs an Up Sampler model; none is configured on this gateway (use PIPELINE_DCGAN_SRCNN)", r.Pipeline)
+	case SingleDCGAN:
+		if r.Upscaler != (ModelRef{}) {
+			return r, fault.Invalid("pipeline %s runs no upscaler; leave upscaler unset", r.Pipeline)
+		}
+	default:
+		return r, fault.Invalid("unknown pipeline %d", int(r.Pipeline))
+	}
+	for r.Seed == 0 {
+		r.Seed = rand.Int64()
+	}
+	return r, nil
+}
+
+// passes returns the ×2 passes from the generator's side to the request's size.
+func passes(r Request, side int) (int, error) {
+	if side <= 0 {
+		return 0, fmt.Errorf("generator returned a %d px image", side)
+	}
+	if r.Pipeline == SingleDCGAN {
+		if side != r.Size {
+			return 0, fault.Invalid("pipeline %s makes %d px images with the served generator; size %d needs a generator trained at that size", r.Pipeline, side, r.Size)
+		}
+		return 0, nil
+	}
+	n := 0
+	for s := side; s < r.Size; s *= 2 {
+		n++
+	}
+	if side<<n != r.Size {
+		return 0, fault.Invalid("size %d cannot be reached from the generator's %d px by doubling; use %d times a power of two", r.Size, side, side)
+	}
+	return n, nil
+}
+
+// GenerateImages runs r and calls send with each finished image as soon as
+// its chain is done (so possibly out of index order). send is never called
+// concurrently. The first error cancels all outstanding work.
+func (s *Service) GenerateImages(ctx context.Context, r Request, send func(Image) error) error {
+	r, err := s.Validate(r)
+	if err != nil {
+		return err
+	}
+	seeds := make([]int64, r.Count)
+	for i := range seeds {
+		seeds[i] = r.Seed + int64(i) // wraps around, as the API says
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		wg     sync.WaitGroup
+		sendMu sync.Mutex
+		slots  = make(chan struct{}, s.maxChains)
+		n      = -1 // passes, known from the first image
+	)
+	fail := func(err error) { cancel(err) }
+	genErr := s.gen.Generate(ctx, seeds, r.Generator, func(g Generated) error {
+		if n < 0 {
+			if n, err = passes(r, g.Image.W); err != nil {
+				return err
+			}
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			img, err := s.chain(ctx, r, g, n)
+			if err != nil {
+				fail(err)
+				return
+			}
+			sendMu.Lock()
+			defer sendMu.Unlock()
+			if ctx.Err() != nil {
+				return
+			}
+			if err := send(img); err != nil {
+				fail(err)
+			}
+		})
+		return nil
+	})
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && ctx.Err() != nil {
+		return err // the first failure, not the cancellations that followed
+	}
+	return genErr
+}
+
+// chain upscales one generated image n times and encodes it.
+func (s *Service) chain(ctx context.Context, r Request, g Generated, n int) (Image, error) {
+	prov := g.Prov
+	prov.Pipeline = r.Pipeline
+	prov.Timings = append([]Timing(nil), g.Prov.Timings...)
+	img := g.Image
+	for range n {
+		out, p, err := s.up.Upscale(ctx, img, r.Upscaler)
+		if err != nil {
+			return Image{}, fmt.Errorf("image %d: upscale %d×%d: %w", g.Index, img.W, img.H, err)
+		}
+		if out.W != 2*img.W || out.H != 2*img.H {
+			return Image{}, fmt.Errorf("image %d: upscaler returned %d×%d for %d×%d", g.Index, out.W, out.H, img.W, img.H)
+		}
+		img = out
+		prov.Upscalers = append(prov.Upscalers, p.Upscalers...)
+		prov.Timings = append(prov.Timings, p.Timings...)
+	}
+	start := time.Now()
+	png, err := EncodePNG(img, prov)
+	if err != nil {
+		return Image{}, fmt.Errorf("image %d: %w", g.Index, err)
+	}
+	prov.Timings = append(prov.Timings, Timing{Stage: "encode", Duration: time.Since(start)})
+	return Image{Index: g.Index, Seed: prov.Seed, RGB: img, PNG: png, Prov: prov}, nil
+}
+
+// Text returns the PNG tEXt chunks that carry p.
+func Text(p Provenance) []imageio.Text {
+	t := []imageio.Text{{Key: "Software", Value: "hirez"}}
+	if p.Generator != (ModelRef{}) {
+		t = append(t, imageio.Text{Key: "hirez:pipeline", Value: p.Pipeline.String()})
+		seed := strconv.FormatInt(p.Seed, 10)
+		if p.FromLatent {
+			seed = "latent"
+		}
+		t = append(t,
+			imageio.Text{Key: "hirez:seed", Value: seed},
+			imageio.Text{Key: "hirez:latent_dim", Value: strconv.Itoa(p.LatentDim)},
+			imageio.Text{Key: "hirez:generator", Value: p.Generator.String()})
+	}
+	if len(p.Upscalers) > 0 {
+		ups := make([]string, len(p.Upscalers))
+		for i, u := range p.Upscalers {
+			ups[i] = u.String()
+		}
+		t = append(t, imageio.Text{Key: "hirez:upscalers", Value: strings.Join(ups, ",")})
+	}
+	return t
+}
+
+// EncodePNG encodes img with p in tEXt chunks.
+func EncodePNG(img *imageio.RGB, p Provenance) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := imageio.EncodePNG(&buf, img, Text(p)...); err != nil {
+		return nil, fmt.Errorf("encode png: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Upscale decodes a caller's PNG, JPEG or WebP (its header checked against
+// the limits before any pixel is decoded, so a decompression bomb costs
+// nothing), upscales it by scale in ×2 passes and encodes the result.
+func (s *Service) Upscale(ctx context.Context, data []byte, scale int, model ModelRef) (Image, error) {
+	if scale == 0 {
+		scale = 2
+	}
+	okScale := false
+	for _, sc := range s.lim.Scales {
+		okScale = okScale || sc == scale
+	}
+	if !okScale {
+		return Image{}, fault.Invalid("scale must be one of %v (0 means 2), got %d", s.lim.Scales, scale)
+	}
+	if len(data) == 0 {
+		return Image{}, fault.Invalid("image is empty; send a PNG, JPEG or WebP file")
+	}
+	if len(data) > s.lim.MaxEncodedBytes {
+		return Image{}, fault.Invalid("image is %d bytes; at most %d are accepted", len(data), s.lim.MaxEncodedBytes)
+	}
+	side := min(s.lim.MaxInputSide, s.lim.MaxOutputSide/scale)
+	img, err := imageio.Decode(data, imageio.Limits{MaxSide: side, MaxPixels: side * side})
+	switch {
+	case errors.Is(err, imageio.ErrTooLarge):
+		return Image{}, fault.Invalid("image too large for ×%d: width and height must be at most %d (%v)", scale, side, err)
+	case err != nil:
+		return Image{}, fault.Invalid("image is not a decodable PNG, JPEG or WebP: %v", err)
+	}
+	var prov Provenance // upscaling only: no generator, no pipeline
+	for s2 := 1; s2 < scale; s2 *= 2 {
+		out, p, err := s.up.Upscale(ctx, img, model)
+		if err != nil {
+			return Image{}, err
+		}
+		img = out
+		prov.Upscalers = append(prov.Upscalers, p.Upscalers...)
+		prov.Timings = append(prov.Timings, p.Timings...)
+	}
+	png, err := EncodePNG(img, prov)
+	if err != nil {
+		return Image{}, err
+	}
+	return Image{RGB: img, PNG: png, Prov: prov}, nil
+}

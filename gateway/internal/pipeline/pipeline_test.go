@@ -1,0 +1,286 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"image/png"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/hirez-ml/hirez/engine/imageio"
+	"github.com/hirez-ml/hirez/platform/fault"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var limits = Limits{
+	MaxCount: 256, MinSize: 32, MaxSize: 256, DefaultSize: 256,
+	MaxEncodedBytes: 8 << 20, MaxInputSide: 512, MaxOutputSide: 1024, Scales: []int{2, 4},
+}
+
+// seedGen makes side×side images whose colour is the seed's low byte.
+type seedGen struct{ side int }
+
+func (g seedGen) Generate(ctx context.Context, seeds []int64, _ ModelRef, yield func(Generated) error) error {
+	for i, s := range seeds {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		img := imageio.NewRGB(g.side, g.side)
+		for k := range img.Pix {
+			img.Pix[k] = byte(s)
+		}
+		p := Provenance{Seed: s, LatentDim: 100, Generator: ModelRef{"g", "sha256:g"}, Timings: []Timing{{Stage: "generate"}}}
+		if err := yield(Generated{Index: i, Image: img, Prov: p}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// nearest doubles images by pixel repetition; fail, when set, decides errors.
+type nearest struct {
+	calls atomic.Int64
+	fail  func(img *imageio.RGB) error
+	delay func(img *imageio.RGB) time.Duration
+}
+
+func (u *nearest) Upscale(ctx context.Context, img *imageio.RGB, _ ModelRef) (*imageio.RGB, Provenance, error) {
+	u.calls.Add(1)
+	if u.delay != nil {
+		select {
+		case <-time.After(u.delay(img)):
+		case <-ctx.Done():
+			return nil, Provenance{}, ctx.Err()
+		}
+	}
+	if u.fail != nil {
+		if err := u.fail(img); err != nil {
+			return nil, Provenance{}, err
+		}
+	}
+	out := imageio.NewRGB(2*img.W, 2*img.H)
+	for y := 0; y < out.H; y++ {
+		for x := 0; x < out.W; x++ {
+			r, g, b := img.At(x/2, y/2)
+			out.Set(x, y, r, g, b)
+		}
+	}
+	return out, Provenance{Upscalers: []ModelRef{{"sr", "sha256:s"}}, Timings: []Timing{{Stage: "upscale", BatchSize: 1}}}, nil
+}
+
+func collect(t *testing.T, s *Service, r Request) ([]Image, error) {
+	t.Helper()
+	var mu sync.Mutex
+	var out []Image
+	err := s.GenerateImages(context.Background(), r, func(img Image) error {
+		mu.Lock()
+		defer mu.Unlock()
+		out = append(out, img)
+		return nil
+	})
+	return out, err
+}
+
+func TestGenerateImagesChainsToSize(t *testing.T) {
+	up := &nearest{}
+	s := New(seedGen{side: 32}, up, limits)
+	imgs, err := collect(t, s, Request{Count: 5, Seed: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(imgs) != 5 || up.calls.Load() != 15 {
+		t.Fatalf("%d images with %d upscale calls, want 5 and 15 (three ×2 passes each)", len(imgs), up.calls.Load())
+	}
+	seen := map[int]bool{}
+	for _, img := range imgs {
+		seen[img.Index] = true
+		if img.RGB.W != 256 || img.Seed != 10+int64(img.Index) || img.Prov.Pipeline != DCGANSRCNN || len(img.Prov.Upscalers) != 3 {
+			t.Fatalf("image %d: %dpx seed %d prov %+v", img.Index, img.RGB.W, img.Seed, img.Prov)
+		}
+		texts, err := imageio.ReadText(bytes.NewReader(img.PNG))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, tx := range texts {
+			got[tx.Key] = tx.Value
+		}
+		if got["hirez:seed"] != strconv.FormatInt(img.Seed, 10) || got["hirez:generator"] != "g@sha256:g" ||
+			got["hirez:upscalers"] != "sr@sha256:s,sr@sha256:s,sr@sha256:s" || got["hirez:pipeline"] != "DCGAN_SRCNN" || got["hirez:latent_dim"] != "100" {
+			t.Fatalf("tEXt chunks %v", got)
+		}
+	}
+	if len(seen) != 5 {
+		t.Fatalf("indexes %v", seen)
+	}
+}
+
+func TestImagesStreamAsTheirChainsFinish(t *testing.T) {
+	// Image 0 is slow; image 1 must not wait for it.
+	up := &nearest{delay: func(img *imageio.RGB) time.Duration {
+		if img.Pix[0] == 0 {
+			return 300 * time.Millisecond
+		}
+		return 0
+	}}
+	s := New(seedGen{side: 128}, up, limits)
+	var order []int
+	err := s.GenerateImages(context.Background(), Request{Count: 2, Seed: 256}, func(img Image) error {
+		order = append(order, img.Index)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(order) != 2 || order[0] != 1 {
+		t.Fatalf("order %v, want image 1 first", order)
+	}
+}
+
+func TestValidation(t *testing.T) {
+	s := New(seedGen{side: 32}, &nearest{}, limits)
+	tests := []struct {
+		name string
+		r    Request
+		kind fault.Kind
+		msg  string
+	}{
+		{"zero count", Request{Count: 0}, fault.KindInvalid, "count must be between 1 and 256, got 0"},
+		{"negative count", Request{Count: -3}, fault.KindInvalid, "got -3"},
+		{"too many", Request{Count: 257}, fault.KindInvalid, "got 257"},
+		{"size not power of two", Request{Count: 1, Size: 100}, fault.KindInvalid, "power of two"},
+		{"size too big", Request{Count: 1, Size: 512}, fault.KindInvalid, "got 512"},
+		{"multistage", Request{Count: 1, Pipeline: MultiStage}, fault.KindFailedPrecondition, "needs an Up Sampler model; none is configured"},
+		{"single with upscaler", Request{Count: 1, Pipeline: SingleDCGAN, Upscaler: ModelRef{Name: "x"}}, fault.KindInvalid, "leave upscaler unset"},
+		{"single at another size", Request{Count: 1, Pipeline: SingleDCGAN, Size: 256}, fault.KindInvalid, "makes 32 px images"},
+		{"unknown kind", Request{Count: 1, Pipeline: Kind(9)}, fault.KindInvalid, "unknown pipeline"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := collect(t, s, tt.r)
+			if fault.KindOf(err) != tt.kind || !strings.Contains(err.Error(), tt.msg) {
+				t.Fatalf("err = %v (kind %v), want %v containing %q", err, fault.KindOf(err), tt.kind, tt.msg)
+			}
+		})
+	}
+	imgs, err := collect(t, s, Request{Count: 2, Pipeline: SingleDCGAN, Size: 32})
+	if err != nil || len(imgs) != 2 || imgs[0].RGB.W != 32 {
+		t.Fatalf("single DCGAN at the generator's size: %d images, %v", len(imgs), err)
+	}
+	// Seed 0 picks a random non-zero base.
+	imgs, err = collect(t, s, Request{Count: 1, Size: 32})
+	if err != nil || imgs[0].Seed == 0 {
+		t.Fatalf("seed 0: %v, %v", imgs, err)
+	}
+}
+
+func TestFirstErrorCancelsTheRest(t *testing.T) {
+	overloaded := fault.Overloaded("queue full")
+	up := &nearest{
+		fail: func(img *imageio.RGB) error {
+			if img.Pix[0] == 3 {
+				return overloaded
+			}
+			return nil
+		},
+		delay: func(img *imageio.RGB) time.Duration {
+			if img.Pix[0] == 3 {
+				return 0
+			}
+			return time.Minute // the others would hang without cancellation
+		},
+	}
+	s := New(seedGen{side: 32}, up, limits)
+	start := time.Now()
+	_, err := collect(t, s, Request{Count: 8, Seed: 1})
+	if !errors.Is(err, overloaded) {
+		t.Fatalf("err = %v, want the upscaler's overload passed through", err)
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Fatal("other chains were not cancelled")
+	}
+}
+
+func TestClientHangUpCancelsDownstream(t *testing.T) {
+	up := &nearest{delay: func(*imageio.RGB) time.Duration { return time.Minute }}
+	s := New(seedGen{side: 32}, up, limits)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err := s.GenerateImages(ctx, Request{Count: 4, Seed: 1}, func(Image) error { return nil })
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want DeadlineExceeded", err)
+	}
+}
+
+func encodePNG(t *testing.T, w, h int) []byte {
+	t.Helper()
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = 200
+	}
+	img.Set(0, 0, color.NRGBA{1, 2, 3, 0}) // transparent: composited over white
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestUpscaleCallerImage(t *testing.T) {
+	up := &nearest{}
+	s := New(seedGen{side: 32}, up, limits)
+	img, err := s.Upscale(context.Background(), encodePNG(t, 20, 10), 4, ModelRef{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.RGB.W != 80 || img.RGB.H != 40 || len(img.Prov.Upscalers) != 2 {
+		t.Fatalf("%dx%d, %d passes", img.RGB.W, img.RGB.H, len(img.Prov.Upscalers))
+	}
+	if r, g, b := img.RGB.At(0, 0); r != 255 || g != 255 || b != 255 {
+		t.Fatalf("transparent pixel is %d,%d,%d, want white", r, g, b)
+	}
+
+	// A PNG header claiming 100000×100000: refused from the header alone.
+	bomb := encodePNG(t, 1, 1)
+	bomb[16], bomb[17], bomb[18], bomb[19] = 0, 1, 0x86, 0xa0 // width 100000
+	bomb[20], bomb[21], bomb[22], bomb[23] = 0, 1, 0x86, 0xa0 // height 100000
+	binary.BigEndian.PutUint32(bomb[29:33], crc32.ChecksumIEEE(bomb[12:29]))
+	calls := up.calls.Load()
+	tests := []struct {
+		name  string
+		data  []byte
+		scale int
+		msg   string
+	}{
+		{"empty", nil, 2, "image is empty"},
+		{"one byte", []byte{0x89}, 2, "not a decodable"},
+		{"garbage", []byte("hello, world"), 2, "not a decodable"},
+		{"bomb", bomb, 2, "too large"},
+		{"too big for x4", encodePNG(t, 300, 10), 4, "at most 256"},
+		{"scale 3", encodePNG(t, 8, 8), 3, "scale must be one of"},
+		{"too many bytes", make([]byte, 8<<20+1), 2, "at most 8388608"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := s.Upscale(context.Background(), tt.data, tt.scale, ModelRef{})
+			if fault.KindOf(err) != fault.KindInvalid || !strings.Contains(err.Error(), tt.msg) {
+				t.Fatalf("err = %v, want invalid containing %q", err, tt.msg)
+			}
+		})
+	}
+	if up.calls.Load() != calls {
+		t.Fatal("a rejected image reached the upscaler")
+	}
+}

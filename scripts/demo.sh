@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# The main job (`make demo`, after `make build`): start the serving stack on free
+# loopback ports — generator, two upscalers, gateway — with the bundled models,
+# ask the gateway for 8 images, write 256×256 PNGs and a contact sheet to out/,
+# print where they are and how long each stage took, and stop everything.
+#
+#   scripts/demo.sh        # the demo
+#   scripts/demo.sh up     # the same stack in the foreground until Ctrl-C (scripts/up.sh)
+#
+# Environment:
+#   MODELS_DIR  models to serve (default: models/, the bundled ones). Per role:
+#               a directory generator/ or upscaler/ of *.safetensors (the newest
+#               is served and new files are swapped in while running), a file
+#               generator.safetensors / upscaler.safetensors, or the bundled
+#               dcgan*.safetensors / srcnn*- or espcn*.safetensors.
+#   GENERATOR_MODEL, UPSCALER_MODEL  a file or directory for one role
+#   OUT_DIR     where images and logs go (default: out/)
+#   COUNT, SEED number of images (8) and base seed (2026)
+#   BACKEND     engine backend (default: the fastest built in)
+#   up mode:    GATEWAY_ADDR (127.0.0.1:9000), HTTP_ADDR (127.0.0.1:8080),
+#               GENERATOR_ADDR (127.0.0.1:9001), UPSCALER_ADDRS (127.0.0.1:9102,127.0.0.1:9202)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MODE=${1:-demo}
+MODELS_DIR=${MODELS_DIR:-models}
+OUT_DIR=${OUT_DIR:-out}
+COUNT=${COUNT:-8}
+SEED=${SEED:-2026}
+BIN=bin
+
+die() { echo "demo: $*" >&2; exit 1; }
+
+for b in generator upscaler gateway democlient; do
+  [ -x "$BIN/$b" ] || die "$BIN/$b is missing: run 'make build' first (make demo does)"
+done
+
+# model_path ROLE PATTERN...: the first of MODELS_DIR/ROLE/ (a directory of
+# *.safetensors: the newest is served, new files are hot-swapped in),
+# MODELS_DIR/ROLE.safetensors, or the first MODELS_DIR/PATTERN file (the
+# bundled models are named after their preset, e.g. dcgan32-emoji.safetensors).
+model_path() {
+  local role=$1; shift
+  if [ -d "$MODELS_DIR/$role" ] && compgen -G "$MODELS_DIR/$role/*.safetensors" >/dev/null; then
+    echo "$MODELS_DIR/$role"; return
+  fi
+  if [ -f "$MODELS_DIR/$role.safetensors" ]; then
+    echo "$MODELS_DIR/$role.safetensors"; return
+  fi
+  local pat f
+  for pat in "$@"; do
+    for f in "$MODELS_DIR"/$pat; do
+      [ -f "$f" ] && { echo "$f"; return; }
+    done
+  done
+  die "no $role model in $MODELS_DIR/: expected $role/*.safetensors, $role.safetensors or one of: $* (set MODELS_DIR, or ${role^^}_MODEL to a file)"
+}
+GEN_MODEL=${GENERATOR_MODEL:-$(model_path generator 'dcgan*.safetensors')}
+UP_MODEL=${UPSCALER_MODEL:-$(model_path upscaler 'srcnn*.safetensors' 'espcn*.safetensors')}
+
+mkdir -p "$OUT_DIR/logs"
+if [ "$MODE" = up ]; then
+  GATEWAY_ADDR=${GATEWAY_ADDR:-127.0.0.1:9000}
+  HTTP_ADDR=${HTTP_ADDR:-127.0.0.1:8080}
+  GENERATOR_ADDR=${GENERATOR_ADDR:-127.0.0.1:9001}
+  UPSCALER_ADDRS=${UPSCALER_ADDRS:-127.0.0.1:9102,127.0.0.1:9202}
+else
+  mapfile -t P < <("$BIN/democlient" ports 5)
+  GATEWAY_ADDR=127.0.0.1:${P[0]}
+  HTTP_ADDR=127.0.0.1:${P[1]}
+  GENERATOR_ADDR=127.0.0.1:${P[2]}
+  UPSCALER_ADDRS=127.0.0.1:${P[3]},127.0.0.1:${P[4]}
+fi
+
+PIDS=()
+cleanup() {
+  local code=$?
+  trap - EXIT INT TERM
+  if [ ${#PIDS[@]} -gt 0 ]; then
+    kill -TERM "${PIDS[@]}" 2>/dev/null || true
+    wait "${PIDS[@]}" 2>/dev/null || true
+  fi
+  exit $code
+}
+trap cleanup EXIT
+trap 'STOPPING=1; exit 130' INT
+trap 'STOPPING=1; exit 143' TERM
+
+common=(--metrics-addr "" --log-format console --shutdown-timeout 5s)
+backend=()
+[ -n "${BACKEND:-}" ] && backend=(--backend "$BACKEND")
+
+start() { # start NAME LOG ARGS...
+  local name=$1 log=$2; shift 2
+  "$BIN/$name" "$@" >"$log" 2>&1 &
+  PIDS+=($!)
+}
+start generator "$OUT_DIR/logs/generator.log" --grpc-addr "$GENERATOR_ADDR" --model "$GEN_MODEL" "${backend[@]}" "${common[@]}"
+i=0
+for a in ${UPSCALER_ADDRS//,/ }; do
+  i=$((i + 1))
+  start upscaler "$OUT_DIR/logs/upscaler-$i.log" --grpc-addr "$a" --model "$UP_MODEL" "${backend[@]}" "${common[@]}"
+done
+start gateway "$OUT_DIR/logs/gateway.log" --grpc-addr "$GATEWAY_ADDR" --http-addr "$HTTP_ADDR" \
+  --generator-target "$GENERATOR_ADDR" --upscaler-target "$UPSCALER_ADDRS" "${common[@]}"
+
+cat <<MSG
+hirez stack (logs in $OUT_DIR/logs/):
+  gateway    gRPC $GATEWAY_ADDR   HTTP http://$HTTP_ADDR
+  generator  $GENERATOR_ADDR   model $GEN_MODEL
+  upscalers  $UPSCALER_ADDRS   model $UP_MODEL
+MSG
+
+if [ "$MODE" = up ]; then
+  "$BIN/democlient" --gateway "$GATEWAY_ADDR" --wait-for "$GENERATOR_ADDR,$UPSCALER_ADDRS" --count 0 || die "the stack did not become healthy; see $OUT_DIR/logs/"
+  echo "try: curl -s -XPOST http://$HTTP_ADDR/v1/images:generate -d '{\"count\": 2}' | head -c 300"
+  echo "Ctrl-C stops the stack."
+  wait -n "${PIDS[@]}" || true
+  sleep 0.5 # a Ctrl-C reaches the servers too: let its trap run first
+  [ -n "${STOPPING:-}" ] && exit 130
+  die "a server exited; see $OUT_DIR/logs/"
+fi
+
+"$BIN/democlient" --gateway "$GATEWAY_ADDR" --wait-for "$GENERATOR_ADDR,$UPSCALER_ADDRS" \
+  --count "$COUNT" --seed "$SEED" --out "$OUT_DIR" || { echo "demo failed; server logs are in $OUT_DIR/logs/" >&2; exit 1; }
+echo "demo: done; images are in $OUT_DIR/"

@@ -1,0 +1,117 @@
+// Package grpcapi is the generator's transport: it converts hirez.v1 messages
+// to and from the generate domain and is the only package of the service that
+// imports generated code. Errors are returned as domain faults; the platform's
+// server interceptor maps them to statuses in one place (platform/rpcerr).
+package grpcapi
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/hirez-ml/hirez/platform/fault"
+	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
+	"github.com/hirez-ml/hirez/services/generator/internal/generate"
+)
+
+// ServiceName is the full gRPC service name, also its health-check name.
+const ServiceName = "hirez.v1.GeneratorService"
+
+// Server implements hirez.v1.GeneratorService.
+type Server struct {
+	pb.UnimplementedGeneratorServiceServer
+	svc *generate.Service
+}
+
+var _ pb.GeneratorServiceServer = (*Server)(nil)
+
+// New returns the service's gRPC implementation.
+func New(svc *generate.Service) *Server { return &Server{svc: svc} }
+
+// Generate implements GeneratorService.Generate.
+func (s *Server) Generate(ctx context.Context, req *pb.GenerateRequest) (*pb.GenerateResponse, error) {
+	r, err := toRequest(req.GetSeeds(), req.GetLatents(), req.GetModel(), pb.MaxGenerateCount)
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.GenerateResponse{Images: make([]*pb.GeneratedImage, 0, r.Count())}
+	err = s.svc.Generate(ctx, r, func(img generate.Image) error {
+		resp.Images = append(resp.Images, toImage(img))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// StreamGenerate implements GeneratorService.StreamGenerate: each image is sent
+// as soon as it and every image before it are done.
+func (s *Server) StreamGenerate(req *pb.StreamGenerateRequest, stream pb.GeneratorService_StreamGenerateServer) error {
+	r, err := toRequest(req.GetSeeds(), req.GetLatents(), req.GetModel(), pb.MaxStreamGenerateCount)
+	if err != nil {
+		return err
+	}
+	return s.svc.Generate(stream.Context(), r, func(img generate.Image) error {
+		return stream.Send(&pb.StreamGenerateResponse{Image: toImage(img)})
+	})
+}
+
+// toRequest validates what the message alone decides and converts it.
+func toRequest(seeds []int64, latents []*pb.Latent, ref *pb.ModelRef, maxCount int) (generate.Request, error) {
+	n := len(seeds) + len(latents)
+	switch {
+	case len(seeds) > 0 && len(latents) > 0:
+		return generate.Request{}, fault.Invalid("give seeds or latents, not both (got %d seeds and %d latents)", len(seeds), len(latents))
+	case n < 1 || n > maxCount:
+		return generate.Request{}, fault.Invalid("the number of seeds or latents must be between 1 and %d, got %d", maxCount, n)
+	}
+	mref, err := ModelRef(ref, "model")
+	if err != nil {
+		return generate.Request{}, err
+	}
+	r := generate.Request{Seeds: seeds, Model: mref}
+	for i, l := range latents {
+		if len(l.GetValues()) > pb.MaxLatentDim {
+			return generate.Request{}, fault.Invalid("latents[%d] has %d values; at most %d are allowed", i, len(l.GetValues()), pb.MaxLatentDim)
+		}
+		r.Latents = append(r.Latents, l.GetValues())
+	}
+	return r, nil
+}
+
+// ModelRef checks a ModelRef's fields against the API's patterns.
+func ModelRef(ref *pb.ModelRef, field string) (generate.ModelRef, error) {
+	name, version := ref.GetName(), ref.GetVersion()
+	if name != "" && !pb.ValidName(name) {
+		return generate.ModelRef{}, fault.Invalid("%s.name %q is not a valid model name (lower-case letters, digits and '-', starting with a letter, at most %d characters)", field, name, pb.MaxNameLength)
+	}
+	if version != "" && !pb.ValidName(version) && !pb.IsDigest(version) {
+		return generate.ModelRef{}, fault.Invalid("%s.version %q is neither a digest (%s<64 hex digits>) nor an alias such as %q", field, version, pb.DigestPrefix, pb.AliasProduction)
+	}
+	return generate.ModelRef{Name: name, Version: version}, nil
+}
+
+func toImage(img generate.Image) *pb.GeneratedImage {
+	return &pb.GeneratedImage{
+		Index: int32(img.Index),
+		Image: &pb.RawImage{Rgb: img.RGB.Pix, Width: int32(img.RGB.W), Height: int32(img.RGB.H), Channels: pb.RawImageChannels},
+		Provenance: &pb.Provenance{
+			Seed:       img.Seed,
+			FromLatent: img.FromLatent,
+			LatentDim:  int32(img.Model.LatentDim),
+			Generator:  &pb.ModelRef{Name: img.Model.Name, Version: img.Model.Version},
+			Pipeline:   pb.Pipeline_PIPELINE_SINGLE_DCGAN,
+			Timings: []*pb.StageTiming{
+				{Stage: "queue", Duration: durationpb.New(img.Queue)},
+				{Stage: "generate", Duration: durationpb.New(img.Compute), BatchSize: int32(img.BatchSize), Backend: img.Model.Backend},
+			},
+		},
+	}
+}
+
+// String is for logs: a short description of the served model.
+func String(m generate.ModelInfo) string {
+	return fmt.Sprintf("%s (%s, %d px, z=%d) %s on %s", m.Name, m.Preset, m.Side, m.LatentDim, m.Version, m.Backend)
+}

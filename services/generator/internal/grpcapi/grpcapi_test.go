@@ -1,0 +1,246 @@
+package grpcapi
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/hirez-ml/hirez/engine/backend"
+	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/model"
+	"github.com/hirez-ml/hirez/platform/batch"
+	"github.com/hirez-ml/hirez/platform/batch/swap"
+	"github.com/hirez-ml/hirez/platform/config"
+	"github.com/hirez-ml/hirez/platform/server"
+	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
+	"github.com/hirez-ml/hirez/services/generator/internal/generate"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type fixture struct {
+	client pb.GeneratorServiceClient
+	health healthpb.HealthClient
+	holder *swap.Holder[*generate.Model]
+	srv    *server.Server
+	be     backend.Backend
+}
+
+// start serves the generator over bufconn with an empty model holder.
+func start(t *testing.T, cfg batch.Config) *fixture {
+	t.Helper()
+	be, err := backends.Open("") // the fastest built in: what the binary serves with
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = be.Close() }) // runs last: after the models on it are freed
+	lis := bufconn.Listen(1 << 20)
+	shared := config.Defaults("bufnet")
+	shared.MetricsAddr = ""
+	shared.ShutdownTimeout = 5 * time.Second
+	srv, err := server.New(shared, zaptest.NewLogger(t), server.WithListener(lis), server.WithModelServices(ServiceName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := swap.New(nil, generate.Release, swap.OnSwap(func(*swap.Version[*generate.Model]) { srv.SetServing(ServiceName, true) }))
+	svc, err := generate.New(holder, cfg, generate.Limits{MaxCount: pb.MaxStreamGenerateCount, MaxLatentDim: pb.MaxLatentDim}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb.RegisterGeneratorServiceServer(srv, New(svc))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if err := svc.Close(context.Background()); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		holder.Close()
+	})
+	return &fixture{client: pb.NewGeneratorServiceClient(conn), health: healthpb.NewHealthClient(conn), holder: holder, srv: srv, be: be}
+}
+
+// load puts a small, untrained but real generator into the holder.
+func (f *fixture) load(t *testing.T) *swap.Version[*generate.Model] {
+	t.Helper()
+	net, err := model.Build("dcgan-g-study", f.be, model.Options{Side: 32, Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := generate.NewModel(net, "tiny-g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.holder.Set(m, swap.Digest([]byte("tiny-g")), "mem")
+}
+
+func healthOf(t *testing.T, f *fixture, svc string) healthpb.HealthCheckResponse_ServingStatus {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := f.health.Check(context.Background(), &healthpb.HealthCheckRequest{Service: svc})
+		if err == nil {
+			return resp.GetStatus()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health check: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+var fast = batch.Config{MaxBatch: 4, MaxWait: time.Millisecond, QueueSize: 16}
+
+func TestNotServingUntilModelLoaded(t *testing.T) {
+	f := start(t, fast)
+	for _, svc := range []string{"", ServiceName} {
+		if got := healthOf(t, f, svc); got != healthpb.HealthCheckResponse_NOT_SERVING {
+			t.Fatalf("health %q before a model = %v, want NOT_SERVING", svc, got)
+		}
+	}
+	_, err := f.client.Generate(context.Background(), &pb.GenerateRequest{Seeds: []int64{1}})
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("Generate before a model = %v, want Unavailable", err)
+	}
+	f.load(t)
+	deadline := time.Now().Add(5 * time.Second)
+	for healthOf(t, f, "") != healthpb.HealthCheckResponse_SERVING {
+		if time.Now().After(deadline) {
+			t.Fatal("not SERVING after the model was loaded")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestGenerateDeterministicPerSeed(t *testing.T) {
+	f := start(t, fast)
+	v := f.load(t)
+	ctx := context.Background()
+	resp, err := f.client.Generate(ctx, &pb.GenerateRequest{Seeds: []int64{5, 6, 5, 0, -9}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.GetImages()) != 5 {
+		t.Fatalf("%d images, want 5", len(resp.GetImages()))
+	}
+	for i, img := range resp.GetImages() {
+		raw := img.GetImage()
+		if img.GetIndex() != int32(i) || raw.GetWidth() != 32 || raw.GetHeight() != 32 || len(raw.GetRgb()) != 32*32*3 {
+			t.Fatalf("image %d: index %d, %dx%d, %d bytes", i, img.GetIndex(), raw.GetWidth(), raw.GetHeight(), len(raw.GetRgb()))
+		}
+		p := img.GetProvenance()
+		if p.GetLatentDim() != 100 || p.GetGenerator().GetName() != "tiny-g" || p.GetGenerator().GetVersion() != v.Digest ||
+			p.GetPipeline() != pb.Pipeline_PIPELINE_SINGLE_DCGAN || len(p.GetTimings()) != 2 {
+			t.Fatalf("image %d provenance %v", i, p)
+		}
+	}
+	imgs := resp.GetImages()
+	if !bytes.Equal(imgs[0].GetImage().GetRgb(), imgs[2].GetImage().GetRgb()) {
+		t.Fatal("seed 5 gave different bytes within one batch")
+	}
+	if bytes.Equal(imgs[0].GetImage().GetRgb(), imgs[1].GetImage().GetRgb()) {
+		t.Fatal("seeds 5 and 6 gave identical images")
+	}
+	// Alone (a batch of one) the same seed gives the same bytes.
+	one, err := f.client.Generate(ctx, &pb.GenerateRequest{Seeds: []int64{5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(one.GetImages()[0].GetImage().GetRgb(), imgs[0].GetImage().GetRgb()) {
+		t.Fatal("seed 5 alone differs from seed 5 in a batch")
+	}
+	// The explicit latent of seed 5 gives the same image.
+	z := model.Latent(5, 100)
+	lat, err := f.client.Generate(ctx, &pb.GenerateRequest{Latents: []*pb.Latent{{Values: z}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(lat.GetImages()[0].GetImage().GetRgb(), imgs[0].GetImage().GetRgb()) || !lat.GetImages()[0].GetProvenance().GetFromLatent() {
+		t.Fatal("latent of seed 5 gives another image")
+	}
+}
+
+func TestStreamGenerateInOrder(t *testing.T) {
+	f := start(t, fast)
+	f.load(t)
+	seeds := make([]int64, 10)
+	for i := range seeds {
+		seeds[i] = int64(100 + i)
+	}
+	stream, err := f.client.StreamGenerate(context.Background(), &pb.StreamGenerateRequest{Seeds: seeds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range seeds {
+		msg, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("Recv %d: %v", i, err)
+		}
+		if msg.GetImage().GetIndex() != int32(i) || msg.GetImage().GetProvenance().GetSeed() != seeds[i] {
+			t.Fatalf("message %d has index %d seed %d", i, msg.GetImage().GetIndex(), msg.GetImage().GetProvenance().GetSeed())
+		}
+	}
+	if _, err := stream.Recv(); err == nil {
+		t.Fatal("stream did not end")
+	}
+}
+
+func TestValidation(t *testing.T) {
+	f := start(t, fast)
+	f.load(t)
+	nan := float32(math.NaN())
+	short := make([]float32, 99)
+	tests := []struct {
+		name string
+		req  *pb.GenerateRequest
+		code codes.Code
+		msg  string
+	}{
+		{"empty", &pb.GenerateRequest{}, codes.InvalidArgument, "between 1 and 64, got 0"},
+		{"too many", &pb.GenerateRequest{Seeds: make([]int64, 65)}, codes.InvalidArgument, "between 1 and 64, got 65"},
+		{"both", &pb.GenerateRequest{Seeds: []int64{1}, Latents: []*pb.Latent{{Values: short}}}, codes.InvalidArgument, "not both"},
+		{"latent length", &pb.GenerateRequest{Latents: []*pb.Latent{{Values: short}}}, codes.InvalidArgument, "has 99 values; model tiny-g takes latents of 100"},
+		{"latent too long", &pb.GenerateRequest{Latents: []*pb.Latent{{Values: make([]float32, 513)}}}, codes.InvalidArgument, "at most 512"},
+		{"nan", &pb.GenerateRequest{Latents: []*pb.Latent{{Values: append(make([]float32, 99), nan)}}}, codes.InvalidArgument, "must be finite"},
+		{"bad name", &pb.GenerateRequest{Seeds: []int64{1}, Model: &pb.ModelRef{Name: "Bad Name"}}, codes.InvalidArgument, "not a valid model name"},
+		{"bad version", &pb.GenerateRequest{Seeds: []int64{1}, Model: &pb.ModelRef{Version: "sha256:xyz"}}, codes.InvalidArgument, "neither a digest"},
+		{"unknown model", &pb.GenerateRequest{Seeds: []int64{1}, Model: &pb.ModelRef{Name: "other"}}, codes.NotFound, `"other" is not served`},
+		{"unknown version", &pb.GenerateRequest{Seeds: []int64{1}, Model: &pb.ModelRef{Version: "sha256:" + strings.Repeat("0", 64)}}, codes.NotFound, "not served here"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.client.Generate(context.Background(), tt.req)
+			if status.Code(err) != tt.code || !strings.Contains(status.Convert(err).Message(), tt.msg) {
+				t.Fatalf("Generate = %v, want %v containing %q", err, tt.code, tt.msg)
+			}
+		})
+	}
+	if _, err := f.client.Generate(context.Background(), &pb.GenerateRequest{Seeds: []int64{1}, Model: &pb.ModelRef{Name: "tiny-g", Version: "production"}}); err != nil {
+		t.Fatalf("Generate with name and alias: %v", err)
+	}
+}

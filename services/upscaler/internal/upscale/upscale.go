@@ -1,0 +1,253 @@
+package upscale
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hirez-ml/hirez/engine/imageio"
+	"github.com/hirez-ml/hirez/platform/batch"
+	"github.com/hirez-ml/hirez/platform/batch/swap"
+	"github.com/hirez-ml/hirez/platform/fault"
+)
+
+// Limits of one request; the transport passes the API's constants.
+type Limits struct {
+	MaxImages           int // images per call
+	MaxInputSide        int // width and height of an input
+	MaxOutputSide       int // width·scale and height·scale
+	MaxCallOutputPixels int // Σ output pixels of one call
+}
+
+// ModelRef picks a model: empty Name means the served model; empty Version or
+// "production" means the current version; a digest must match it.
+type ModelRef struct {
+	Name, Version string
+}
+
+// Request asks for every image to be upscaled by Scale.
+type Request struct {
+	Images []*imageio.RGB
+	Scale  int
+	Model  ModelRef
+}
+
+// ModelInfo identifies the version that made an image.
+type ModelInfo struct {
+	Name, Preset, Version, Backend string
+	Scale                          int
+}
+
+// Pass is one ×Scale pass of one image: the wall time of the batch it ran
+// in, the time it queued before, and the batch size.
+type Pass struct {
+	Compute, Queue time.Duration
+	BatchSize      int
+}
+
+// Result is one upscaled image and how it was made.
+type Result struct {
+	Image  *imageio.RGB
+	Model  ModelInfo
+	Passes []Pass
+}
+
+// Service upscales images; build it with New.
+type Service struct {
+	holder  *swap.Holder[*Model]
+	batcher *batch.Batcher[job, output]
+	lim     Limits
+}
+
+type job struct {
+	m        *Model
+	key      string
+	img      *imageio.RGB
+	enqueued time.Time
+}
+
+type output struct {
+	img  *imageio.RGB
+	pass Pass
+}
+
+// New returns a service upscaling with the holder's current model. obs may be nil.
+func New(holder *swap.Holder[*Model], cfg batch.Config, lim Limits, obs batch.Observer) (*Service, error) {
+	if lim.MaxImages < 1 || lim.MaxInputSide < 1 || lim.MaxOutputSide < 1 || lim.MaxCallOutputPixels < 1 {
+		return nil, fmt.Errorf("upscale: limits %+v must be positive", lim)
+	}
+	s := &Service{holder: holder, lim: lim}
+	// Only images of one size (and one model version) can share a batch.
+	opts := []batch.Option[job]{batch.WithKey(func(j job) string { return j.key })}
+	if obs != nil {
+		opts = append(opts, batch.WithObserver[job](obs))
+	}
+	b, err := batch.New(cfg, s.run, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("upscale: %w", err)
+	}
+	s.batcher = b
+	return s, nil
+}
+
+// Close stops the batcher, draining queued work until ctx ends.
+func (s *Service) Close(ctx context.Context) error { return s.batcher.Close(ctx) }
+
+// Limits returns the service's limits.
+func (s *Service) Limits() Limits { return s.lim }
+
+func (s *Service) run(ctx context.Context, jobs []job) ([]output, error) {
+	start := time.Now()
+	in := make([]*imageio.RGB, len(jobs))
+	for i, j := range jobs {
+		in[i] = j.img
+	}
+	imgs, err := jobs[0].m.upscale(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	took := time.Since(start)
+	out := make([]output, len(jobs))
+	for i, j := range jobs {
+		out[i] = output{img: imgs[i], pass: Pass{Compute: took, Queue: start.Sub(j.enqueued), BatchSize: len(jobs)}}
+	}
+	return out, nil
+}
+
+// CheckHeader validates an image from its declared size alone, before any
+// pixel is touched: sides, the output size at scale, and that the pixel data
+// has exactly width·height·channels bytes. field names the image in messages.
+func (l Limits) CheckHeader(field string, w, h, channels, nbytes, scale int) error {
+	switch {
+	case channels != 3:
+		return fault.Invalid("%s.channels must be 3 (RGB), got %d", field, channels)
+	case w < 1 || h < 1 || w > l.MaxInputSide || h > l.MaxInputSide:
+		return fault.Invalid("%s is %d×%d; width and height must be between 1 and %d", field, w, h, l.MaxInputSide)
+	case w*scale > l.MaxOutputSide || h*scale > l.MaxOutputSide:
+		return fault.Invalid("%s is %d×%d; ×%d gives %d×%d, over the largest output side %d", field, w, h, scale, w*scale, h*scale, l.MaxOutputSide)
+	case nbytes != w*h*3:
+		return fault.Invalid("%s has %d bytes of pixels; a %d×%d RGB image has %d", field, nbytes, w, h, w*h*3)
+	}
+	return nil
+}
+
+// CheckScale returns the number of passes scale needs with a model that
+// multiplies by modelScale.
+func CheckScale(scale, modelScale int) (int, error) {
+	passes, s := 0, 1
+	for s < scale {
+		s *= modelScale
+		passes++
+	}
+	if s != scale || passes == 0 {
+		return 0, fault.Invalid("scale %d cannot be made from ×%d passes of the served model", scale, modelScale)
+	}
+	return passes, nil
+}
+
+// Validate checks a request's count, scale and every image's header.
+func (s *Service) Validate(r Request) error {
+	if len(r.Images) < 1 || len(r.Images) > s.lim.MaxImages {
+		return fault.Invalid("the number of images must be between 1 and %d, got %d", s.lim.MaxImages, len(r.Images))
+	}
+	if r.Scale != 2 && r.Scale != 4 {
+		return fault.Invalid("scale must be 2 or 4, got %d", r.Scale)
+	}
+	total := 0
+	for i, img := range r.Images {
+		if img == nil {
+			return fault.Invalid("images[%d] is missing", i)
+		}
+		if err := s.lim.CheckHeader(fmt.Sprintf("images[%d]", i), img.W, img.H, 3, len(img.Pix), r.Scale); err != nil {
+			return err
+		}
+		total += img.W * img.H * r.Scale * r.Scale
+	}
+	if total > s.lim.MaxCallOutputPixels {
+		return fault.Invalid("the call would return %d pixels; at most %d fit in one response, so split it", total, s.lim.MaxCallOutputPixels)
+	}
+	return nil
+}
+
+// Acquire pins the model version ref names; Release the result when done.
+func (s *Service) Acquire(ref ModelRef) (*swap.Ref[*Model], error) {
+	v, err := s.holder.Acquire()
+	if err != nil {
+		return nil, err
+	}
+	m := v.Value
+	if ref.Name != "" && ref.Name != m.Name {
+		v.Release()
+		return nil, fault.NotFound("model %q is not served here; this upscaler serves %q", ref.Name, m.Name)
+	}
+	if ref.Version != "" && ref.Version != "production" && ref.Version != v.Digest {
+		v.Release()
+		return nil, fault.NotFound("version %q of model %q is not served here; the current version is %s", ref.Version, m.Name, v.Digest)
+	}
+	return v, nil
+}
+
+// Info describes a held version.
+func Info(v *swap.Version[*Model]) ModelInfo {
+	m := v.Value
+	return ModelInfo{Name: m.Name, Preset: m.Preset, Version: v.Digest, Backend: m.Backend, Scale: m.Scale}
+}
+
+// Upscale validates r and upscales every image with one model version.
+func (s *Service) Upscale(ctx context.Context, r Request) ([]Result, error) {
+	if err := s.Validate(r); err != nil {
+		return nil, err
+	}
+	ref, err := s.Acquire(r.Model)
+	if err != nil {
+		return nil, err
+	}
+	defer ref.Release()
+	return s.UpscaleWith(ctx, ref.Version, r.Images, r.Scale)
+}
+
+// UpscaleWith upscales already validated images with a version the caller
+// holds, each image in its own goroutine so that equal sizes batch together.
+func (s *Service) UpscaleWith(ctx context.Context, v *swap.Version[*Model], imgs []*imageio.RGB, scale int) ([]Result, error) {
+	info := Info(v)
+	passes, err := CheckScale(scale, v.Value.Scale)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx) // one failure stops the others' queued passes
+	defer cancel()
+	out := make([]Result, len(imgs))
+	errs := make([]error, len(imgs))
+	var wg sync.WaitGroup
+	for i, img := range imgs {
+		wg.Go(func() {
+			res := Result{Image: img, Model: info}
+			for range passes {
+				j := job{m: v.Value, key: fmt.Sprintf("%s/%dx%d", v.Digest, res.Image.W, res.Image.H), img: res.Image, enqueued: time.Now()}
+				o, err := s.batcher.Submit(ctx, j)
+				if err != nil {
+					errs[i] = fmt.Errorf("images[%d]: %w", i, err)
+					cancel()
+					return
+				}
+				res.Image = o.img
+				res.Passes = append(res.Passes, o.pass)
+			}
+			out[i] = res
+		})
+	}
+	wg.Wait()
+	var first error
+	for _, err := range errs {
+		// Report the cause, not the cancellations it led to.
+		if err != nil && (first == nil || errors.Is(first, context.Canceled) && !errors.Is(err, context.Canceled)) {
+			first = err
+		}
+	}
+	if first != nil {
+		return nil, first
+	}
+	return out, nil
+}
