@@ -31,7 +31,7 @@ BIN=bin
 
 die() { echo "demo: $*" >&2; exit 1; }
 
-for b in generator upscaler gateway democlient; do
+for b in generator upscaler gateway hirez freeports; do
   [ -x "$BIN/$b" ] || die "$BIN/$b is missing: run 'make build' first (make demo does)"
 done
 
@@ -65,7 +65,7 @@ if [ "$MODE" = up ]; then
   GENERATOR_ADDR=${GENERATOR_ADDR:-127.0.0.1:9001}
   UPSCALER_ADDRS=${UPSCALER_ADDRS:-127.0.0.1:9102,127.0.0.1:9202}
 else
-  mapfile -t P < <("$BIN/democlient" ports 5)
+  mapfile -t P < <("$BIN/freeports" 5)
   GATEWAY_ADDR=127.0.0.1:${P[0]}
   HTTP_ADDR=127.0.0.1:${P[1]}
   GENERATOR_ADDR=127.0.0.1:${P[2]}
@@ -112,7 +112,7 @@ hirez stack (logs in $OUT_DIR/logs/):
 MSG
 
 if [ "$MODE" = up ]; then
-  "$BIN/democlient" --gateway "$GATEWAY_ADDR" --wait-for "$GENERATOR_ADDR,$UPSCALER_ADDRS" --count 0 || die "the stack did not become healthy; see $OUT_DIR/logs/"
+  "$BIN/hirez" generate --gateway "$GATEWAY_ADDR" --wait-for "$GENERATOR_ADDR,$UPSCALER_ADDRS" --count 0 || die "the stack did not become healthy; see $OUT_DIR/logs/"
   echo "try: curl -s -XPOST http://$HTTP_ADDR/v1/images:generate -d '{\"count\": 2}' | head -c 300"
   echo "Ctrl-C stops the stack."
   wait -n "${PIDS[@]}" || true
@@ -121,6 +121,6 @@ if [ "$MODE" = up ]; then
   die "a server exited; see $OUT_DIR/logs/"
 fi
 
-"$BIN/democlient" --gateway "$GATEWAY_ADDR" --wait-for "$GENERATOR_ADDR,$UPSCALER_ADDRS" \
+"$BIN/hirez" generate --gateway "$GATEWAY_ADDR" --wait-for "$GENERATOR_ADDR,$UPSCALER_ADDRS" \
   --count "$COUNT" --seed "$SEED" --out "$OUT_DIR" || { echo "demo failed; server logs are in $OUT_DIR/logs/" >&2; exit 1; }
 echo "demo: done; images are in $OUT_DIR/"

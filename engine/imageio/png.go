@@ -1,6 +1,7 @@
 package imageio
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -9,10 +10,10 @@ import (
 	"image"
 	"image/png"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/hirez-ml/hirez/engine/atomicfile"
 )
 
 // Text is one PNG tEXt chunk: a keyword and its value (provenance such as the seed
@@ -177,25 +178,9 @@ func fromLatin1(b []byte) string {
 // WritePNGFile writes img to path atomically (a temporary file in the same directory,
 // then a rename), so a reader never sees half a file.
 func WritePNGFile(path string, img *RGB, text ...Text) error {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".*.tmp")
+	err := atomicfile.Write(path, func(w *bufio.Writer) error { return EncodePNG(w, img, text...) })
 	if err != nil {
 		return fmt.Errorf("imageio: %w", err)
-	}
-	tmp := f.Name()
-	err = EncodePNG(f, img, text...)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("imageio: write %s: %w", path, err)
 	}
 	return nil
 }

@@ -26,9 +26,10 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
+
+	"github.com/hirez-ml/hirez/engine/atomicfile"
 )
 
 // DefaultMaxHeader bounds the JSON header (the reference implementation uses 100 MB).
@@ -557,48 +558,11 @@ func appendData(buf []byte, t *Tensor) []byte {
 	return buf
 }
 
-// WriteFile writes f to path atomically: into a temporary file in the same
-// directory, fsynced, renamed over path, and the directory fsynced, so a crash
-// leaves either the old file or the new one, never a torn one.
-func WriteFile(path string, f *File) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
+// WriteFile writes f to path atomically (engine/atomicfile): a crash leaves
+// either the old file or the new one, never a torn one.
+func WriteFile(path string, f *File) error {
+	if err := atomicfile.Write(path, func(w *bufio.Writer) error { return Encode(w, f) }); err != nil {
 		return fmt.Errorf("safetensors: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	bw := bufio.NewWriterSize(tmp, 1<<16)
-	if err = Encode(bw, f); err != nil {
-		return err
-	}
-	if err = bw.Flush(); err != nil {
-		return fmt.Errorf("safetensors: write %s: %w", tmp.Name(), err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("safetensors: sync %s: %w", tmp.Name(), err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("safetensors: close %s: %w", tmp.Name(), err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("safetensors: %w", err)
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("safetensors: sync dir: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("safetensors: sync dir %s: %w", dir, err)
 	}
 	return nil
 }

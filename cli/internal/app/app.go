@@ -44,6 +44,7 @@ func usagef(format string, args ...any) error {
 
 func commands() []Command {
 	return []Command{
+		generateCommand(),
 		upscaleCommand(),
 		trainLocalCommand(),
 		evalCommand(),
