@@ -6,6 +6,7 @@ require (
 	github.com/hirez-ml/hirez/engine v0.0.0
 	github.com/hirez-ml/hirez/platform v0.0.0
 	github.com/hirez-ml/hirez/proto v0.0.0
+	github.com/hirez-ml/hirez/services/trainer v0.0.0
 	google.golang.org/grpc v1.85.0
 )
 
@@ -29,4 +30,5 @@ replace (
 	github.com/hirez-ml/hirez/engine => ../engine
 	github.com/hirez-ml/hirez/platform => ../platform
 	github.com/hirez-ml/hirez/proto => ../proto
+	github.com/hirez-ml/hirez/services/trainer => ../services/trainer
 )

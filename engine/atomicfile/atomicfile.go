@@ -41,7 +41,7 @@ func Write(path string, fill func(w *bufio.Writer) error) (err error) {
 	if err = os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return syncDir(dir)
+	return SyncDir(dir)
 }
 
 // WriteBytes writes data to path atomically.
@@ -52,8 +52,8 @@ func WriteBytes(path string, data []byte) error {
 	})
 }
 
-// syncDir makes the rename itself durable.
-func syncDir(dir string) error {
+// SyncDir fsyncs a directory so that a rename or create in it is durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("sync dir %s: %w", dir, err)

@@ -43,14 +43,14 @@ func usagef(format string, args ...any) error {
 }
 
 func commands() []Command {
-	return []Command{
+	return append([]Command{
 		generateCommand(),
 		upscaleCommand(),
 		trainLocalCommand(),
 		evalCommand(),
 		experimentCommand(),
 		trainDefaultsCommand(),
-	}
+	}, trainerCommands()...)
 }
 
 // Main runs the command line args and returns the exit code.
