@@ -65,7 +65,19 @@ type Spec struct {
 	Alpha float32 `json:"alpha,omitempty"`
 	// Factor is PixelShuffle's upscale factor r.
 	Factor int `json:"factor,omitempty"`
+	// ZeroInit starts the layer's weights and bias at zero instead of the
+	// config's Init (the last conv of a residual upscaler, so it starts as the
+	// identity around its skip).
+	ZeroInit bool `json:"zero_init,omitempty"`
 }
+
+// Input values of Config.Input.
+const (
+	// InputBicubic: the layers see the input upscaled ×Scale by MATLAB bicubic
+	// (layer.Bicubic: imresize's kernel and symmetric borders, in float), as the
+	// SRCNN and VDSR papers feed their networks.
+	InputBicubic = "bicubic"
+)
 
 // Config fully describes a network: the preset a file names, written into every
 // weights file as JSON so a served model can be rebuilt from its file alone.
@@ -78,6 +90,14 @@ type Config struct {
 	Scale    int    `json:"scale,omitempty"`  // upscaler: output side / input side
 	Range    Range  `json:"range"`            // pixel ↔ float mapping of images in and out
 	Init     string `json:"init"`             // "dcgan" or "pytorch": how Build draws fresh weights
+	// Input is how an upscaler's image reaches the layers: "" as it is, or
+	// InputBicubic (upscaled ×Scale first, a fixed parameter-free step).
+	Input string `json:"input,omitempty"`
+	// Residual makes the output the layers' input plus the layers' output (a
+	// global skip, VDSR-style); when the layers upscale, the skip is the layers'
+	// input upscaled ×Scale by MATLAB bicubic. The layers then learn only a
+	// correction to bicubic.
+	Residual bool   `json:"residual,omitempty"`
 	Layers   []Spec `json:"layers"`
 }
 
@@ -141,7 +161,7 @@ func (c Config) Plan() ([]Step, error) {
 	if err := c.checkHeader(); err != nil {
 		return nil, err
 	}
-	cur := c.InputShape()
+	cur := c.LayersInputShape()
 	steps := make([]Step, 0, len(c.Layers))
 	names := map[string]bool{}
 	for i, s := range c.Layers {
@@ -246,7 +266,23 @@ func (c Config) Plan() ([]Step, error) {
 	if want := c.OutputShape(); !equalInts(cur, want) {
 		return nil, fmt.Errorf("model %s: the layers end in %v, a %s at side %d must output %v", c.Preset, cur, c.Role, c.Side, want)
 	}
+	if c.Residual {
+		in := c.LayersInputShape()
+		if !equalInts(cur, in) && !equalInts(cur, []int{in[0], c.Scale * in[1], c.Scale * in[2]}) {
+			return nil, fmt.Errorf("model %s: residual: the layers map %v to %v, neither the same shape nor ×%d", c.Preset, in, cur, c.Scale)
+		}
+	}
 	return steps, nil
+}
+
+// LayersInputShape is one sample's shape as the first layer sees it: the input,
+// or for Input "bicubic" the input upscaled ×Scale.
+func (c Config) LayersInputShape() []int {
+	in := c.InputShape()
+	if c.Input == InputBicubic {
+		return []int{in[0], c.Scale * in[1], c.Scale * in[2]}
+	}
+	return in
 }
 
 func (c Config) checkHeader() error {
@@ -263,6 +299,10 @@ func (c Config) checkHeader() error {
 		return fmt.Errorf("model %s: init %q (want dcgan or pytorch)", c.Preset, c.Init)
 	case len(c.Layers) == 0:
 		return fmt.Errorf("model %s: no layers", c.Preset)
+	case c.Input != "" && c.Input != InputBicubic:
+		return fmt.Errorf("model %s: input %q (want \"\" or %q)", c.Preset, c.Input, InputBicubic)
+	case (c.Input != "" || c.Residual) && c.Role != Upscaler:
+		return fmt.Errorf("model %s: input and residual are for upscalers, not a %s", c.Preset, c.Role)
 	}
 	switch c.Role {
 	case Generator:

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hirez-ml/hirez/engine/backend/ref"
 	"github.com/hirez-ml/hirez/engine/imageio"
+	"github.com/hirez-ml/hirez/engine/metrics"
 	"github.com/hirez-ml/hirez/engine/tensor"
 )
 
@@ -261,4 +262,65 @@ func group(v int64) string {
 		out = append(out, s[i])
 	}
 	return string(out)
+}
+
+// A residual upscaler with its last conv at zero is MATLAB bicubic (engine/metrics)
+// to within one level (metrics rounds between its two passes, the network does
+// not), borders included; its weights keep the layers' PyTorch names; and its
+// config survives the weights file.
+func TestResidualStartsAtBicubic(t *testing.T) {
+	b := ref.New()
+	defer b.Close()
+	img := imageio.NewRGB(13, 10)
+	for i := range img.Pix {
+		img.Pix[i] = uint8(40 + (i*37)%170)
+	}
+	want, err := metrics.ImresizeTo(img, 26, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"srcnn-residual", "espcn-residual"} {
+		n, err := Build(name, b, Options{Seed: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, p := range n.Params() {
+			names = append(names, p.Name)
+		}
+		if got := strings.Join(names, " "); got != "conv1.weight conv1.bias conv2.weight conv2.bias conv3.weight conv3.bias" {
+			t.Errorf("%s params %s", name, got)
+		}
+		out, err := n.Upscale(context.Background(), []*imageio.RGB{img})
+		if err != nil {
+			t.Fatal(err)
+		}
+		worst := 0
+		for i := range want.Pix {
+			worst = max(worst, absInt(int(out[0].Pix[i])-int(want.Pix[i])))
+		}
+		if worst > 1 {
+			t.Errorf("%s at init differs from bicubic by %d levels", name, worst)
+		}
+		path := t.TempDir() + "/m.safetensors"
+		if err := n.Save(path, nil); err != nil {
+			t.Fatal(err)
+		}
+		m, _, err := Open(path, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := m.Config(); !c.Residual || c.JSON() != n.Config().JSON() {
+			t.Errorf("%s: config after the file: %s", name, c.JSON())
+		}
+		m.Free()
+		n.Free()
+	}
+}
+
+func absInt(v int) int {
+	if v < 0 {
+		return -v
+	}
+	return v
 }

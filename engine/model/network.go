@@ -73,7 +73,11 @@ func BuildConfig(cfg Config, b backend.Backend, seed uint64) (*Network, error) {
 			n.bns = append(n.bns, st.Name)
 		}
 	}
-	if n.seq, err = layer.NewSequential(cfg.Preset, layers...); err != nil {
+	top, err := wrap(cfg, steps, layers)
+	if err != nil {
+		return fail(err)
+	}
+	if n.seq, err = layer.NewSequential(cfg.Preset, top...); err != nil {
 		return fail(err)
 	}
 	scheme := layer.DCGANInit
@@ -84,7 +88,53 @@ func BuildConfig(cfg Config, b backend.Backend, seed uint64) (*Network, error) {
 		n.seq.Free()
 		return nil, fmt.Errorf("model %s: %w", cfg.Preset, err)
 	}
+	for _, st := range steps {
+		if !st.ZeroInit {
+			continue
+		}
+		for _, p := range st.Params {
+			if prm := layer.Lookup(n.seq, p.Name); prm != nil {
+				if err := b.Fill(prm.Value.Buffer(), 0); err != nil {
+					n.seq.Free()
+					return nil, fmt.Errorf("model %s: zero init %s: %w", cfg.Preset, p.Name, err)
+				}
+			}
+		}
+	}
 	return n, nil
+}
+
+// wrap adds the config's fixed input step and global skip around the planned
+// layers: [Bicubic "input"] then Residual("residual", layers, skip) where skip is
+// the identity, or Bicubic "skip" when the layers upscale. Neither adds
+// parameters, so the state_dict names stay the layers' own.
+func wrap(cfg Config, steps []Step, layers []layer.Layer) ([]layer.Layer, error) {
+	top := layers
+	if cfg.Residual {
+		body, err := layer.NewSequential("body", layers...)
+		if err != nil {
+			return nil, err
+		}
+		var skip layer.Layer
+		if !equalInts(steps[0].In, steps[len(steps)-1].Out) {
+			if skip, err = layer.NewBicubic("skip", cfg.Scale); err != nil {
+				return nil, err
+			}
+		}
+		res, err := layer.NewResidual("residual", body, skip)
+		if err != nil {
+			return nil, err
+		}
+		top = []layer.Layer{res}
+	}
+	if cfg.Input == InputBicubic {
+		in, err := layer.NewBicubic("input", cfg.Scale)
+		if err != nil {
+			return nil, err
+		}
+		top = append([]layer.Layer{in}, top...)
+	}
+	return top, nil
 }
 
 func newLayer(b backend.Backend, st Step) (layer.Layer, error) {

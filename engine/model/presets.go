@@ -55,6 +55,7 @@ func pool(name string) Spec            { return Spec{Op: OpMaxPool, Name: name} 
 func reshape(name string, ch int) Spec { return Spec{Op: OpReshape, Name: name, Out: ch} }
 func flatten(name string) Spec         { return Spec{Op: OpFlatten, Name: name} }
 func shuffle(name string, r int) Spec  { return Spec{Op: OpPixelShuffle, Name: name, Factor: r} }
+func zero(s Spec) Spec                 { s.ZeroInit = true; return s }
 func seq(specs ...[]Spec) []Spec       { return slices.Concat(specs...) }
 func one(s ...Spec) []Spec             { return s }
 
@@ -201,6 +202,41 @@ var presets = []Preset{
 				conv("conv1", 64, 5), tanh("act1"),
 				conv("conv2", 32, 3), tanh("act2"),
 				conv("conv3", 12, 3), shuffle("shuffle", 2),
+			)},
+	},
+	{
+		Name: "srcnn-residual",
+		Role: Upscaler,
+		Reading: "SRCNN 9-5-5 (Dong et al.'s 64/32 filters) as a VDSR-style global residual: the " +
+			"input is upscaled ×2 by MATLAB bicubic inside the network (a fixed, parameter-free step " +
+			"with imresize's kernel and symmetric borders, in float), then conv1 3→64 9×9 + ReLU, " +
+			"conv2 64→32 5×5 + ReLU, conv3 32→3 5×5 learns only the correction, added to the bicubic " +
+			"image. conv3 starts at zero, so the untrained net is bicubic. RGB in [0, 1], output " +
+			"clamped like SRCNN.",
+		Sides: []int{32, 64, 128},
+		base: Config{Preset: "srcnn-residual", Role: Upscaler, Side: 32, Channels: 3, Scale: 2, Range: Unit, Init: "pytorch",
+			Input: InputBicubic, Residual: true,
+			Layers: one(
+				conv("conv1", 64, 9), relu("act1"),
+				conv("conv2", 32, 5), relu("act2"),
+				zero(conv("conv3", 3, 5)),
+			)},
+	},
+	{
+		Name: "espcn-residual",
+		Role: Upscaler,
+		Reading: "espcn-x2 with ReLU and a global bicubic skip: every conv at the low resolution " +
+			"(conv1 3→64 5×5 + ReLU, conv2 64→32 3×3 + ReLU, conv3 32→12 3×3, PixelShuffle(2)) " +
+			"learns the correction added to the MATLAB-bicubic ×2 of the input (a fixed, " +
+			"parameter-free skip, symmetric borders). conv3 starts at zero, so the untrained net " +
+			"is bicubic. RGB in [0, 1], output clamped like SRCNN.",
+		Sides: []int{32, 64, 128},
+		base: Config{Preset: "espcn-residual", Role: Upscaler, Side: 32, Channels: 3, Scale: 2, Range: Unit, Init: "pytorch",
+			Residual: true,
+			Layers: one(
+				conv("conv1", 64, 5), relu("act1"),
+				conv("conv2", 32, 3), relu("act2"),
+				zero(conv("conv3", 12, 3)), shuffle("shuffle", 2),
 			)},
 	},
 }

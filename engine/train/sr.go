@@ -26,6 +26,11 @@ type SRConfig struct {
 	Batch           int     // 0 = 32
 	LR              float32 // Adam learning rate; 0 = 1e-3
 	Beta1, Beta2    float32 // 0 = 0.9, 0.999 (Adam's defaults: no adversary here)
+	// Decay is the final fraction of the run (by its stop limit: steps, budget or
+	// epochs) over which the learning rate falls linearly from LR to 0; 0 keeps it
+	// constant. It settles the weights at the end of a short run, where a
+	// constant rate leaves them wherever the last noisy steps put them.
+	Decay float32
 
 	Config *model.Config // replaces the preset when set (see GANConfig)
 }
@@ -51,6 +56,9 @@ func (c *SRConfig) defaults() error {
 	}
 	if c.Beta2 == 0 {
 		c.Beta2 = 0.999
+	}
+	if !(c.Decay >= 0 && c.Decay <= 1) {
+		return fmt.Errorf("%w: SR lr decay %v (want a fraction of the run in [0, 1])", ErrBadOptions, c.Decay)
 	}
 	if c.Patch < 2 || c.Batch < 1 || c.PatchesPerImage < 1 || c.Batch%c.PatchesPerImage != 0 || !(c.LR > 0) {
 		return fmt.Errorf("%w: SR patch %d, batch %d, %d patches per image, lr %v", ErrBadOptions, c.Patch, c.Batch, c.PatchesPerImage, c.LR)
@@ -140,7 +148,24 @@ func newSRJob(ctx context.Context, c SRConfig, o Options) (_ *srJob, err error) 
 func (j *srJob) kind() string { return "sr" }
 
 func (j *srJob) signature() string {
-	return fmt.Sprintf("net=%s patch=%d ppi=%d batch=%d lr=%v betas=%v,%v", netName(j.c.Preset, j.c.Config), j.c.Patch, j.c.PatchesPerImage, j.c.Batch, j.c.LR, j.c.Beta1, j.c.Beta2)
+	s := fmt.Sprintf("net=%s patch=%d ppi=%d batch=%d lr=%v betas=%v,%v", netName(j.c.Preset, j.c.Config), j.c.Patch, j.c.PatchesPerImage, j.c.Batch, j.c.LR, j.c.Beta1, j.c.Beta2)
+	if j.c.Decay > 0 {
+		s += fmt.Sprintf(" decay=%v", j.c.Decay)
+	}
+	return s
+}
+
+// progress implements scheduled: the linear decay of the last Decay of the run.
+func (j *srJob) progress(frac float64) {
+	if j.c.Decay <= 0 {
+		return
+	}
+	start := 1 - float64(j.c.Decay)
+	f := 1.0
+	if frac > start {
+		f = max(0, (1-frac)/float64(j.c.Decay))
+	}
+	j.opt.SetLR(float32(float64(j.c.LR) * f))
 }
 
 func (j *srJob) loaderOptions() dataset.Options {

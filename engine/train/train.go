@@ -128,6 +128,12 @@ type job interface {
 	free()
 }
 
+// scheduled is a job whose learning rate follows the run's progress (0 at the
+// start, 1 at the first stop limit: steps, budget or epochs).
+type scheduled interface {
+	progress(frac float64)
+}
+
 // run drives a job: loader, stop limits, hooks, checkpoints, publishing.
 func run(ctx context.Context, o Options, j job, defaultName string) (res Result, err error) {
 	defer j.free()
@@ -214,6 +220,19 @@ func run(ctx context.Context, o Options, j job, defaultName string) (res Result,
 				return res, errors.Join(ctx.Err(), save())
 			}
 			return res, fmt.Errorf("data: %w", err)
+		}
+		if sj, ok := j.(scheduled); ok {
+			frac := 0.0
+			if o.Steps > 0 {
+				frac = max(frac, float64(res.Steps)/float64(o.Steps))
+			}
+			if o.Budget > 0 {
+				frac = max(frac, float64(elapsed())/float64(o.Budget))
+			}
+			if o.Epochs > 0 {
+				frac = max(frac, float64(res.Steps)/float64(perEpoch*o.Epochs))
+			}
+			sj.progress(min(frac, 1))
 		}
 		if err := j.step(ctx, b, rng); err != nil {
 			return res, fmt.Errorf("step %d: %w", res.Steps+1, err)

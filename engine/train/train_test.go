@@ -360,3 +360,33 @@ func TestSRLearns(t *testing.T) {
 		t.Errorf("mse %v in the first steps, %v in the last", first, last)
 	}
 }
+
+// The SR learning rate is constant, then falls linearly to 0 over the last Decay
+// of the run; a residual preset trains through the loop.
+func TestSRDecay(t *testing.T) {
+	data := writeImages(t, 8, 16)
+	o := refOptions(t, data, "")
+	o.Steps = 10
+	c := SRConfig{Preset: "espcn-residual", Patch: 8, PatchesPerImage: 2, Batch: 4, LR: 1e-3, Decay: 0.5}
+	if err := c.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	j, err := newSRJob(context.Background(), c, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.free()
+	for _, tc := range []struct{ frac, want float64 }{{0, 1e-3}, {0.5, 1e-3}, {0.75, 5e-4}, {1, 0}} {
+		j.progress(tc.frac)
+		if got := float64(j.opt.Config().LR); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("lr at %v of the run = %v, want %v", tc.frac, got, tc.want)
+		}
+	}
+	if _, err := SR(context.Background(), c, o); err != nil {
+		t.Fatal(err)
+	}
+	c.Decay = 2
+	if _, err := SR(context.Background(), c, o); !errors.Is(err, ErrBadOptions) {
+		t.Errorf("decay 2: %v", err)
+	}
+}

@@ -67,6 +67,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"eval"}, ExitUsage, "eval sr"},
 		{[]string{"eval", "fid"}, ExitUsage, `unknown evaluation "fid"`},
 		{[]string{"eval", "sr", "--model", "/nonexistent.safetensors", "--data", "."}, ExitFailure, "nonexistent"},
+		{[]string{"generate", "--count", "-1"}, ExitUsage, "--count must be between 0 and 256"},
+		{[]string{"generate", "--pipeline", "gan9000"}, ExitUsage, `--pipeline "gan9000"`},
+		{[]string{"generate", "--gateway", "127.0.0.1:1", "--timeout", "300ms"}, ExitFailure, "is not SERVING (is it running?)"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			code, _, stderr := hirez(t, tc.args...)
@@ -177,5 +180,61 @@ func TestExperimentQuick(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(tmp, "docs", "experiment", g)); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// TestTrainDefaultsGANModel takes an already-trained generator (--gan-model): no
+// GAN training, but SWD scoring and its card; then the default residual SR net.
+// --only sr trains and documents the SR net alone.
+func TestTrainDefaultsGANModel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains real presets")
+	}
+	tmp := t.TempDir()
+	data := writeImages(t, filepath.Join(tmp, "data"), 12, 32)
+	held := writeImages(t, filepath.Join(tmp, "held"), 8, 32)
+	grun := filepath.Join(tmp, "gan")
+	if code, out, errs := hirez(t, "train-local", "--kind", "gan", "--side", "16", "--data", data, "--out", grun,
+		"--steps", "1", "--batch", "4", "--backend", "ref"); code != 0 {
+		t.Fatalf("train-local gan: %d %s %s", code, out, errs)
+	}
+	models := filepath.Join(tmp, "models")
+	common := []string{"--out", models, "--work", filepath.Join(tmp, "work"), "--gan-data", data, "--gan-heldout", held,
+		"--sr-data", data, "--photos", "", "--sr-steps", "2", "--sr-patch", "16", "--sr-batch", "8", "--n", "4", "--backend", "ref"}
+	code, out, errs := hirez(t, append([]string{"train-defaults", "--gan-model", filepath.Join(grun, "generator.safetensors")}, common...)...)
+	if code != 0 {
+		t.Fatalf("train-defaults: %d %s %s", code, out, errs)
+	}
+	if strings.Contains(out, "gan step") || !strings.Contains(out, "SWD") {
+		t.Errorf("the generator was trained again or not scored:\n%s", out)
+	}
+	gcard, err := os.ReadFile(filepath.Join(models, "dcgan32-emoji.md"))
+	if err != nil || !strings.Contains(string(gcard), "trained beforehand") || !strings.Contains(string(gcard), "16 px") {
+		t.Errorf("generator card %v:\n%s", err, gcard)
+	}
+	scard, err := os.ReadFile(filepath.Join(models, defaultSRName+".md"))
+	if err != nil || !strings.Contains(string(scard), "`espcn-residual`") || !strings.Contains(string(scard), "bicubic") {
+		t.Errorf("SR card %v:\n%s", err, scard)
+	}
+	for _, f := range []string{"dcgan32-emoji.safetensors", defaultSRName + ".safetensors"} {
+		if _, err := os.Stat(filepath.Join(models, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if err := os.RemoveAll(models); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = hirez(t, append([]string{"train-defaults", "--only", "sr", "--sr-name", "up"}, common...)...)
+	if code != 0 || strings.Contains(out, "SWD") {
+		t.Fatalf("--only sr: %d %s %s", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(models, "dcgan32-emoji.md")); err == nil {
+		t.Error("--only sr wrote a generator card")
+	}
+	if _, err := os.Stat(filepath.Join(models, "up.md")); err != nil {
+		t.Error(err)
+	}
+	if code, _, _ := hirez(t, "train-defaults", "--gan-model", filepath.Join(tmp, "missing.safetensors")); code != ExitUsage {
+		t.Errorf("a missing --gan-model: exit %d, want usage", code)
 	}
 }

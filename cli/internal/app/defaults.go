@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hirez-ml/hirez/engine/backend"
 	"github.com/hirez-ml/hirez/engine/backends"
 	"github.com/hirez-ml/hirez/engine/metrics"
 	"github.com/hirez-ml/hirez/engine/model"
@@ -31,7 +32,9 @@ type defaultsRun struct {
 	side                             int
 	ganBudget, srBudget              time.Duration
 	ganSteps, srSteps                int
-	srPreset                         string
+	srPreset, ganModel, only         string
+	srPatch, srBatch                 int
+	srLR, srDecay                    float64
 	n, srEval                        int
 	seed                             uint64
 }
@@ -41,15 +44,20 @@ func runTrainDefaults(ctx context.Context, env Env, args []string) error {
 	var r defaultsRun
 	fs.StringVar(&r.ganData, "gan-data", "data/noto128/train", "DCGAN training images")
 	fs.StringVar(&r.ganEval, "gan-heldout", "data/noto128/heldout", "held-out emoji: SWD of the DCGAN and in-domain PSNR of the SR net")
-	fs.StringVar(&r.srData, "sr-data", "data/fluent256/train", "SR training images")
+	fs.StringVar(&r.srData, "sr-data", "data/noto128/train", "SR training images (in-domain emoji: the generator's domain; held-out split kept apart)")
 	fs.StringVar(&r.photos, "photos", "data/photos", "photos for the SR net's out-of-domain PSNR ('' skips)")
 	fs.StringVar(&r.ganVersion, "gan-data-version", "Noto Color Emoji, Debian fonts-noto-color-emoji 2.042-0+deb12u1 (Apache-2.0)", "data source line of the DCGAN's card")
-	fs.StringVar(&r.srVersion, "sr-data-version", "Microsoft Fluent Emoji 3D via npm @lobehub/fluent-emoji-3d@1.1.0 (MIT)", "data source line of the SR net's card")
+	fs.StringVar(&r.srVersion, "sr-data-version", "", "data source line of the SR net's card (default: the --gan-data-version line for a noto folder, Microsoft Fluent Emoji 3D via npm @lobehub/fluent-emoji-3d@1.1.0 (MIT) for a fluent one)")
 	fs.StringVar(&r.out, "out", "models", "folder for <name>.safetensors and <name>.md")
 	fs.StringVar(&r.work, "work", "out/train-defaults", "folder for the training runs (checkpoints; resumable)")
 	fs.StringVar(&r.ganName, "gan-name", "dcgan32-emoji", "name of the generator")
-	fs.StringVar(&r.srName, "sr-name", "espcn-x2-emoji", "name of the SR net")
-	fs.StringVar(&r.srPreset, "sr", "espcn-x2", "SR preset (espcn-x2 or srcnn-classic)")
+	fs.StringVar(&r.srName, "sr-name", defaultSRName, "name of the SR net")
+	fs.StringVar(&r.srPreset, "sr", defaultSRPreset, "SR preset (espcn-residual, srcnn-residual, espcn-x2, srcnn-classic, …)")
+	fs.IntVar(&r.srPatch, "sr-patch", defaultSRPatch, "SR: HR patch side")
+	fs.IntVar(&r.srBatch, "sr-batch", defaultSRBatch, "SR: batch size (patches)")
+	fs.Float64Var(&r.srLR, "sr-lr", defaultSRLR, "SR: Adam learning rate")
+	fs.Float64Var(&r.srDecay, "sr-decay", defaultSRDecay, "SR: final fraction of the run over which the learning rate falls linearly to 0")
+	fs.StringVar(&r.ganModel, "gan-model", "", "an already-trained generator (.safetensors): skip DCGAN training, still score it and write its card")
 	fs.IntVar(&r.side, "side", 32, "generator side")
 	fs.DurationVar(&r.ganBudget, "gan-budget", 15*time.Minute, "DCGAN training time")
 	fs.DurationVar(&r.srBudget, "sr-budget", 15*time.Minute, "SR training time")
@@ -58,10 +66,25 @@ func runTrainDefaults(ctx context.Context, env Env, args []string) error {
 	fs.IntVar(&r.n, "n", 1000, "SWD images per set (capped at half the held-out images)")
 	fs.IntVar(&r.srEval, "sr-eval", 0, "held-out emoji for the SR PSNR (0 = all)")
 	fs.Uint64Var(&r.seed, "seed", 1, "seed")
+	fs.StringVar(&r.only, "only", "", "train and document only one model: gan or sr ('' = both)")
 	backendName := fs.String("backend", "", "backend (default "+backends.Default()+")")
 	resume := fs.Bool("resume", false, "continue interrupted runs in --work")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if r.srVersion == "" {
+		r.srVersion = fluentVersion
+		if strings.Contains(strings.ToLower(r.srData), "noto") {
+			r.srVersion = r.ganVersion
+		}
+	}
+	if r.only != "" && r.only != "gan" && r.only != "sr" {
+		return usagef("--only %q: want gan or sr", r.only)
+	}
+	if r.ganModel != "" && r.only != "sr" {
+		if _, err := os.Stat(r.ganModel); err != nil {
+			return usagef("--gan-model: %v", err)
+		}
 	}
 	for _, d := range []string{r.ganData, r.srData, r.ganEval} {
 		if _, err := os.Stat(d); err != nil {
@@ -76,24 +99,53 @@ func runTrainDefaults(ctx context.Context, env Env, args []string) error {
 	if err := os.MkdirAll(r.out, 0o755); err != nil {
 		return err
 	}
-	recipe := train.StableRecipe()
-
-	// The generator.
-	pr := newProgress(env.Stdout, r.ganName)
-	gres, err := train.GAN(ctx, train.GANConfig{Generator: "dcgan-g-stable", Discriminator: "dcgan-d-stable", Side: r.side, Recipe: recipe}, train.Options{
-		Backend: b, Data: r.ganData, Out: filepath.Join(r.work, r.ganName), Name: r.ganName, Resume: *resume,
-		Budget: r.ganBudget, Steps: r.ganSteps, Seed: r.seed, CheckpointEvery: 500, OnProgress: pr.update,
-		Meta: map[string]string{"hirez.train.data": r.ganVersion},
-	})
-	pr.done()
-	if err != nil {
-		return fmt.Errorf("train %s: %w", r.ganName, err)
+	if r.only != "sr" {
+		if err := r.generator(ctx, env, b, *resume); err != nil {
+			return err
+		}
 	}
-	g, _, err := model.Open(gres.Weights, b)
+	if r.only != "gan" {
+		return r.upscaler(ctx, env, b, *resume)
+	}
+	return nil
+}
+
+// generator trains (or takes from --gan-model) the DCGAN, scores it by SWD and
+// writes it and its card.
+func (r *defaultsRun) generator(ctx context.Context, env Env, b backend.Backend, resume bool) error {
+	recipe := train.StableRecipe()
+	var err error
+
+	// The generator: trained here, or taken from --gan-model.
+	var gres train.Result
+	ganRecipe := ""
+	if r.ganModel != "" {
+		gres.Weights = r.ganModel
+	} else {
+		pr := newProgress(env.Stdout, r.ganName)
+		gres, err = train.GAN(ctx, train.GANConfig{Generator: "dcgan-g-stable", Discriminator: "dcgan-d-stable", Side: r.side, Recipe: recipe}, train.Options{
+			Backend: b, Data: r.ganData, Out: filepath.Join(r.work, r.ganName), Name: r.ganName, Resume: resume,
+			Budget: r.ganBudget, Steps: r.ganSteps, Seed: r.seed, CheckpointEvery: 500, OnProgress: pr.update,
+			Meta: map[string]string{"hirez.train.data": r.ganVersion},
+		})
+		pr.done()
+		if err != nil {
+			return fmt.Errorf("train %s: %w", r.ganName, err)
+		}
+	}
+	g, gmeta, err := model.Open(gres.Weights, b)
 	if err != nil {
 		return err
 	}
 	defer g.Free()
+	if gc := g.Config(); gc.Role != model.Generator {
+		return usagef("--gan-model %s is a %s, not a generator", r.ganModel, gc.Role)
+	} else if r.ganModel != "" {
+		r.side = gc.Side
+		ganRecipe = fmt.Sprintf("DCGAN, `%s` at %d px, trained beforehand (not by this command) and taken from `%s`%s.",
+			gc.Preset, gc.Side, r.ganModel, fileProvenance(gmeta))
+	}
+	ganPreset := g.Config().Preset
 	fmt.Fprintf(env.Stdout, "scoring %s (SWD)\n", r.ganName)
 	real, err := train.LoadSquare(ctx, r.ganEval, r.side, 2*r.n)
 	if err != nil {
@@ -108,23 +160,31 @@ func runTrainDefaults(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	ganPath := filepath.Join(r.out, r.ganName+".safetensors")
-	if err := copyFile(gres.Weights, ganPath); err != nil {
-		return err
+	if !samePath(gres.Weights, ganPath) {
+		if err := copyFile(gres.Weights, ganPath); err != nil {
+			return err
+		}
 	}
-	card := r.card(r.ganName, "generator", "dcgan-g-stable", r.side, r.ganVersion, r.ganData,
-		ganLicence, fmt.Sprintf("DCGAN, `dcgan-g-stable` at %d px against `dcgan-d-stable`; %s; %d steps (%s, seed %d) on the `%s` backend.",
-			r.side, recipe, gres.Steps, gres.Elapsed.Round(time.Second), r.seed, b.Name()),
+	if ganRecipe == "" {
+		ganRecipe = fmt.Sprintf("DCGAN, `dcgan-g-stable` at %d px against `dcgan-d-stable`; %s; %d steps (%s, seed %d) on the `%s` backend.",
+			r.side, recipe, gres.Steps, gres.Elapsed.Round(time.Second), r.seed, b.Name())
+	}
+	card := r.card(r.ganName, "generator", ganPreset, r.side, r.ganVersion, r.ganData,
+		ganLicence, ganRecipe,
 		fmt.Sprintf("SWD ×10³ (ProGAN protocol) of %d generated images (seeds 0…%d) vs %d held-out emoji (`%s`) at %d px: **%.2f**; real-vs-real floor on the same count: **%.2f** (per level: model %s; floor %s).",
 			swd.N, swd.N-1, swd.N, r.ganEval, r.side, swd.SWD.Mean, swd.Floor.Mean, levels(swd.SWD), levels(swd.Floor)))
 	if err := os.WriteFile(filepath.Join(r.out, r.ganName+".md"), []byte(card), 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "%s: SWD %.2f (floor %.2f) → %s\n", r.ganName, swd.SWD.Mean, swd.Floor.Mean, ganPath)
+	return nil
+}
 
-	// The SR net.
-	pr = newProgress(env.Stdout, r.srName)
-	sres, err := train.SR(ctx, train.SRConfig{Preset: r.srPreset}, train.Options{
-		Backend: b, Data: r.srData, Out: filepath.Join(r.work, r.srName), Name: r.srName, Resume: *resume,
+// upscaler trains the SR net, scores it against bicubic and writes it and its card.
+func (r *defaultsRun) upscaler(ctx context.Context, env Env, b backend.Backend, resume bool) error {
+	pr := newProgress(env.Stdout, r.srName)
+	sres, err := train.SR(ctx, train.SRConfig{Preset: r.srPreset, Patch: r.srPatch, Batch: r.srBatch, LR: float32(r.srLR), Decay: float32(r.srDecay)}, train.Options{
+		Backend: b, Data: r.srData, Out: filepath.Join(r.work, r.srName), Name: r.srName, Resume: resume,
 		Budget: r.srBudget, Steps: r.srSteps, Seed: r.seed, CheckpointEvery: 2000, OnProgress: pr.update,
 		Meta: map[string]string{"hirez.train.data": r.srVersion},
 	})
@@ -167,9 +227,9 @@ func runTrainDefaults(ctx context.Context, env Env, args []string) error {
 	if err := copyFile(sres.Weights, srPath); err != nil {
 		return err
 	}
-	card = r.card(r.srName, "upscaler ×2", r.srPreset, 0, r.srVersion, r.srData, srLicence,
-		fmt.Sprintf("`%s`, MSE on random 48 px HR patches (4 per image, flips) and their MATLAB-bicubic ×½ LR, RGB in [0, 1]; Adam 1e-3 (β 0.9, 0.999), batch 32; %d steps (%s, seed %d) on the `%s` backend.",
-			r.srPreset, sres.Steps, sres.Elapsed.Round(time.Second), r.seed, b.Name()),
+	card := r.card(r.srName, "upscaler ×2", r.srPreset, 0, r.srVersion, r.srData, srLicenceFor(r.srData),
+		fmt.Sprintf("`%s` (%s), MSE on random %d px HR patches (4 per image, horizontal flips) and their MATLAB-bicubic ×½ LR, RGB in [0, 1]; Adam %g (β 0.9, 0.999) falling linearly to 0 over the last %.0f%% of the run, batch %d; %d steps (%s, seed %d) on the `%s` backend.",
+			r.srPreset, presetReading(r.srPreset), r.srPatch, r.srLR, 100*r.srDecay, r.srBatch, sres.Steps, sres.Elapsed.Round(time.Second), r.seed, b.Name()),
 		metricsText.String())
 	if err := os.WriteFile(filepath.Join(r.out, r.srName+".md"), []byte(card), 0o644); err != nil {
 		return err
@@ -178,22 +238,80 @@ func runTrainDefaults(ctx context.Context, env Env, args []string) error {
 	return nil
 }
 
+// The SR recipe train-defaults uses unless told otherwise (pilots in
+// docs/training.md): a residual net that starts at bicubic.
+const (
+	defaultSRPreset = "espcn-residual"
+	defaultSRName   = "espcn-residual-x2-emoji"
+	defaultSRPatch  = 48
+	defaultSRBatch  = 32
+	defaultSRLR     = 5e-4
+	defaultSRDecay  = 0.3
+	fluentVersion   = "Microsoft Fluent Emoji 3D via npm @lobehub/fluent-emoji-3d@1.1.0 (MIT)"
+)
+
+// presetReading is the preset's one-paragraph description for a model card.
+func presetReading(name string) string {
+	if p, ok := model.Lookup(name); ok {
+		return p.Reading
+	}
+	return "custom config"
+}
+
+// fileProvenance describes a weights file's own training metadata, if any.
+func fileProvenance(meta map[string]string) string {
+	var parts []string
+	for _, k := range []string{"hirez.train.data", "hirez.train.steps", "hirez.train.elapsed", "hirez.train.seed", "hirez.train.recipe"} {
+		if v := meta[k]; v != "" {
+			parts = append(parts, fmt.Sprintf("%s `%s`", strings.TrimPrefix(k, "hirez.train."), v))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "; its file records " + strings.Join(parts, ", ")
+}
+
+func samePath(a, b string) bool {
+	x, err1 := filepath.Abs(a)
+	y, err2 := filepath.Abs(b)
+	return err1 == nil && err2 == nil && x == y
+}
+
 const (
 	ganLicence = "The training images are Noto Color Emoji, © Google, licensed under the Apache License 2.0 " +
 		"(data/licenses/noto-color-emoji.copyright). The weights are a derivative work distributed under Apache-2.0; " +
 		"keep this attribution."
 	srLicence = "The training images are Microsoft Fluent Emoji (3D), © Microsoft Corporation, MIT License, " +
 		"redistributed by @lobehub/fluent-emoji-3d (data/licenses/fluent-emoji-3d.README.md). The weights are " +
-		"distributed under the MIT License with this attribution. Evaluation photos are scikit-image sample data (CC0/public domain)."
+		"distributed under the MIT License with this attribution. " + photosNote
+	photosNote = "Evaluation photos are scikit-image sample data (CC0/public domain)."
 )
+
+// srLicenceFor is the SR card's licence text for its training data: the Noto set
+// (Apache-2.0) or Fluent (MIT).
+func srLicenceFor(dir string) string {
+	if strings.Contains(strings.ToLower(dir), "noto") {
+		return ganLicence + " " + photosNote
+	}
+	return srLicence
+}
 
 func (r *defaultsRun) card(name, role, preset string, side int, source, dir, licence, recipe, metricsText string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# %s\n\nA %s (`%s`", name, role, preset)
+	article := "A"
+	if strings.ContainsRune("aeiou", rune(role[0])) {
+		article = "An"
+	}
+	fmt.Fprintf(&b, "# %s\n\n%s %s (`%s`", name, article, role, preset)
 	if side > 0 {
 		fmt.Fprintf(&b, ", %d×%d", side, side)
 	}
-	fmt.Fprintf(&b, ") bundled with hirez, made by `hirez train-defaults` on %s (%s).\n\n", cpuModel(), time.Now().UTC().Format("2006-01-02"))
+	made := "made by `hirez train-defaults`"
+	if role == "generator" && r.ganModel != "" {
+		made = "trained by `hirez train-local` (see Recipe), scored and documented by `hirez train-defaults`"
+	}
+	fmt.Fprintf(&b, ") bundled with hirez, %s on %s (%s).\n\n", made, cpuModel(), time.Now().UTC().Format("2006-01-02"))
 	fmt.Fprintf(&b, "## Data\n\n%s; training split `%s` (held-out split by a hash of the emoji key, skin-tone variants on one side).\n\n", source, dir)
 	fmt.Fprintf(&b, "## Licence and attribution\n\n%s\n\n", licence)
 	fmt.Fprintf(&b, "## Recipe\n\n%s\n\n", recipe)

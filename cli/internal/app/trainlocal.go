@@ -26,6 +26,7 @@ func trainLocalCommand() Command {
 type trainFlags struct {
 	backend, recipe, loss     string
 	lrG, lrD, smooth, ema, lr float64
+	decay                     float64
 	batch, patch              int
 	contentWeight             float64
 	threads                   int
@@ -45,6 +46,7 @@ func (t *trainFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&t.contentWeight, "content-weight", 10, "multistage: weight of the MSE content term (0 = adversarial only)")
 	fs.IntVar(&t.patch, "patch", 48, "sr: HR patch side")
 	fs.Float64Var(&t.lr, "lr", 1e-3, "sr: Adam learning rate")
+	fs.Float64Var(&t.decay, "lr-decay", 0, "sr: final fraction of the run over which the learning rate falls linearly to 0 (0 = constant)")
 }
 
 func (t *trainFlags) gan() (train.Recipe, error) {
@@ -161,7 +163,7 @@ func runTrainLocal(ctx context.Context, env Env, args []string) error {
 			return err
 		}
 	case "sr":
-		res, err = train.SR(ctx, train.SRConfig{Preset: *preset, Patch: tf.patch, Batch: tf.batch, LR: float32(tf.lr)}, o)
+		res, err = train.SR(ctx, train.SRConfig{Preset: *preset, Patch: tf.patch, Batch: tf.batch, LR: float32(tf.lr), Decay: float32(tf.decay)}, o)
 		pr.done()
 		if err != nil {
 			return err
