@@ -165,7 +165,7 @@ func (s *Service) Acquire(ref ModelRef) (*swap.Ref[*Model], error) {
 // Info describes a held version.
 func Info(v *swap.Version[*Model]) ModelInfo {
 	m := v.Value
-	return ModelInfo{Name: m.Name, Preset: m.Preset, Version: v.Digest, Backend: m.Backend, LatentDim: m.LatentDim, Side: m.Side}
+	return ModelInfo{Name: m.Name, Preset: m.Preset, Version: v.Digest, Backend: m.Backend(), LatentDim: m.LatentDim, Side: m.Side}
 }
 
 // Generate makes the images r asks for with one model version (resolved once,

@@ -96,10 +96,7 @@ func TestHotSwapFinishesInFlightOnOldVersion(t *testing.T) {
 	if got[0].Model.Version != v1.Digest {
 		t.Fatalf("in-flight request finished on %s, want the version it started with (%s)", got[0].Model.Version, v1.Digest)
 	}
-	m1.mu.Lock()
-	freed := m1.freed
-	m1.mu.Unlock()
-	if !freed {
+	if err := m1.Do(func(*model.Network) error { return nil }); !errors.Is(err, model.ErrReleased) {
 		t.Fatal("the old version was not released after its last request")
 	}
 	after, err := collect(s, context.Background(), Request{Seeds: []int64{3}})
@@ -161,18 +158,5 @@ func TestLoaderRejectsNonGenerators(t *testing.T) {
 	}
 	if _, err := Loader(be)(context.Background(), "x", []byte("not safetensors")); err == nil {
 		t.Fatal("garbage loaded")
-	}
-}
-
-func TestModelName(t *testing.T) {
-	for _, tt := range []struct{ meta, path, want string }{
-		{"reg-name", "/m/x.safetensors", "reg-name"},
-		{"", "/models/dcgan32-emoji.safetensors", "dcgan32-emoji"},
-		{"", "/models/Weird_Name.safetensors", ""},
-		{"", "/models/1st.safetensors", ""},
-	} {
-		if got := modelName(tt.meta, tt.path); got != tt.want {
-			t.Errorf("modelName(%q, %q) = %q, want %q", tt.meta, tt.path, got, tt.want)
-		}
 	}
 }

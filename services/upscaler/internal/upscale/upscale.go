@@ -192,7 +192,7 @@ func (s *Service) Acquire(ref ModelRef) (*swap.Ref[*Model], error) {
 // Info describes a held version.
 func Info(v *swap.Version[*Model]) ModelInfo {
 	m := v.Value
-	return ModelInfo{Name: m.Name, Preset: m.Preset, Version: v.Digest, Backend: m.Backend, Scale: m.Scale}
+	return ModelInfo{Name: m.Name, Preset: m.Preset, Version: v.Digest, Backend: m.Backend(), Scale: m.Scale}
 }
 
 // Upscale validates r and upscales every image with one model version.

@@ -1,0 +1,119 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/hirez-ml/hirez/engine/backend"
+	"github.com/hirez-ml/hirez/engine/safetensors"
+)
+
+// MetaName is the weights-file metadata key holding the model's registry name.
+const MetaName = "name"
+
+// ErrReleased is returned by Served.Do after Release.
+var ErrReleased = errors.New("model version was released")
+
+// Served is one loaded model version as a serving process holds it: a network
+// (not safe for concurrent use, so every call runs under a lock), the name it
+// is served under, and Release to free its buffers after the last call on it.
+type Served struct {
+	// Name is the metadata's MetaName, else the file's base name when that is a
+	// valid model name, else the preset's name.
+	Name string
+
+	mu    sync.Mutex
+	net   *Network
+	freed bool
+}
+
+// DecodeServed builds the network a weights file describes (its config
+// metadata) on b, loads the weights and checks that it plays role. path names
+// the file in errors and, lacking a name in the metadata, gives the served name.
+func DecodeServed(path string, data []byte, b backend.Backend, role Role) (*Served, error) {
+	f, err := safetensors.Decode(data, safetensors.Options{CheckFinite: true})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	cfgJSON, ok := f.Metadata[MetaConfig]
+	if !ok {
+		return nil, fmt.Errorf("%s: no %q metadata naming the architecture", path, MetaConfig)
+	}
+	cfg, err := ParseConfig(cfgJSON)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if cfg.Role != role {
+		return nil, fmt.Errorf("%s holds a %s (%s), not a %s", path, cfg.Role, cfg.Preset, role)
+	}
+	net, err := BuildConfig(cfg, b, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := net.LoadFile(f); err != nil {
+		net.Free()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &Served{Name: servedName(f.Metadata[MetaName], path, cfg.Preset), net: net}, nil
+}
+
+// NewServed wraps a built network (tests and in-process use); name "" means the
+// preset's name.
+func NewServed(net *Network, name string, role Role) (*Served, error) {
+	if cfg := net.Config(); cfg.Role != role {
+		return nil, fmt.Errorf("network %s is a %s, not a %s", cfg.Preset, cfg.Role, role)
+	}
+	if name == "" {
+		name = net.Config().Preset
+	}
+	return &Served{Name: name, net: net}, nil
+}
+
+// Config is the network's architecture.
+func (s *Served) Config() Config { return s.net.Config() }
+
+// Backend names the engine backend the network runs on.
+func (s *Served) Backend() string { return s.net.Backend().Name() }
+
+// Do runs fn on the network under the lock, or returns ErrReleased.
+func (s *Served) Do(fn func(*Network) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.freed {
+		return ErrReleased
+	}
+	return fn(s.net)
+}
+
+// Release frees the network's buffers; it waits for a call running on it.
+// Releasing twice is a no-op.
+func (s *Served) Release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.freed {
+		s.freed = true
+		s.net.Free()
+	}
+}
+
+// servedName picks the served name: the metadata's, else the file's base name
+// when it is a valid model name (lower-case letters, digits, '-', starting
+// with a letter, at most 63 characters), else the preset's.
+func servedName(meta, path, preset string) string {
+	if meta != "" {
+		return meta
+	}
+	base := strings.TrimSuffix(filepath.Base(path), ".safetensors")
+	if len(base) == 0 || len(base) > 63 || base[0] < 'a' || base[0] > 'z' || base[len(base)-1] == '-' {
+		return preset
+	}
+	for _, c := range base {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return preset
+		}
+	}
+	return base
+}
