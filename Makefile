@@ -10,7 +10,7 @@ export PATH := $(GOBIN):$(PATH)
 
 .PHONY: help
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: deps
 deps: ## install apt packages (when root) and pinned Go tools; quick when all is there
@@ -61,6 +61,10 @@ up: build ## run the stack in the foreground until Ctrl-C
 .PHONY: experiment
 experiment: ## the study's three pipelines compared (QUICK=1 for the short run)
 	@scripts/experiment.sh
+
+.PHONY: models
+models: ## retrain the bundled default models into models/ (≈ 30 min on 2 cores; needs make data)
+	@go build -o bin/hirez ./cli/cmd/hirez && bin/hirez train-defaults --out models
 
 .PHONY: images
 images: ## build the container images (lint only when no Docker engine is reachable)
