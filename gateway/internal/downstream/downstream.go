@@ -33,8 +33,11 @@ type Retry struct {
 	Max      time.Duration // longest wait
 }
 
-// DefaultRetry tries 4 times over roughly 350 ms.
-var DefaultRetry = Retry{Attempts: 4, Backoff: 50 * time.Millisecond, Max: time.Second}
+// DefaultRetry tries 6 times over 1.25–2.5 s. The window is longer than
+// gRPC's first reconnect backoff (1 s ± 20 %), so a replica that refused the
+// gateway's first dial (started a moment later, or restarting) is reconnected
+// before the retries run out.
+var DefaultRetry = Retry{Attempts: 6, Backoff: 100 * time.Millisecond, Max: time.Second}
 
 // do runs call until it succeeds, fails with a code other than UNAVAILABLE,
 // retry says stop, or ctx ends.
@@ -45,8 +48,9 @@ func (r Retry) do(ctx context.Context, call func() (retryable bool, err error)) 
 		if err == nil || !retryable || status.Code(err) != codes.Unavailable || attempt >= r.Attempts {
 			return err
 		}
-		// Full jitter: replicas that failed together do not retry together.
-		d := time.Duration(rand.Int64N(int64(wait) + 1))
+		// Equal jitter: replicas that failed together do not retry together,
+		// and the window keeps a lower bound (see DefaultRetry).
+		d := wait/2 + time.Duration(rand.Int64N(int64(wait/2)+1))
 		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
