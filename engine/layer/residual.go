@@ -2,9 +2,9 @@ package layer
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 
+	"github.com/hirez-ml/hirez/engine/metrics"
 	"github.com/hirez-ml/hirez/engine/tensor"
 )
 
@@ -165,9 +165,9 @@ func grow(buf []float32, n int) []float32 {
 
 var _ Layer = (*Bicubic)(nil)
 
-// bicubicTaps is the number of taps per output sample kept for an upscale (the
-// kernel spans 4 input samples; MATLAB computes ceil(4)+2 = 6 and drops the
-// all-zero ones, which change nothing).
+// bicubicTaps bounds the taps per output sample of an upscale: the kernel spans
+// 4 input samples and MATLAB's contributions use ceil(4)+2 = 6 before dropping
+// the all-zero ones.
 const bicubicTaps = 6
 
 // NewBicubic makes a MATLAB-bicubic upsampler by the integer factor r ≥ 2.
@@ -181,54 +181,22 @@ func NewBicubic(name string, r int) (*Bicubic, error) {
 // Factor is the upscaling factor.
 func (l *Bicubic) Factor() int { return l.r }
 
-func keysCubic(x float64) float64 {
-	ax := math.Abs(x)
-	ax2, ax3 := ax*ax, ax*ax*ax
-	switch {
-	case ax <= 1:
-		return 1.5*ax3 - 2.5*ax2 + 1
-	case ax <= 2:
-		return -0.5*ax3 + 2.5*ax2 - 4*ax + 2
-	}
-	return 0
-}
-
 // bicubicWeights returns, for each of inLen·r output samples, bicubicTaps input
-// indices (0-based, mirrored into range) and their normalised weights.
+// indices (0-based, mirrored into range) and their normalised weights, taken
+// from engine/metrics' MATLAB imresize; rows with fewer taps are padded with
+// zero weights so the loops below keep one fixed stride.
 func bicubicWeights(inLen, r int) ([]int, []float32) {
 	outLen := inLen * r
-	s := float64(r)
+	taps, index, weights := metrics.BicubicContributions(inLen, outLen, float64(r))
 	idx := make([]int, outLen*bicubicTaps)
 	wts := make([]float32, outLen*bicubicTaps)
-	w := make([]float64, bicubicTaps)
 	for o := range outLen {
-		u := float64(o+1)/s + 0.5*(1-1/s)
-		left := math.Floor(u - 2)
-		sum := 0.0
-		for j := range bicubicTaps {
-			pos := left + float64(j)
-			w[j] = keysCubic(u - pos)
-			sum += w[j]
-			idx[o*bicubicTaps+j] = mirror(int(pos)-1, inLen)
-		}
-		for j := range bicubicTaps {
-			wts[o*bicubicTaps+j] = float32(w[j] / sum)
+		for k := range taps {
+			idx[o*bicubicTaps+k] = index[o*taps+k]
+			wts[o*bicubicTaps+k] = float32(weights[o*taps+k])
 		}
 	}
 	return idx, wts
-}
-
-// mirror maps a 0-based index into [0, n) with the edge sample repeated.
-func mirror(i, n int) int {
-	p := 2 * n
-	i %= p
-	if i < 0 {
-		i += p
-	}
-	if i >= n {
-		i = p - 1 - i
-	}
-	return i
 }
 
 func (l *Bicubic) prepare(h, w int) {

@@ -83,6 +83,15 @@ func contributions(inLen, outLen int, scale float64) contrib {
 	return c
 }
 
+// BicubicContributions exposes contributions for networks that bicubic-resize
+// inside themselves (engine/layer's Bicubic), so the MATLAB kernel, mapping and
+// border rule live in one place: for each of outLen samples it returns taps input
+// indices (0-based, mirrored into [0, inLen)) and weights that sum to 1.
+func BicubicContributions(inLen, outLen int, scale float64) (taps int, index []int, weights []float64) {
+	c := contributions(inLen, outLen, scale)
+	return c.taps, c.index, c.weights
+}
+
 // symmetric maps a 0-based index into [0, n) by mirroring with the edge sample
 // repeated (MATLAB's aux = [1:n, n:-1:1]).
 func symmetric(i, n int) int {

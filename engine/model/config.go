@@ -3,6 +3,7 @@ package model
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/hirez-ml/hirez/engine/backend"
 )
@@ -263,12 +264,12 @@ func (c Config) Plan() ([]Step, error) {
 		cur = st.Out
 		steps = append(steps, st)
 	}
-	if want := c.OutputShape(); !equalInts(cur, want) {
+	if want := c.OutputShape(); !slices.Equal(cur, want) {
 		return nil, fmt.Errorf("model %s: the layers end in %v, a %s at side %d must output %v", c.Preset, cur, c.Role, c.Side, want)
 	}
 	if c.Residual {
 		in := c.LayersInputShape()
-		if !equalInts(cur, in) && !equalInts(cur, []int{in[0], c.Scale * in[1], c.Scale * in[2]}) {
+		if !slices.Equal(cur, in) && !slices.Equal(cur, []int{in[0], c.Scale * in[1], c.Scale * in[2]}) {
 			return nil, fmt.Errorf("model %s: residual: the layers map %v to %v, neither the same shape nor ×%d", c.Preset, in, cur, c.Scale)
 		}
 	}
@@ -370,16 +371,4 @@ func prod(s []int) int {
 		n *= d
 	}
 	return n
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

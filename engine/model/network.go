@@ -116,7 +116,7 @@ func wrap(cfg Config, steps []Step, layers []layer.Layer) ([]layer.Layer, error)
 			return nil, err
 		}
 		var skip layer.Layer
-		if !equalInts(steps[0].In, steps[len(steps)-1].Out) {
+		if !slices.Equal(steps[0].In, steps[len(steps)-1].Out) {
 			if skip, err = layer.NewBicubic("skip", cfg.Scale); err != nil {
 				return nil, err
 			}
@@ -246,7 +246,7 @@ func (n *Network) checkInput(x *tensor.Tensor) error {
 		}
 		return nil
 	}
-	if !equalInts(got[1:], want) {
+	if !slices.Equal(got[1:], want) {
 		return fmt.Errorf("model %s: input %v, want [N %v]", n.cfg.Preset, got, want)
 	}
 	return nil

@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 
 	"github.com/hirez-ml/hirez/engine/backend"
@@ -95,7 +96,7 @@ func (n *Network) LoadFile(f *safetensors.File) error {
 		if !t.DType.IsFloat() {
 			return fmt.Errorf("%s: tensor %q has dtype %s, want a float type", pre, p.Name, t.DType)
 		}
-		if !equalInts(t.Shape, p.Value.Shape()) {
+		if !slices.Equal(t.Shape, p.Value.Shape()) {
 			return fmt.Errorf("%s: tensor %q has shape %v in the file, want %v", pre, p.Name, t.Shape, p.Value.Shape())
 		}
 	}

@@ -6,6 +6,7 @@ package tensor
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/hirez-ml/hirez/engine/backend"
 )
@@ -163,17 +164,7 @@ func (t *Tensor) Dims() backend.Dims {
 func (t *Tensor) HasShape(shape ...int) bool { return SameShape(t.shape, shape) }
 
 // SameShape reports whether two shapes are equal.
-func SameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
+func SameShape(a, b []int) bool { return slices.Equal(a, b) }
 
 // CopyFromHost uploads len(src) == Len() values into t.
 func (t *Tensor) CopyFromHost(src []float32) error {
