@@ -309,6 +309,11 @@ func (l *Loader) produce(ctx context.Context, st State, ch chan<- item, done cha
 	perImages := l.opt.BatchSize / l.ppi
 	for {
 		perm := l.perm(st)
+		// A state restored mid-epoch (or right after its last batch, Pos = len,
+		// which is where a checkpoint taken at the epoch end stands) owes only the
+		// rest of that epoch: an empty rest ends it, it does not mean the folder is
+		// too small. Only a whole epoch that yields nothing is an error.
+		wholeEpoch := st.Pos == 0
 		delivered := 0
 		for st.Pos < len(perm) {
 			var got []sample
@@ -338,7 +343,7 @@ func (l *Loader) produce(ctx context.Context, st State, ch chan<- item, done cha
 			}
 			delivered++
 		}
-		if delivered == 0 {
+		if delivered == 0 && wholeEpoch {
 			err := fmt.Errorf("%w in %s: fewer usable images than one batch of %d", ErrNoImages, l.opt.Dir, l.opt.BatchSize)
 			if l.allBad() {
 				err = fmt.Errorf("%w in %s: all %d files corrupt or too small (%v)", ErrNoImages, l.opt.Dir, len(l.files), l.Stats().Errors)

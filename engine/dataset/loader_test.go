@@ -323,3 +323,51 @@ func TestRealData(t *testing.T) {
 		t.Errorf("batch %d, stats %+v", b.N, l.Stats())
 	}
 }
+
+// TestLoaderResumeAtEpochEnd resumes from the state taken right after an epoch's
+// last batch (Pos = number of files, before the io.EOF): the resumed loader must
+// end that epoch and go on with the next one exactly as an uninterrupted loader
+// does, not fail with "fewer usable images than one batch".
+func TestLoaderResumeAtEpochEnd(t *testing.T) {
+	dir := t.TempDir()
+	writeImages(t, dir, 9, 6, 6)
+	for _, dropLast := range []bool{false, true} {
+		opt := Options{Dir: dir, Size: 3, BatchSize: 3, Shuffle: true, Seed: 5, FlipH: true, DropLast: dropLast}
+		ref, err := NewLoader(opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e0 := collect(t, ref)
+		e1 := collect(t, ref)
+		ref.Close()
+
+		a, _ := NewLoader(opt)
+		for range e0 { // every batch of epoch 0, but not its io.EOF
+			if _, err := a.Next(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st := a.State()
+		a.Close()
+		if st.Epoch != 0 || st.Pos != 9 {
+			t.Fatalf("state after epoch 0's last batch: %+v", st)
+		}
+		b, _ := NewLoader(opt)
+		if err := b.Restore(st); err != nil {
+			t.Fatal(err)
+		}
+		if x, err := b.Next(context.Background()); err != io.EOF {
+			t.Fatalf("drop last %v: first Next after resuming at the epoch end = %v, %v; want io.EOF", dropLast, x, err)
+		}
+		got := collect(t, b)
+		b.Close()
+		if len(got) != len(e1) {
+			t.Fatalf("drop last %v: epoch 1 after resume has %d batches, want %d", dropLast, len(got), len(e1))
+		}
+		for i := range got {
+			if !slices.Equal(got[i].X, e1[i].X) || got[i].Epoch != 1 {
+				t.Fatalf("drop last %v: epoch 1 batch %d differs after resume", dropLast, i)
+			}
+		}
+	}
+}

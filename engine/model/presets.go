@@ -151,6 +151,27 @@ var presets = []Preset{
 			)},
 	},
 	{
+		Name: "upsampler-stable",
+		Role: Upscaler,
+		Reading: "upsampler-study with BatchNorm after every hidden conv (before the ReLU), none " +
+			"on the output, as dcgan-g-stable does for the DCGAN; convs followed by BatchNorm " +
+			"have no bias. Why: under the DCGAN N(0, 0.02) init the study's seven-conv " +
+			"encoder-decoder shrinks the signal ≈ 470× from input to output (std 0.54 in, " +
+			"0.0012 out: flat grey) and all its gradients are 100–250× smaller than with " +
+			"BatchNorm, which restores unit scale after every conv (docs/models.md).",
+		Sides: []int{32, 64, 128},
+		base: Config{Preset: "upsampler-stable", Role: Upscaler, Side: 32, Channels: 3, Scale: 2, Range: Signed, Init: "dcgan",
+			Layers: seq(
+				one(convNB("enc1", 64, 3), bn("bn1"), relu("act1"), pool("pool1")),
+				one(convNB("enc2", 128, 3), bn("bn2"), relu("act2"), pool("pool2")),
+				one(convNB("bottleneck", 256, 3), bn("bn3"), relu("act3")),
+				one(up("up1"), convNB("dec1", 256, 3), bn("bn4"), relu("act4")),
+				one(up("up2"), convNB("dec2", 128, 3), bn("bn5"), relu("act5")),
+				one(up("up3"), convNB("dec3", 64, 3), bn("bn6"), relu("act6")),
+				one(conv("out", 3, 3), tanh("tanh")),
+			)},
+	},
+	{
 		Name: "upsampler-d-study",
 		Role: Discriminator,
 		Reading: "The multi-stage GAN's second discriminator: the study's D table (as " +

@@ -38,12 +38,29 @@ func NewEMA(params []*layer.Param, decay float32) (*EMA, error) {
 }
 
 // Update moves the shadow toward the current parameters.
-func (e *EMA) Update() error {
+func (e *EMA) Update() error { return e.update(e.decay) }
+
+// UpdateAt is Update after the n-th optimizer step (n ≥ 1) with the warm-up of
+// TensorFlow's ExponentialMovingAverage(num_updates): the decay used is
+// min(decay, (1 + n)/(10 + n)), so early on the shadow follows the parameters
+// (0.18 at n = 1, 0.92 at n = 100, 0.99 at n = 890) instead of holding the random
+// initialisation for thousands of steps (with 0.999 the initial weights still
+// weigh 0.999ⁿ: 90 % after 100 steps, 37 % after 1000).
+func (e *EMA) UpdateAt(n int) error {
+	return e.update(WarmupDecay(e.decay, n))
+}
+
+// WarmupDecay is the decay UpdateAt uses after step n.
+func WarmupDecay(decay float32, n int) float32 {
+	return min(decay, float32(1+n)/float32(10+n))
+}
+
+func (e *EMA) update(decay float32) error {
 	for i, p := range e.src {
 		b, s := p.Value.Backend(), e.shadow[i].Value.Buffer()
 		var err error
 		if p.Trainable {
-			err = b.Axpby(1-e.decay, p.Value.Buffer(), e.decay, s)
+			err = b.Axpby(1-decay, p.Value.Buffer(), decay, s)
 		} else {
 			err = b.Copy(s, p.Value.Buffer())
 		}

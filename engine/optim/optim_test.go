@@ -192,3 +192,34 @@ func equal(a, b []string) bool {
 	}
 	return true
 }
+
+// TestEMAWarmup: UpdateAt(n) uses min(decay, (1+n)/(10+n)); after the first step
+// the shadow is mostly the new parameters, not the initial ones.
+func TestEMAWarmup(t *testing.T) {
+	for _, c := range []struct {
+		decay float32
+		n     int
+		want  float32
+	}{{0.999, 1, 2.0 / 11}, {0.999, 100, 101.0 / 110}, {0.999, 100000, 0.999}, {0.5, 100, 0.5}} {
+		if got := optim.WarmupDecay(c.decay, c.n); math.Abs(float64(got-c.want)) > 1e-7 {
+			t.Errorf("WarmupDecay(%v, %d) = %v, want %v", c.decay, c.n, got, c.want)
+		}
+	}
+	b := ref.New()
+	p := param(t, b, "fc.weight", []float32{0}, []float32{0})
+	e, err := optim.NewEMA([]*layer.Param{p}, 0.999)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Free()
+	if err := p.Value.CopyFromHost([]float32{11}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.UpdateAt(1); err != nil {
+		t.Fatal(err)
+	}
+	// (2/11)·0 + (9/11)·11 = 9
+	if got := host(t, e.Params()[0].Value); math.Abs(float64(got[0])-9) > 1e-5 {
+		t.Errorf("shadow after UpdateAt(1) = %v, want 9", got)
+	}
+}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 
 	"github.com/hirez-ml/hirez/engine/backend"
 	"github.com/hirez-ml/hirez/engine/dataset"
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/layer"
+	"github.com/hirez-ml/hirez/engine/metrics"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/engine/safetensors"
 	"github.com/hirez-ml/hirez/engine/tensor"
@@ -25,6 +27,34 @@ type GANConfig struct {
 	// Explicit network configs replace the presets (their Side is set to Side):
 	// for variants that are not presets, such as the narrow nets of fast tests.
 	GeneratorConfig, DiscriminatorConfig *model.Config
+
+	// SWD, when set, scores the generator every SWD.Every steps during training.
+	SWD *SWDProbe
+}
+
+// SWDProbe is an optional periodic SWD evaluation inside the GAN loop, so a run
+// shows whether its samples are getting closer to the data (GAN losses do not).
+// Every Every steps the published generator (the EMA when the recipe has one)
+// renders N images from the fixed latents 0…N−1 and they are compared with the
+// first N images of Data (box-downscaled to the run's side, as training sees
+// them) by the ProGAN SWD (metrics.DefaultSWD, its fixed seed): the same inputs and
+// the same projections at every point, so the values are comparable along a run
+// and across runs with the same N. The latest value is reported as the loss "swd"
+// (×10³, mean over levels) in Progress.Losses and, with the real-vs-real floor on
+// the other N real images, through OnEval. Evaluation consumes no training RNG:
+// a run with a probe takes exactly the steps it takes without one.
+type SWDProbe struct {
+	Every  int    // steps between evaluations (> 0)
+	Data   string // real images, usually the held-out set; at least 2N of them for the floor
+	N      int    // images per set; 0 = 256
+	OnEval func(SWDPoint)
+}
+
+// SWDPoint is one periodic evaluation.
+type SWDPoint struct {
+	Step       int
+	SWD, Floor metrics.SWDResult
+	N          int
 }
 
 func (c *GANConfig) defaults() error {
@@ -73,9 +103,21 @@ type ganJob struct {
 	zHost  []float32
 	fixed  [][]float32
 	latent int
+	steps  int // steps taken, resumed ones included (the probe's clock)
+	probe  *swdState
 }
 
-func newGANJob(_ context.Context, c GANConfig, o Options) (_ *ganJob, err error) {
+// swdState is an SWDProbe with its real set and floor, prepared once.
+type swdState struct {
+	SWDProbe
+	real    []*imageio.RGB
+	floor   metrics.SWDResult
+	latents [][]float32
+	last    float64
+	has     bool
+}
+
+func newGANJob(ctx context.Context, c GANConfig, o Options) (_ *ganJob, err error) {
 	j := &ganJob{c: c, b: o.Backend}
 	defer func() {
 		if err != nil {
@@ -111,7 +153,62 @@ func newGANJob(_ context.Context, c GANConfig, o Options) (_ *ganJob, err error)
 	for i := range o.Samples {
 		j.fixed = append(j.fixed, model.Latent(uint64(i), gc.Latent))
 	}
+	if c.SWD != nil {
+		if j.probe, err = newSWDState(ctx, *c.SWD, c.Side, gc.Latent); err != nil {
+			return nil, err
+		}
+	}
 	return j, nil
+}
+
+func newSWDState(ctx context.Context, p SWDProbe, side, latent int) (*swdState, error) {
+	if p.Every <= 0 {
+		return nil, fmt.Errorf("%w: SWD every %d steps", ErrBadOptions, p.Every)
+	}
+	if p.N <= 0 {
+		p.N = 256
+	}
+	real, err := LoadSquare(ctx, p.Data, side, 2*p.N)
+	if err != nil {
+		return nil, fmt.Errorf("SWD probe: %w", err)
+	}
+	if len(real) < 2*p.N {
+		return nil, fmt.Errorf("%w: SWD probe needs %d images in %s (N for the distance, N more for the floor), found %d", ErrBadOptions, 2*p.N, p.Data, len(real))
+	}
+	s := &swdState{SWDProbe: p, real: real}
+	if s.floor, err = metrics.SWDFloor(ctx, real, metrics.DefaultSWD()); err != nil {
+		return nil, fmt.Errorf("SWD probe floor: %w", err)
+	}
+	for i := range p.N {
+		s.latents = append(s.latents, model.Latent(uint64(i), latent))
+	}
+	return s, nil
+}
+
+// evalSWD scores the published generator against the probe's real set.
+func (j *ganJob) evalSWD(ctx context.Context) error {
+	p := j.probe
+	g, err := j.gopt.view()
+	if err != nil {
+		return err
+	}
+	var fake []*imageio.RGB
+	for start := 0; start < p.N; start += 64 {
+		imgs, err := g.GenerateLatents(ctx, p.latents[start:min(p.N, start+64)])
+		if err != nil {
+			return fmt.Errorf("SWD probe: %w", err)
+		}
+		fake = append(fake, imgs...)
+	}
+	r, err := metrics.SWD(ctx, fake, p.real[:p.N], metrics.DefaultSWD())
+	if err != nil {
+		return fmt.Errorf("SWD probe: %w", err)
+	}
+	p.last, p.has = r.Mean, true
+	if p.OnEval != nil {
+		p.OnEval(SWDPoint{Step: j.steps, SWD: r, Floor: p.floor, N: p.N})
+	}
+	return nil
 }
 
 func (j *ganJob) kind() string { return "gan" }
@@ -153,11 +250,21 @@ func (j *ganJob) step(ctx context.Context, b *dataset.Batch, rng *rand.Rand) err
 	if _, err := j.g.Backward(dfake); err != nil {
 		return err
 	}
-	return j.gopt.step()
+	if err := j.gopt.step(); err != nil {
+		return err
+	}
+	j.steps++
+	if j.probe != nil && j.steps%j.probe.Every == 0 {
+		return j.evalSWD(ctx)
+	}
+	return nil
 }
 
 func (j *ganJob) losses() (map[string]float64, error) {
 	m := map[string]float64{}
+	if j.probe != nil && j.probe.has {
+		m["swd"] = j.probe.last
+	}
 	return m, j.adv.losses(m, "g")
 }
 
@@ -187,6 +294,14 @@ func (j *ganJob) loadState(f *safetensors.File) error {
 	}
 	if err := j.adv.opt.Load(getter(f, "")); err != nil {
 		return err
+	}
+	// The probe's clock continues from the checkpoint's step.
+	if v, ok := f.Metadata[metaStep]; ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("checkpoint step %q: %w", v, err)
+		}
+		j.steps = n
 	}
 	return j.gopt.load(f)
 }

@@ -18,7 +18,7 @@ import (
 // MultiStageConfig is stage 2 of the multi-stage GAN: an Up Sampler h → 2h trained
 // adversarially on pairs of real 2h images and their h downscales.
 type MultiStageConfig struct {
-	Upsampler     string // preset; "" = upsampler-study
+	Upsampler     string // preset; "" = upsampler-stable
 	Discriminator string // preset judging 2h images; "" = dcgan-d-stable
 	Side          int    // input side h (output 2h); 0 = 32
 	Recipe        Recipe // zero value = DefaultRecipe()
@@ -33,7 +33,7 @@ type MultiStageConfig struct {
 
 func (c *MultiStageConfig) defaults() error {
 	if c.Upsampler == "" {
-		c.Upsampler = "upsampler-study"
+		c.Upsampler = "upsampler-stable"
 	}
 	if c.Discriminator == "" {
 		c.Discriminator = "dcgan-d-stable"

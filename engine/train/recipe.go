@@ -34,7 +34,10 @@ type Recipe struct {
 	Beta2          float32 `json:"beta2"`
 	LabelSmoothing float32 `json:"label_smoothing,omitempty"` // one-sided: D's real target is 1−s (BCE only)
 	EMADecay       float32 `json:"ema_decay,omitempty"`       // 0 = no EMA; else published and sampled G is the EMA
-	Batch          int     `json:"batch"`
+	// EMAWarmup uses min(EMADecay, (1+n)/(10+n)) after step n (TensorFlow's
+	// num_updates rule), so a short run's EMA is not mostly its initial weights.
+	EMAWarmup bool `json:"ema_warmup,omitempty"`
+	Batch     int  `json:"batch"`
 }
 
 // DefaultRecipe is the DCGAN paper's: non-saturating BCE, Adam 2e-4, β1 0.5,
@@ -44,13 +47,14 @@ func DefaultRecipe() Recipe {
 }
 
 // StableRecipe adds the usual stabilisers: a slower D (TTUR, 2e-4 vs 1e-4),
-// one-sided label smoothing 0.1 and an EMA of G (0.999). DESIGN.md measured the
-// study's recipe collapsing on the emoji within minutes.
+// one-sided label smoothing 0.1 and an EMA of G (0.999, warmed up). DESIGN.md
+// measured the study's recipe collapsing on the emoji within minutes.
 func StableRecipe() Recipe {
 	r := DefaultRecipe()
 	r.LRD = 1e-4
 	r.LabelSmoothing = 0.1
 	r.EMADecay = 0.999
+	r.EMAWarmup = true
 	return r
 }
 
@@ -195,10 +199,11 @@ type generatorOpt struct {
 	g, shadow *model.Network
 	opt       *optim.Adam
 	ema       *optim.EMA
+	warmup    bool
 }
 
 func newGeneratorOpt(r Recipe, g *model.Network, build func() (*model.Network, error)) (*generatorOpt, error) {
-	o := &generatorOpt{g: g}
+	o := &generatorOpt{g: g, warmup: r.EMAWarmup}
 	var err error
 	if o.opt, err = optim.NewAdam(g.Params(), r.adam(r.LRG, "opt_g")); err != nil {
 		return nil, err
@@ -220,10 +225,14 @@ func (o *generatorOpt) step() error {
 	if err := o.opt.Step(); err != nil {
 		return err
 	}
-	if o.ema != nil {
-		return o.ema.Update()
+	switch {
+	case o.ema == nil:
+		return nil
+	case o.warmup:
+		// Adam's step count is in the checkpoint, so a resumed run warms up alike.
+		return o.ema.UpdateAt(o.opt.Steps())
 	}
-	return nil
+	return o.ema.Update()
 }
 
 // view is the network to sample from and publish: the EMA when there is one.

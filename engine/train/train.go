@@ -44,9 +44,19 @@ type Options struct {
 	Seed   uint64 // weights, latents, shuffling and flips all derive from it
 	Resume bool   // continue from Out/checkpoint.safetensors when it exists
 
+	// Init is a weights file (a published model of the same preset, e.g. a
+	// registry version) the trained network starts from instead of its seeded
+	// initialisation; see warmStart for what the other networks do. It is
+	// ignored when the run resumes from a checkpoint, which holds the weights.
+	Init string
+
 	CheckpointEvery int // steps between checkpoints; 0 = only at the end and on cancellation
 	ProgressEvery   int // steps between OnProgress calls; 0 = every step
 	OnProgress      func(Progress)
+
+	// OnCheckpoint is called after each checkpoint has been written durably
+	// (renamed into place and fsynced), with its path and step.
+	OnCheckpoint func(path string, step int)
 
 	SampleEvery int // steps between sample grids; 0 = only at the end (when OnSample is set)
 	Samples     int // images in a grid (fixed inputs); 0 = 16
@@ -175,6 +185,11 @@ func run(ctx context.Context, o Options, j job, defaultName string) (res Result,
 			res.Steps, res.Images, prior, res.Resumed = st.step, st.images, st.elapsed, true
 		}
 	}
+	if o.Init != "" && !res.Resumed {
+		if err := warmStart(o.Init, j); err != nil {
+			return res, err
+		}
+	}
 
 	start := time.Now()
 	elapsed := func() time.Duration { return prior + time.Since(start) }
@@ -183,9 +198,15 @@ func run(ctx context.Context, o Options, j job, defaultName string) (res Result,
 			return nil
 		}
 		res.Checkpoint = ckpt
-		return writeCheckpoint(ckpt, j, ckptState{
+		if err := writeCheckpoint(ckpt, j, ckptState{
 			step: res.Steps, images: res.Images, elapsed: elapsed(), loader: loader.State(), rng: mustMarshal(pcg),
-		})
+		}); err != nil {
+			return err
+		}
+		if o.OnCheckpoint != nil {
+			o.OnCheckpoint(ckpt, res.Steps)
+		}
+		return nil
 	}
 	sample := func(final bool) error {
 		if o.OnSample == nil {

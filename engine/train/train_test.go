@@ -93,7 +93,7 @@ func ganRunner(loss Loss) runner {
 
 func multiStageRunner(ctx context.Context, o Options) (Result, error) {
 	return MultiStage(ctx, MultiStageConfig{Side: 8, Recipe: tinyRecipe(), ContentWeight: 10,
-		UpsamplerConfig: narrow("upsampler-study"), DiscriminatorConfig: narrow("dcgan-d-stable")}, o)
+		UpsamplerConfig: narrow("upsampler-stable"), DiscriminatorConfig: narrow("dcgan-d-stable")}, o)
 }
 
 func srRunner(ctx context.Context, o Options) (Result, error) {
@@ -194,6 +194,38 @@ func TestResumeIsExact(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestResumeAtEpochEnd resumes from a checkpoint taken right after an epoch's last
+// batch (10 images, batch 4, drop last: 2 steps an epoch, stop after 2), where the
+// loader state is "epoch 0, rest of the epoch too small for a batch". The resumed
+// run must go on into epoch 1 and match the straight run bit for bit.
+func TestResumeAtEpochEnd(t *testing.T) {
+	data := writeImages(t, 10, 8)
+	ctx := context.Background()
+	run := ganRunner(BCE)
+	straight, split := t.TempDir(), t.TempDir()
+	o := refOptions(t, data, straight)
+	o.Steps = 4
+	ra, err := run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o = refOptions(t, data, split)
+	o.Steps = 2
+	if _, err := run(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	o = refOptions(t, data, split)
+	o.Steps, o.Resume = 4, true
+	rb, err := run(ctx, o)
+	if err != nil {
+		t.Fatalf("resume at the epoch end: %v", err)
+	}
+	if rb.Steps != 4 || rb.Epoch != 1 {
+		t.Fatalf("resumed run stopped at step %d in epoch %d, want 4 in 1", rb.Steps, rb.Epoch)
+	}
+	sameBits(t, "checkpoint", readTensors(t, ra.Checkpoint), readTensors(t, rb.Checkpoint))
 }
 
 func TestPublishedWeightsOpen(t *testing.T) {
@@ -388,5 +420,66 @@ func TestSRDecay(t *testing.T) {
 	c.Decay = 2
 	if _, err := SR(context.Background(), c, o); !errors.Is(err, ErrBadOptions) {
 		t.Errorf("decay 2: %v", err)
+	}
+}
+
+// TestSWDProbe: the periodic SWD fires every Every steps with the real-vs-real
+// floor, shows up as the "swd" loss, keeps its clock across a resume, and changes
+// nothing about the training itself (same weights as a run without it).
+func TestSWDProbe(t *testing.T) {
+	data := writeImages(t, 12, 16)
+	ctx := context.Background()
+	var points []SWDPoint
+	probe := &SWDProbe{Every: 2, Data: data, N: 4, OnEval: func(p SWDPoint) { points = append(points, p) }}
+	gan := func(o Options, p *SWDProbe) (Result, error) {
+		c := tinyGAN(tinyRecipe())
+		c.Side, c.SWD = 16, p
+		return GAN(ctx, c, o)
+	}
+	plain := refOptions(t, data, t.TempDir())
+	plain.Steps = 6
+	ra, err := gan(plain, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	split := t.TempDir()
+	o := refOptions(t, data, split)
+	o.Steps = 3
+	var swdLoss []float64
+	o.OnProgress = func(p Progress) {
+		if v, ok := p.Losses["swd"]; ok {
+			swdLoss = append(swdLoss, v)
+		}
+	}
+	if _, err := gan(o, probe); err != nil {
+		t.Fatal(err)
+	}
+	o.Steps, o.Resume = 6, true
+	rb, err := gan(o, probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var steps []int
+	for _, p := range points {
+		steps = append(steps, p.Step)
+		if p.N != 4 || p.SWD.Mean <= 0 || p.Floor.Mean <= 0 || math.IsNaN(p.SWD.Mean) {
+			t.Errorf("step %d: %+v", p.Step, p)
+		}
+	}
+	if fmt.Sprint(steps) != "[2 4 6]" {
+		t.Errorf("SWD evaluated at steps %v, want [2 4 6] (every 2, clock kept across the resume)", steps)
+	}
+	if len(swdLoss) != 5 || swdLoss[len(swdLoss)-1] != points[2].SWD.Mean {
+		t.Errorf("swd in progress: %v (points %v)", swdLoss, points)
+	}
+	if points[0].Floor.Mean != points[2].Floor.Mean {
+		t.Errorf("floor changed between evaluations: %v vs %v", points[0].Floor.Mean, points[2].Floor.Mean)
+	}
+	sameBits(t, "weights with and without the probe", readTensors(t, ra.Weights), readTensors(t, rb.Weights))
+
+	c := tinyGAN(tinyRecipe())
+	c.Side, c.SWD = 16, &SWDProbe{Every: 1, Data: data, N: 100}
+	if _, err := GAN(ctx, c, plain); !errors.Is(err, ErrBadOptions) {
+		t.Errorf("a probe asking for more real images than the folder has: %v", err)
 	}
 }

@@ -64,6 +64,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"train-local", "--data", "x", "--out", "y", "--steps", "1"}, ExitUsage, "--kind is required"},
 		{[]string{"train-local", "--kind", "gan", "--data", "/nonexistent", "--out", "y", "--steps", "1"}, ExitUsage, "make data"},
 		{[]string{"train-local", "--kind", "gan", "--data", ".", "--out", "y"}, ExitUsage, "set --steps"},
+		{[]string{"experiment", "--gan-data", ".", "--heldout", ".", "--budget-clock", "sundial"}, ExitUsage, `--budget-clock "sundial": want cpu or wall`},
+		{[]string{"train-local", "--kind", "gan", "--data", ".", "--out", "y", "--steps", "1", "--swd-every", "5", "--swd-data", "/nonexistent"}, ExitUsage, "--swd-data"},
 		{[]string{"eval"}, ExitUsage, "eval sr"},
 		{[]string{"eval", "fid"}, ExitUsage, `unknown evaluation "fid"`},
 		{[]string{"eval", "sr", "--model", "/nonexistent.safetensors", "--data", "."}, ExitFailure, "nonexistent"},
@@ -107,6 +109,13 @@ func TestTrainUpscaleEval(t *testing.T) {
 		"--steps", "4", "--patch", "16", "--batch", "8", "--backend", "ref", "--resume")
 	if code != 0 || !strings.Contains(out, "trained 4 steps") {
 		t.Fatalf("resume: %d %s %s", code, out, errs)
+	}
+
+	// The periodic SWD of the GAN loop: one line per evaluation, with its floor.
+	code, out, errs = hirez(t, "train-local", "--kind", "gan", "--side", "16", "--data", data, "--out", filepath.Join(tmp, "gan"),
+		"--steps", "2", "--batch", "4", "--backend", "ref", "--swd-every", "1", "--swd-data", data, "--swd-n", "4", "--sample-every", "0")
+	if code != 0 || !strings.Contains(out, "swd step 1: ") || !strings.Contains(out, "swd step 2: ") || !strings.Contains(out, "(floor ") {
+		t.Fatalf("train-local gan --swd-every: %d %s %s", code, out, errs)
 	}
 
 	upOut := filepath.Join(tmp, "up")
@@ -171,7 +180,7 @@ func TestExperimentQuick(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## Equal epochs", "## Equal wall-clock budget", "a: single DCGAN", "b: multi-stage GAN", "c: DCGAN + SR", "vs bicubic", "](experiment/epochs-a.png)"} {
+	for _, want := range []string{"## Equal epochs", "## Equal compute budget", "of process CPU time", "| CPU time | wall time |", "a: single DCGAN", "b: multi-stage GAN", "c: DCGAN + SR", "vs bicubic", "](experiment/epochs-a.png)"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}

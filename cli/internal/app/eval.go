@@ -59,7 +59,7 @@ func runEvalSR(ctx context.Context, env Env, args []string) error {
 	scale := fs.Int("scale", 2, "scale factor (a power of the model's)")
 	limit := fs.Int("limit", 0, "evaluate the first N images only (0 = all)")
 	quiet := fs.Bool("mean-only", false, "print the mean row only")
-	backendName := fs.String("backend", "", "backend (default "+backends.Default()+")")
+	backendName := fs.String("backend", "", "backend: "+backends.Describe(false))
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -104,7 +104,7 @@ func runEvalGAN(ctx context.Context, env Env, args []string) error {
 	var ups multiFlag
 	fs.Var(&ups, "upscaler", "upscaler weights applied after the generator (repeat for more stages)")
 	grid := fs.String("grid", "", "write a grid of the first 64 generated images here (PNG)")
-	backendName := fs.String("backend", "", "backend (default "+backends.Default()+")")
+	backendName := fs.String("backend", "", "backend: "+backends.Describe(false))
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -29,9 +29,14 @@ func experimentCommand() Command {
 
 // experiment is the study's comparison at h → 2h: (a) one DCGAN at 2h, (b) a DCGAN
 // at h and an Up Sampler h → 2h, (c) the same DCGAN at h and an SR net ×2 — once
-// with equal epochs per stage and once with an equal wall-clock budget per approach
+// with equal epochs per stage and once with an equal compute budget per approach
 // (split evenly between the two stages of b and c). Every adversarial stage uses
 // the same recipe.
+//
+// The budget is process CPU time by default: the stages run one after another in
+// this one process, so the CPU seconds a stage consumes (getrusage, every thread)
+// measure its compute, whereas its wall-clock time also counts whatever else the
+// machine is running. Both are reported.
 type experiment struct {
 	b                     backend.Backend
 	ganData, srData, eval string
@@ -40,6 +45,7 @@ type experiment struct {
 	side                  int
 	epochs                float64       // per stage, equal-epochs part; ≤ 0 skips it
 	budget                time.Duration // per approach, equal-budget part; ≤ 0 skips it
+	budgetCPU             bool          // the budget is process CPU time (else wall-clock time)
 	recipe                train.Recipe
 	srPreset              string
 	srBatch, srPatch      int
@@ -52,14 +58,15 @@ type experiment struct {
 // stageResult is one trained stage.
 type stageResult struct {
 	weights string
-	took    time.Duration
+	took    time.Duration // wall-clock training time
+	cpu     time.Duration // process CPU time the stage consumed
 	steps   int
 }
 
 // row is one approach in one part.
 type row struct {
 	name, stages string
-	took         time.Duration
+	took, cpu    time.Duration
 	swd          train.GANScore
 	srPSNR       string
 	grid         string
@@ -76,7 +83,8 @@ func runExperiment(ctx context.Context, env Env, args []string) error {
 	report := fs.String("report", "docs/experiment.md", "the markdown report")
 	fs.IntVar(&e.side, "side", 32, "h: the first stage's side (output 2h)")
 	fs.Float64Var(&e.epochs, "epochs", 5, "epochs per stage in the equal-epochs part (fractions allowed; 0 skips)")
-	fs.DurationVar(&e.budget, "budget", 10*time.Minute, "training time per approach in the equal-budget part (0 skips)")
+	fs.DurationVar(&e.budget, "budget", 10*time.Minute, "compute per approach in the equal-budget part, measured by --budget-clock (0 skips)")
+	clock := fs.String("budget-clock", "cpu", "what --budget measures: cpu (process CPU time, all threads) or wall (wall-clock time)")
 	fs.IntVar(&e.n, "n", 500, "SWD images per set (capped at half the held-out images)")
 	fs.IntVar(&e.srEvalLimit, "sr-eval", 200, "held-out images for the SR stage's PSNR")
 	fs.StringVar(&e.srPreset, "sr", "srcnn-classic", "SR preset of approach (c)")
@@ -89,6 +97,16 @@ func runExperiment(ctx context.Context, env Env, args []string) error {
 	}
 	if e.srData == "" {
 		e.srData = e.ganData
+	}
+	switch *clock {
+	case "cpu":
+		if _, ok := processCPU(); !ok {
+			return usagef("--budget-clock cpu: process CPU time is not available on this system; use --budget-clock wall")
+		}
+		e.budgetCPU = true
+	case "wall":
+	default:
+		return usagef("--budget-clock %q: want cpu or wall", *clock)
 	}
 	for _, d := range []string{e.ganData, e.srData, e.eval} {
 		if _, err := os.Stat(d); err != nil {
@@ -134,7 +152,7 @@ func (e *experiment) run(ctx context.Context) (string, error) {
 	fmt.Fprintf(&md, "Made by `hirez experiment` (scripts/experiment.sh) on %s, %d CPUs visible, backend `%s`, %s.\n\n",
 		cpuModel(), runtime.NumCPU(), e.b.Name(), time.Now().UTC().Format("2006-01-02"))
 	fmt.Fprintf(&md, "- GAN data: `%s`; SR data: `%s` (approach c's SR net is trained on these images, at their own resolution); held-out set: `%s`.\n", e.ganData, e.srData, e.eval)
-	fmt.Fprintf(&md, "- Approaches: **(a)** one DCGAN at %d; **(b)** multi-stage: DCGAN at %d + Up Sampler %d→%d (`upsampler-study`, adversarial + 10·MSE content); **(c)** DCGAN at %d + `%s` ×2 (MSE). (b) and (c) share one DCGAN at %d.\n", h2, h, h, h2, h, e.srPreset, h)
+	fmt.Fprintf(&md, "- Approaches: **(a)** one DCGAN at %d; **(b)** multi-stage: DCGAN at %d + Up Sampler %d→%d (`upsampler-stable`, adversarial + 10·MSE content); **(c)** DCGAN at %d + `%s` ×2 (MSE). (b) and (c) share one DCGAN at %d.\n", h2, h, h, h2, h, e.srPreset, h)
 	fmt.Fprintf(&md, "- Same adversarial recipe everywhere: `dcgan-g-stable`/`dcgan-d-stable`, %s. SR: Adam 1e-3, batch %d patches of %d px.\n", e.recipe, e.srBatch, e.srPatch)
 	fmt.Fprintf(&md, "- SWD ×10³ (ProGAN protocol, mean over pyramid levels) of generated %d px images vs the held-out set, beside the real-vs-real floor on sets of the same size; lower is better, the floor is the best reachable.\n", h2)
 	fmt.Fprintf(&md, "- SR-stage PSNR: the second stage alone on held-out images ×2 (MATLAB-bicubic LR, Y channel, %d images), Δ against bicubic.\n\n", e.srEvalLimit)
@@ -153,7 +171,12 @@ func (e *experiment) run(ctx context.Context) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		fmt.Fprintf(&md, "## Equal wall-clock budget: %s per approach (b and c: half per stage)\n\n", e.budget)
+		if e.budgetCPU {
+			fmt.Fprintf(&md, "## Equal compute budget: %s of process CPU time per approach (b and c: half per stage)\n\n", e.budget)
+			fmt.Fprintf(&md, "Each stage stops once it has consumed its share of CPU time (user + system, all threads of this process, getrusage), so a busy machine slows the stages down but does not shrink their compute; the wall-clock time is reported beside it.\n\n")
+		} else {
+			fmt.Fprintf(&md, "## Equal wall-clock budget: %s per approach (b and c: half per stage)\n\n", e.budget)
+		}
 		writeRows(&md, rows, e.gridRel)
 	}
 	return md.String(), nil
@@ -170,60 +193,72 @@ func (e *experiment) part(ctx context.Context, tag string, limit func(*train.Opt
 		return max(1, len(names))
 	}
 	gFiles, sFiles := files(e.ganData), files(e.srData)
-	opts := func(name string, stageBudget time.Duration, imagesPerStep, nfiles int) train.Options {
+	// stageSpec is a stage's options and its CPU budget (0: none; the loop's own
+	// limits stop it).
+	type stageSpec struct {
+		o   train.Options
+		cpu time.Duration
+	}
+	opts := func(name string, stageBudget time.Duration, imagesPerStep, nfiles int) stageSpec {
 		o := train.Options{Backend: e.b, Out: filepath.Join(e.work, tag, name), Seed: e.seed, Data: e.ganData, Samples: 16}
 		pr := newProgress(e.log, tag+"/"+name)
 		pr.every = 30 * time.Second
 		o.OnProgress = pr.update
-		if limit != nil {
+		var cpuLimit time.Duration
+		switch {
+		case limit != nil:
 			limit(&o, imagesPerStep, nfiles)
-		} else {
+		case e.budgetCPU:
+			// The loop needs a limit of its own; the CPU watchdog (stage) stops it
+			// first. A wall-clock cap of 20× the share only guards against a hang.
+			cpuLimit, o.Budget = stageBudget, 20*stageBudget
+		default:
 			o.Budget = stageBudget
 		}
-		return o
+		return stageSpec{o, cpuLimit}
 	}
-	stage := func(name string, f func() (train.Result, error)) (stageResult, error) {
+	stage := func(name string, f func(ctx context.Context, o train.Options) (train.Result, error), sp stageSpec) (stageResult, error) {
 		fmt.Fprintf(e.log, "== %s/%s\n", tag, name)
-		res, err := f()
+		cpu0, _ := processCPU()
+		res, err := trainCPU(ctx, f, sp.o, sp.cpu, cpu0)
 		if err != nil {
 			return stageResult{}, fmt.Errorf("%s/%s: %w", tag, name, err)
 		}
-		fmt.Fprintf(e.log, "%s/%s: %d steps in %s\n", tag, name, res.Steps, res.Elapsed.Round(time.Second))
-		return stageResult{weights: res.Weights, took: res.Elapsed, steps: res.Steps}, nil
+		cpu1, _ := processCPU()
+		fmt.Fprintf(e.log, "%s/%s: %d steps in %s wall, %s CPU\n", tag, name, res.Steps, res.Elapsed.Round(time.Second), (cpu1 - cpu0).Round(time.Second))
+		return stageResult{weights: res.Weights, took: res.Elapsed, cpu: cpu1 - cpu0, steps: res.Steps}, nil
 	}
 	gan := func(side int) train.GANConfig {
 		return train.GANConfig{Generator: "dcgan-g-stable", Discriminator: "dcgan-d-stable", Side: side, Recipe: e.recipe}
 	}
 	half := max(e.budget/2, time.Nanosecond)
 	b := e.recipe.Batch
-	a, err := stage("a-dcgan64", func() (train.Result, error) {
-		return train.GAN(ctx, gan(2*e.side), opts("a-dcgan", e.budget, b, gFiles))
-	})
+	a, err := stage("a-dcgan64", func(ctx context.Context, o train.Options) (train.Result, error) {
+		return train.GAN(ctx, gan(2*e.side), o)
+	}, opts("a-dcgan", e.budget, b, gFiles))
 	if err != nil {
 		return nil, err
 	}
-	g32, err := stage("dcgan32", func() (train.Result, error) {
-		return train.GAN(ctx, gan(e.side), opts("dcgan-h", half, b, gFiles))
-	})
+	g32, err := stage("dcgan32", func(ctx context.Context, o train.Options) (train.Result, error) {
+		return train.GAN(ctx, gan(e.side), o)
+	}, opts("dcgan-h", half, b, gFiles))
 	if err != nil {
 		return nil, err
 	}
-	up, err := stage("b-upsampler", func() (train.Result, error) {
-		return train.MultiStage(ctx, train.MultiStageConfig{Upsampler: "upsampler-study", Discriminator: "dcgan-d-stable", Side: e.side, Recipe: e.recipe, ContentWeight: 10},
-			opts("b-upsampler", half, b, gFiles))
-	})
+	up, err := stage("b-upsampler", func(ctx context.Context, o train.Options) (train.Result, error) {
+		return train.MultiStage(ctx, train.MultiStageConfig{Upsampler: "upsampler-stable", Discriminator: "dcgan-d-stable", Side: e.side, Recipe: e.recipe, ContentWeight: 10}, o)
+	}, opts("b-upsampler", half, b, gFiles))
 	if err != nil {
 		return nil, err
 	}
-	sr, err := stage("c-sr", func() (train.Result, error) {
-		o := opts("c-sr", half, e.srBatch/4, sFiles)
+	sr, err := stage("c-sr", func(ctx context.Context, o train.Options) (train.Result, error) {
 		o.Data = e.srData
 		return train.SR(ctx, train.SRConfig{Preset: e.srPreset, Batch: e.srBatch, Patch: e.srPatch, PatchesPerImage: 4}, o)
-	})
+	}, opts("c-sr", half, e.srBatch/4, sFiles))
 	if err != nil {
 		return nil, err
 	}
-	score := func(name, stages string, took time.Duration, gen string, upscaler string) (row, error) {
+	score := func(name, stages string, took, cpu time.Duration, gen string, upscaler string) (row, error) {
 		fmt.Fprintf(e.log, "scoring %s/%s\n", tag, name)
 		g, _, err := model.Open(gen, e.b)
 		if err != nil {
@@ -231,7 +266,7 @@ func (e *experiment) part(ctx context.Context, tag string, limit func(*train.Opt
 		}
 		defer g.Free()
 		var chain []train.Upscaler
-		r := row{name: name, stages: stages, took: took, srPSNR: "—"}
+		r := row{name: name, stages: stages, took: took, cpu: cpu, srPSNR: "—"}
 		if upscaler != "" {
 			u, _, err := model.Open(upscaler, e.b)
 			if err != nil {
@@ -270,14 +305,14 @@ func (e *experiment) part(ctx context.Context, tag string, limit func(*train.Opt
 	var rows []row
 	for _, x := range []struct {
 		name, stages string
-		took         time.Duration
+		took, cpu    time.Duration
 		gen, up      string
 	}{
-		{"a: single DCGAN", fmt.Sprintf("DCGAN %d (%d steps)", 2*e.side, a.steps), a.took, a.weights, ""},
-		{"b: multi-stage GAN", fmt.Sprintf("DCGAN %d (%d) + Up Sampler (%d)", e.side, g32.steps, up.steps), g32.took + up.took, g32.weights, up.weights},
-		{"c: DCGAN + SR", fmt.Sprintf("DCGAN %d (%d) + %s (%d)", e.side, g32.steps, e.srPreset, sr.steps), g32.took + sr.took, g32.weights, sr.weights},
+		{"a: single DCGAN", fmt.Sprintf("DCGAN %d (%d steps)", 2*e.side, a.steps), a.took, a.cpu, a.weights, ""},
+		{"b: multi-stage GAN", fmt.Sprintf("DCGAN %d (%d) + Up Sampler (%d)", e.side, g32.steps, up.steps), g32.took + up.took, g32.cpu + up.cpu, g32.weights, up.weights},
+		{"c: DCGAN + SR", fmt.Sprintf("DCGAN %d (%d) + %s (%d)", e.side, g32.steps, e.srPreset, sr.steps), g32.took + sr.took, g32.cpu + sr.cpu, g32.weights, sr.weights},
 	} {
-		r, err := score(x.name, x.stages, x.took, x.gen, x.up)
+		r, err := score(x.name, x.stages, x.took, x.cpu, x.gen, x.up)
 		if err != nil {
 			return nil, err
 		}
@@ -287,9 +322,9 @@ func (e *experiment) part(ctx context.Context, tag string, limit func(*train.Opt
 }
 
 func writeRows(w io.Writer, rows []row, gridRel string) {
-	fmt.Fprintf(w, "| approach | stages (steps) | training time | SWD ×10³ | floor | SR-stage PSNR dB ×2 | samples |\n|---|---|---:|---:|---:|---|---|\n")
+	fmt.Fprintf(w, "| approach | stages (steps) | CPU time | wall time | SWD ×10³ | floor | SR-stage PSNR dB ×2 | samples |\n|---|---|---:|---:|---:|---:|---|---|\n")
 	for _, r := range rows {
-		fmt.Fprintf(w, "| %s | %s | %s | %.2f | %.2f | %s | ![](%s) |\n", r.name, r.stages, r.took.Round(time.Second),
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f | %.2f | %s | ![](%s) |\n", r.name, r.stages, r.cpu.Round(time.Second), r.took.Round(time.Second),
 			r.swd.SWD.Mean, r.swd.Floor.Mean, r.srPSNR, filepath.ToSlash(filepath.Join(gridRel, r.grid)))
 	}
 	if len(rows) > 0 {
@@ -309,4 +344,37 @@ func cpuModel() string {
 		}
 	}
 	return runtime.GOARCH
+}
+
+// trainCPU runs a training stage; with limit > 0 it stops the stage once the
+// process has consumed limit of CPU time since cpu0. The loop has no CPU limit of
+// its own, so a watchdog in OnProgress (called after every step) cancels the run,
+// which checkpoints and returns; a resume with the steps reached as its step limit
+// then ends it the ordinary way (final checkpoint, published weights). Resuming is
+// exact (engine/train), so this is the run that would have stopped at that step.
+func trainCPU(ctx context.Context, f func(context.Context, train.Options) (train.Result, error), o train.Options, limit, cpu0 time.Duration) (train.Result, error) {
+	if limit <= 0 {
+		return f(ctx, o)
+	}
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	report := o.OnProgress
+	o.ProgressEvery = 1
+	o.OnProgress = func(p train.Progress) {
+		if report != nil {
+			report(p)
+		}
+		if now, _ := processCPU(); now-cpu0 >= limit {
+			stop()
+		}
+	}
+	res, err := f(wctx, o)
+	if err == nil || ctx.Err() != nil || wctx.Err() == nil {
+		return res, err // finished within the limit, failed, or cancelled from outside
+	}
+	if res.Steps == 0 {
+		return res, fmt.Errorf("the CPU budget %s ran out before the first step", limit)
+	}
+	o.OnProgress, o.Resume, o.Steps, o.Budget, o.Epochs = report, true, res.Steps, 0, 0
+	return f(ctx, o)
 }

@@ -83,7 +83,7 @@ func (t *trainFlags) gan() (train.Recipe, error) {
 func runTrainLocal(ctx context.Context, env Env, args []string) error {
 	fs := newFlags(env, "train-local", "--kind gan|multistage|sr --data DIR --out DIR (--steps N | --epochs N | --budget D) [flags]")
 	kind := fs.String("kind", "", "what to train: gan (DCGAN), multistage (Up Sampler h→2h) or sr (super-resolution, MSE)")
-	preset := fs.String("preset", "", "network preset (defaults: dcgan-g-stable, upsampler-study, srcnn-classic)")
+	preset := fs.String("preset", "", "network preset (defaults: dcgan-g-stable, upsampler-stable, srcnn-classic)")
 	disc := fs.String("disc", "", "discriminator preset for gan/multistage (default dcgan-d-stable)")
 	side := fs.Int("side", 32, "gan: image side h; multistage: input side h (output 2h)")
 	data := fs.String("data", "", "folder of training images")
@@ -96,6 +96,9 @@ func runTrainLocal(ctx context.Context, env Env, args []string) error {
 	seed := fs.Uint64("seed", 1, "seed of weights, latents, shuffling")
 	sampleEvery := fs.Int("sample-every", 500, "steps between sample grids (0 = only the final one)")
 	ckptEvery := fs.Int("checkpoint-every", 500, "steps between checkpoints (0 = only at the end)")
+	swdEvery := fs.Int("swd-every", 0, "gan: steps between SWD evaluations during training (0 = none)")
+	swdData := fs.String("swd-data", "data/noto128/heldout", "gan: real images for --swd-every (at least 2×--swd-n)")
+	swdN := fs.Int("swd-n", 239, "gan: images per set for --swd-every (fixed latents 0…n−1, the first n real images)")
 	var tf trainFlags
 	tf.register(fs)
 	if err := parse(fs, args); err != nil {
@@ -147,7 +150,17 @@ func runTrainLocal(ctx context.Context, env Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		res, err = train.GAN(ctx, train.GANConfig{Generator: *preset, Discriminator: *disc, Side: *side, Recipe: r}, o)
+		c := train.GANConfig{Generator: *preset, Discriminator: *disc, Side: *side, Recipe: r}
+		if *swdEvery > 0 {
+			if _, err := os.Stat(*swdData); err != nil {
+				return usagef("--swd-data: %v", err)
+			}
+			c.SWD = &train.SWDProbe{Every: *swdEvery, Data: *swdData, N: *swdN, OnEval: func(p train.SWDPoint) {
+				pr.done() // a line of its own, not inside a bar being redrawn
+				fmt.Fprintf(env.Stdout, "swd step %d: %.2f (floor %.2f, %d images per set; per level %s)\n", p.Step, p.SWD.Mean, p.Floor.Mean, p.N, p.SWD)
+			}}
+		}
+		res, err = train.GAN(ctx, c, o)
 		pr.done()
 		if err != nil {
 			return err

@@ -1,0 +1,18 @@
+//go:build unix
+
+package app
+
+import (
+	"syscall"
+	"time"
+)
+
+// processCPU is the CPU time (user + system) this process has consumed so far,
+// over all its threads (Go's and the backend's own, e.g. oneDNN's).
+func processCPU() (time.Duration, bool) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, false
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), true
+}
