@@ -33,7 +33,8 @@ const (
 	ModelEventType_MODEL_EVENT_TYPE_ALIAS_SET ModelEventType = 2
 	// An alias was removed.
 	ModelEventType_MODEL_EVENT_TYPE_ALIAS_REMOVED ModelEventType = 3
-	// A version was deleted (garbage collection of unaliased old versions).
+	// A version was deleted (DeleteModelVersion, or the trainer's
+	// --keep-versions retention of unaliased old versions); version names it.
 	ModelEventType_MODEL_EVENT_TYPE_VERSION_DELETED ModelEventType = 4
 )
 
@@ -1389,6 +1390,98 @@ func (*WatchModelsResponse_Snapshot) isWatchModelsResponse_Change() {}
 
 func (*WatchModelsResponse_Event) isWatchModelsResponse_Change() {}
 
+type DeleteModelVersionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Model name (required) and the digest "sha256:<hex>" of the version to
+	// delete (required; an alias is INVALID_ARGUMENT: an aliased version
+	// cannot be deleted).
+	Ref           *ModelRef `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteModelVersionRequest) Reset() {
+	*x = DeleteModelVersionRequest{}
+	mi := &file_hirez_v1_registry_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteModelVersionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteModelVersionRequest) ProtoMessage() {}
+
+func (x *DeleteModelVersionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hirez_v1_registry_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteModelVersionRequest.ProtoReflect.Descriptor instead.
+func (*DeleteModelVersionRequest) Descriptor() ([]byte, []int) {
+	return file_hirez_v1_registry_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *DeleteModelVersionRequest) GetRef() *ModelRef {
+	if x != nil {
+		return x.Ref
+	}
+	return nil
+}
+
+type DeleteModelVersionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The deleted version, as it was just before (no aliases).
+	Version       *ModelVersion `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteModelVersionResponse) Reset() {
+	*x = DeleteModelVersionResponse{}
+	mi := &file_hirez_v1_registry_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteModelVersionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteModelVersionResponse) ProtoMessage() {}
+
+func (x *DeleteModelVersionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hirez_v1_registry_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteModelVersionResponse.ProtoReflect.Descriptor instead.
+func (*DeleteModelVersionResponse) Descriptor() ([]byte, []int) {
+	return file_hirez_v1_registry_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *DeleteModelVersionResponse) GetVersion() *ModelVersion {
+	if x != nil {
+		return x.Version
+	}
+	return nil
+}
+
 var File_hirez_v1_registry_proto protoreflect.FileDescriptor
 
 const file_hirez_v1_registry_proto_rawDesc = "" +
@@ -1502,13 +1595,17 @@ const file_hirez_v1_registry_proto_rawDesc = "" +
 	"\x13WatchModelsResponse\x126\n" +
 	"\bsnapshot\x18\x01 \x01(\v2\x18.hirez.v1.ModelsSnapshotH\x00R\bsnapshot\x12,\n" +
 	"\x05event\x18\x02 \x01(\v2\x14.hirez.v1.ModelEventH\x00R\x05eventB\b\n" +
-	"\x06change*\xc2\x01\n" +
+	"\x06change\"A\n" +
+	"\x19DeleteModelVersionRequest\x12$\n" +
+	"\x03ref\x18\x01 \x01(\v2\x12.hirez.v1.ModelRefR\x03ref\"N\n" +
+	"\x1aDeleteModelVersionResponse\x120\n" +
+	"\aversion\x18\x01 \x01(\v2\x16.hirez.v1.ModelVersionR\aversion*\xc2\x01\n" +
 	"\x0eModelEventType\x12 \n" +
 	"\x1cMODEL_EVENT_TYPE_UNSPECIFIED\x10\x00\x12$\n" +
 	" MODEL_EVENT_TYPE_VERSION_CREATED\x10\x01\x12\x1e\n" +
 	"\x1aMODEL_EVENT_TYPE_ALIAS_SET\x10\x02\x12\"\n" +
 	"\x1eMODEL_EVENT_TYPE_ALIAS_REMOVED\x10\x03\x12$\n" +
-	" MODEL_EVENT_TYPE_VERSION_DELETED\x10\x042\xc9\x04\n" +
+	" MODEL_EVENT_TYPE_VERSION_DELETED\x10\x042\xaa\x05\n" +
 	"\x14ModelRegistryService\x12G\n" +
 	"\n" +
 	"ListModels\x12\x1b.hirez.v1.ListModelsRequest\x1a\x1c.hirez.v1.ListModelsResponse\x12\\\n" +
@@ -1517,7 +1614,8 @@ const file_hirez_v1_registry_proto_rawDesc = "" +
 	"\bSetAlias\x12\x19.hirez.v1.SetAliasRequest\x1a\x1a.hirez.v1.SetAliasResponse\x12M\n" +
 	"\fPromoteModel\x12\x1d.hirez.v1.PromoteModelRequest\x1a\x1e.hirez.v1.PromoteModelResponse\x12R\n" +
 	"\rDownloadModel\x12\x1e.hirez.v1.DownloadModelRequest\x1a\x1f.hirez.v1.DownloadModelResponse0\x01\x12L\n" +
-	"\vWatchModels\x12\x1c.hirez.v1.WatchModelsRequest\x1a\x1d.hirez.v1.WatchModelsResponse0\x01B\x90\x01\n" +
+	"\vWatchModels\x12\x1c.hirez.v1.WatchModelsRequest\x1a\x1d.hirez.v1.WatchModelsResponse0\x01\x12_\n" +
+	"\x12DeleteModelVersion\x12#.hirez.v1.DeleteModelVersionRequest\x1a$.hirez.v1.DeleteModelVersionResponseB\x90\x01\n" +
 	"\fcom.hirez.v1B\rRegistryProtoP\x01Z0github.com/hirez-ml/hirez/proto/hirez/v1;hirezv1\xa2\x02\x03HXX\xaa\x02\bHirez.V1\xca\x02\bHirez\\V1\xe2\x02\x14Hirez\\V1\\GPBMetadata\xea\x02\tHirez::V1b\x06proto3"
 
 var (
@@ -1533,79 +1631,85 @@ func file_hirez_v1_registry_proto_rawDescGZIP() []byte {
 }
 
 var file_hirez_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hirez_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_hirez_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_hirez_v1_registry_proto_goTypes = []any{
-	(ModelEventType)(0),               // 0: hirez.v1.ModelEventType
-	(*Model)(nil),                     // 1: hirez.v1.Model
-	(*ModelVersion)(nil),              // 2: hirez.v1.ModelVersion
-	(*ListModelsRequest)(nil),         // 3: hirez.v1.ListModelsRequest
-	(*ListModelsResponse)(nil),        // 4: hirez.v1.ListModelsResponse
-	(*ListModelVersionsRequest)(nil),  // 5: hirez.v1.ListModelVersionsRequest
-	(*ListModelVersionsResponse)(nil), // 6: hirez.v1.ListModelVersionsResponse
-	(*GetModelVersionRequest)(nil),    // 7: hirez.v1.GetModelVersionRequest
-	(*GetModelVersionResponse)(nil),   // 8: hirez.v1.GetModelVersionResponse
-	(*SetAliasRequest)(nil),           // 9: hirez.v1.SetAliasRequest
-	(*SetAliasResponse)(nil),          // 10: hirez.v1.SetAliasResponse
-	(*CanaryResult)(nil),              // 11: hirez.v1.CanaryResult
-	(*PromoteModelRequest)(nil),       // 12: hirez.v1.PromoteModelRequest
-	(*PromoteModelResponse)(nil),      // 13: hirez.v1.PromoteModelResponse
-	(*DownloadModelRequest)(nil),      // 14: hirez.v1.DownloadModelRequest
-	(*DownloadModelResponse)(nil),     // 15: hirez.v1.DownloadModelResponse
-	(*WatchModelsRequest)(nil),        // 16: hirez.v1.WatchModelsRequest
-	(*ModelEvent)(nil),                // 17: hirez.v1.ModelEvent
-	(*ModelsSnapshot)(nil),            // 18: hirez.v1.ModelsSnapshot
-	(*WatchModelsResponse)(nil),       // 19: hirez.v1.WatchModelsResponse
-	nil,                               // 20: hirez.v1.Model.AliasesEntry
-	nil,                               // 21: hirez.v1.ModelVersion.MetricsEntry
-	nil,                               // 22: hirez.v1.ModelVersion.MetadataEntry
-	(ModelKind)(0),                    // 23: hirez.v1.ModelKind
-	(*timestamppb.Timestamp)(nil),     // 24: google.protobuf.Timestamp
-	(*ModelRef)(nil),                  // 25: hirez.v1.ModelRef
+	(ModelEventType)(0),                // 0: hirez.v1.ModelEventType
+	(*Model)(nil),                      // 1: hirez.v1.Model
+	(*ModelVersion)(nil),               // 2: hirez.v1.ModelVersion
+	(*ListModelsRequest)(nil),          // 3: hirez.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),         // 4: hirez.v1.ListModelsResponse
+	(*ListModelVersionsRequest)(nil),   // 5: hirez.v1.ListModelVersionsRequest
+	(*ListModelVersionsResponse)(nil),  // 6: hirez.v1.ListModelVersionsResponse
+	(*GetModelVersionRequest)(nil),     // 7: hirez.v1.GetModelVersionRequest
+	(*GetModelVersionResponse)(nil),    // 8: hirez.v1.GetModelVersionResponse
+	(*SetAliasRequest)(nil),            // 9: hirez.v1.SetAliasRequest
+	(*SetAliasResponse)(nil),           // 10: hirez.v1.SetAliasResponse
+	(*CanaryResult)(nil),               // 11: hirez.v1.CanaryResult
+	(*PromoteModelRequest)(nil),        // 12: hirez.v1.PromoteModelRequest
+	(*PromoteModelResponse)(nil),       // 13: hirez.v1.PromoteModelResponse
+	(*DownloadModelRequest)(nil),       // 14: hirez.v1.DownloadModelRequest
+	(*DownloadModelResponse)(nil),      // 15: hirez.v1.DownloadModelResponse
+	(*WatchModelsRequest)(nil),         // 16: hirez.v1.WatchModelsRequest
+	(*ModelEvent)(nil),                 // 17: hirez.v1.ModelEvent
+	(*ModelsSnapshot)(nil),             // 18: hirez.v1.ModelsSnapshot
+	(*WatchModelsResponse)(nil),        // 19: hirez.v1.WatchModelsResponse
+	(*DeleteModelVersionRequest)(nil),  // 20: hirez.v1.DeleteModelVersionRequest
+	(*DeleteModelVersionResponse)(nil), // 21: hirez.v1.DeleteModelVersionResponse
+	nil,                                // 22: hirez.v1.Model.AliasesEntry
+	nil,                                // 23: hirez.v1.ModelVersion.MetricsEntry
+	nil,                                // 24: hirez.v1.ModelVersion.MetadataEntry
+	(ModelKind)(0),                     // 25: hirez.v1.ModelKind
+	(*timestamppb.Timestamp)(nil),      // 26: google.protobuf.Timestamp
+	(*ModelRef)(nil),                   // 27: hirez.v1.ModelRef
 }
 var file_hirez_v1_registry_proto_depIdxs = []int32{
-	23, // 0: hirez.v1.Model.kind:type_name -> hirez.v1.ModelKind
-	20, // 1: hirez.v1.Model.aliases:type_name -> hirez.v1.Model.AliasesEntry
-	24, // 2: hirez.v1.Model.create_time:type_name -> google.protobuf.Timestamp
-	24, // 3: hirez.v1.Model.update_time:type_name -> google.protobuf.Timestamp
-	25, // 4: hirez.v1.ModelVersion.ref:type_name -> hirez.v1.ModelRef
-	23, // 5: hirez.v1.ModelVersion.kind:type_name -> hirez.v1.ModelKind
-	21, // 6: hirez.v1.ModelVersion.metrics:type_name -> hirez.v1.ModelVersion.MetricsEntry
-	22, // 7: hirez.v1.ModelVersion.metadata:type_name -> hirez.v1.ModelVersion.MetadataEntry
-	24, // 8: hirez.v1.ModelVersion.create_time:type_name -> google.protobuf.Timestamp
-	23, // 9: hirez.v1.ListModelsRequest.kind:type_name -> hirez.v1.ModelKind
+	25, // 0: hirez.v1.Model.kind:type_name -> hirez.v1.ModelKind
+	22, // 1: hirez.v1.Model.aliases:type_name -> hirez.v1.Model.AliasesEntry
+	26, // 2: hirez.v1.Model.create_time:type_name -> google.protobuf.Timestamp
+	26, // 3: hirez.v1.Model.update_time:type_name -> google.protobuf.Timestamp
+	27, // 4: hirez.v1.ModelVersion.ref:type_name -> hirez.v1.ModelRef
+	25, // 5: hirez.v1.ModelVersion.kind:type_name -> hirez.v1.ModelKind
+	23, // 6: hirez.v1.ModelVersion.metrics:type_name -> hirez.v1.ModelVersion.MetricsEntry
+	24, // 7: hirez.v1.ModelVersion.metadata:type_name -> hirez.v1.ModelVersion.MetadataEntry
+	26, // 8: hirez.v1.ModelVersion.create_time:type_name -> google.protobuf.Timestamp
+	25, // 9: hirez.v1.ListModelsRequest.kind:type_name -> hirez.v1.ModelKind
 	1,  // 10: hirez.v1.ListModelsResponse.models:type_name -> hirez.v1.Model
 	2,  // 11: hirez.v1.ListModelVersionsResponse.versions:type_name -> hirez.v1.ModelVersion
-	25, // 12: hirez.v1.GetModelVersionRequest.ref:type_name -> hirez.v1.ModelRef
+	27, // 12: hirez.v1.GetModelVersionRequest.ref:type_name -> hirez.v1.ModelRef
 	2,  // 13: hirez.v1.GetModelVersionResponse.version:type_name -> hirez.v1.ModelVersion
 	2,  // 14: hirez.v1.SetAliasResponse.version:type_name -> hirez.v1.ModelVersion
 	2,  // 15: hirez.v1.PromoteModelResponse.version:type_name -> hirez.v1.ModelVersion
 	11, // 16: hirez.v1.PromoteModelResponse.canary:type_name -> hirez.v1.CanaryResult
-	25, // 17: hirez.v1.DownloadModelRequest.ref:type_name -> hirez.v1.ModelRef
+	27, // 17: hirez.v1.DownloadModelRequest.ref:type_name -> hirez.v1.ModelRef
 	2,  // 18: hirez.v1.DownloadModelResponse.version:type_name -> hirez.v1.ModelVersion
 	0,  // 19: hirez.v1.ModelEvent.type:type_name -> hirez.v1.ModelEventType
-	24, // 20: hirez.v1.ModelEvent.time:type_name -> google.protobuf.Timestamp
+	26, // 20: hirez.v1.ModelEvent.time:type_name -> google.protobuf.Timestamp
 	1,  // 21: hirez.v1.ModelsSnapshot.models:type_name -> hirez.v1.Model
 	18, // 22: hirez.v1.WatchModelsResponse.snapshot:type_name -> hirez.v1.ModelsSnapshot
 	17, // 23: hirez.v1.WatchModelsResponse.event:type_name -> hirez.v1.ModelEvent
-	3,  // 24: hirez.v1.ModelRegistryService.ListModels:input_type -> hirez.v1.ListModelsRequest
-	5,  // 25: hirez.v1.ModelRegistryService.ListModelVersions:input_type -> hirez.v1.ListModelVersionsRequest
-	7,  // 26: hirez.v1.ModelRegistryService.GetModelVersion:input_type -> hirez.v1.GetModelVersionRequest
-	9,  // 27: hirez.v1.ModelRegistryService.SetAlias:input_type -> hirez.v1.SetAliasRequest
-	12, // 28: hirez.v1.ModelRegistryService.PromoteModel:input_type -> hirez.v1.PromoteModelRequest
-	14, // 29: hirez.v1.ModelRegistryService.DownloadModel:input_type -> hirez.v1.DownloadModelRequest
-	16, // 30: hirez.v1.ModelRegistryService.WatchModels:input_type -> hirez.v1.WatchModelsRequest
-	4,  // 31: hirez.v1.ModelRegistryService.ListModels:output_type -> hirez.v1.ListModelsResponse
-	6,  // 32: hirez.v1.ModelRegistryService.ListModelVersions:output_type -> hirez.v1.ListModelVersionsResponse
-	8,  // 33: hirez.v1.ModelRegistryService.GetModelVersion:output_type -> hirez.v1.GetModelVersionResponse
-	10, // 34: hirez.v1.ModelRegistryService.SetAlias:output_type -> hirez.v1.SetAliasResponse
-	13, // 35: hirez.v1.ModelRegistryService.PromoteModel:output_type -> hirez.v1.PromoteModelResponse
-	15, // 36: hirez.v1.ModelRegistryService.DownloadModel:output_type -> hirez.v1.DownloadModelResponse
-	19, // 37: hirez.v1.ModelRegistryService.WatchModels:output_type -> hirez.v1.WatchModelsResponse
-	31, // [31:38] is the sub-list for method output_type
-	24, // [24:31] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	27, // 24: hirez.v1.DeleteModelVersionRequest.ref:type_name -> hirez.v1.ModelRef
+	2,  // 25: hirez.v1.DeleteModelVersionResponse.version:type_name -> hirez.v1.ModelVersion
+	3,  // 26: hirez.v1.ModelRegistryService.ListModels:input_type -> hirez.v1.ListModelsRequest
+	5,  // 27: hirez.v1.ModelRegistryService.ListModelVersions:input_type -> hirez.v1.ListModelVersionsRequest
+	7,  // 28: hirez.v1.ModelRegistryService.GetModelVersion:input_type -> hirez.v1.GetModelVersionRequest
+	9,  // 29: hirez.v1.ModelRegistryService.SetAlias:input_type -> hirez.v1.SetAliasRequest
+	12, // 30: hirez.v1.ModelRegistryService.PromoteModel:input_type -> hirez.v1.PromoteModelRequest
+	14, // 31: hirez.v1.ModelRegistryService.DownloadModel:input_type -> hirez.v1.DownloadModelRequest
+	16, // 32: hirez.v1.ModelRegistryService.WatchModels:input_type -> hirez.v1.WatchModelsRequest
+	20, // 33: hirez.v1.ModelRegistryService.DeleteModelVersion:input_type -> hirez.v1.DeleteModelVersionRequest
+	4,  // 34: hirez.v1.ModelRegistryService.ListModels:output_type -> hirez.v1.ListModelsResponse
+	6,  // 35: hirez.v1.ModelRegistryService.ListModelVersions:output_type -> hirez.v1.ListModelVersionsResponse
+	8,  // 36: hirez.v1.ModelRegistryService.GetModelVersion:output_type -> hirez.v1.GetModelVersionResponse
+	10, // 37: hirez.v1.ModelRegistryService.SetAlias:output_type -> hirez.v1.SetAliasResponse
+	13, // 38: hirez.v1.ModelRegistryService.PromoteModel:output_type -> hirez.v1.PromoteModelResponse
+	15, // 39: hirez.v1.ModelRegistryService.DownloadModel:output_type -> hirez.v1.DownloadModelResponse
+	19, // 40: hirez.v1.ModelRegistryService.WatchModels:output_type -> hirez.v1.WatchModelsResponse
+	21, // 41: hirez.v1.ModelRegistryService.DeleteModelVersion:output_type -> hirez.v1.DeleteModelVersionResponse
+	34, // [34:42] is the sub-list for method output_type
+	26, // [26:34] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_hirez_v1_registry_proto_init() }
@@ -1625,7 +1729,7 @@ func file_hirez_v1_registry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hirez_v1_registry_proto_rawDesc), len(file_hirez_v1_registry_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

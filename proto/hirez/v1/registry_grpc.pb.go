@@ -19,13 +19,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ModelRegistryService_ListModels_FullMethodName        = "/hirez.v1.ModelRegistryService/ListModels"
-	ModelRegistryService_ListModelVersions_FullMethodName = "/hirez.v1.ModelRegistryService/ListModelVersions"
-	ModelRegistryService_GetModelVersion_FullMethodName   = "/hirez.v1.ModelRegistryService/GetModelVersion"
-	ModelRegistryService_SetAlias_FullMethodName          = "/hirez.v1.ModelRegistryService/SetAlias"
-	ModelRegistryService_PromoteModel_FullMethodName      = "/hirez.v1.ModelRegistryService/PromoteModel"
-	ModelRegistryService_DownloadModel_FullMethodName     = "/hirez.v1.ModelRegistryService/DownloadModel"
-	ModelRegistryService_WatchModels_FullMethodName       = "/hirez.v1.ModelRegistryService/WatchModels"
+	ModelRegistryService_ListModels_FullMethodName         = "/hirez.v1.ModelRegistryService/ListModels"
+	ModelRegistryService_ListModelVersions_FullMethodName  = "/hirez.v1.ModelRegistryService/ListModelVersions"
+	ModelRegistryService_GetModelVersion_FullMethodName    = "/hirez.v1.ModelRegistryService/GetModelVersion"
+	ModelRegistryService_SetAlias_FullMethodName           = "/hirez.v1.ModelRegistryService/SetAlias"
+	ModelRegistryService_PromoteModel_FullMethodName       = "/hirez.v1.ModelRegistryService/PromoteModel"
+	ModelRegistryService_DownloadModel_FullMethodName      = "/hirez.v1.ModelRegistryService/DownloadModel"
+	ModelRegistryService_WatchModels_FullMethodName        = "/hirez.v1.ModelRegistryService/WatchModels"
+	ModelRegistryService_DeleteModelVersion_FullMethodName = "/hirez.v1.ModelRegistryService/DeleteModelVersion"
 )
 
 // ModelRegistryServiceClient is the client API for ModelRegistryService service.
@@ -40,8 +41,9 @@ const (
 // every new version); further aliases follow the ModelRef.name pattern.
 // Versions are immutable; aliases move.
 //
-// Authorisation: with --admin-token-file, SetAlias and PromoteModel require
-// "authorization: Bearer <token>" metadata (UNAUTHENTICATED otherwise).
+// Authorisation: with --admin-token-file, SetAlias, PromoteModel and
+// DeleteModelVersion require "authorization: Bearer <token>" metadata
+// (UNAUTHENTICATED without it, PERMISSION_DENIED with a wrong one).
 type ModelRegistryServiceClient interface {
 	// ListModels lists models by name, paginated (AIP-158).
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
@@ -66,6 +68,14 @@ type ModelRegistryServiceClient interface {
 	// the watched models (with their aliases); then one message per change.
 	// The stream runs until the caller cancels it.
 	WatchModels(ctx context.Context, in *WatchModelsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchModelsResponse], error)
+	// DeleteModelVersion removes a version: its record, then its file. A
+	// version an alias points at is refused with FAILED_PRECONDITION naming the
+	// alias (move it with SetAlias first), and so is one a job that has not
+	// finished will start from (JobSpec.init_from); an unknown version is
+	// NOT_FOUND. WatchModels then sends MODEL_EVENT_TYPE_VERSION_DELETED, so
+	// that followers drop the version from their caches. Downloads already
+	// streaming the version finish.
+	DeleteModelVersion(ctx context.Context, in *DeleteModelVersionRequest, opts ...grpc.CallOption) (*DeleteModelVersionResponse, error)
 }
 
 type modelRegistryServiceClient struct {
@@ -164,6 +174,16 @@ func (c *modelRegistryServiceClient) WatchModels(ctx context.Context, in *WatchM
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ModelRegistryService_WatchModelsClient = grpc.ServerStreamingClient[WatchModelsResponse]
 
+func (c *modelRegistryServiceClient) DeleteModelVersion(ctx context.Context, in *DeleteModelVersionRequest, opts ...grpc.CallOption) (*DeleteModelVersionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteModelVersionResponse)
+	err := c.cc.Invoke(ctx, ModelRegistryService_DeleteModelVersion_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ModelRegistryServiceServer is the server API for ModelRegistryService service.
 // All implementations must embed UnimplementedModelRegistryServiceServer
 // for forward compatibility.
@@ -176,8 +196,9 @@ type ModelRegistryService_WatchModelsClient = grpc.ServerStreamingClient[WatchMo
 // every new version); further aliases follow the ModelRef.name pattern.
 // Versions are immutable; aliases move.
 //
-// Authorisation: with --admin-token-file, SetAlias and PromoteModel require
-// "authorization: Bearer <token>" metadata (UNAUTHENTICATED otherwise).
+// Authorisation: with --admin-token-file, SetAlias, PromoteModel and
+// DeleteModelVersion require "authorization: Bearer <token>" metadata
+// (UNAUTHENTICATED without it, PERMISSION_DENIED with a wrong one).
 type ModelRegistryServiceServer interface {
 	// ListModels lists models by name, paginated (AIP-158).
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
@@ -202,6 +223,14 @@ type ModelRegistryServiceServer interface {
 	// the watched models (with their aliases); then one message per change.
 	// The stream runs until the caller cancels it.
 	WatchModels(*WatchModelsRequest, grpc.ServerStreamingServer[WatchModelsResponse]) error
+	// DeleteModelVersion removes a version: its record, then its file. A
+	// version an alias points at is refused with FAILED_PRECONDITION naming the
+	// alias (move it with SetAlias first), and so is one a job that has not
+	// finished will start from (JobSpec.init_from); an unknown version is
+	// NOT_FOUND. WatchModels then sends MODEL_EVENT_TYPE_VERSION_DELETED, so
+	// that followers drop the version from their caches. Downloads already
+	// streaming the version finish.
+	DeleteModelVersion(context.Context, *DeleteModelVersionRequest) (*DeleteModelVersionResponse, error)
 	mustEmbedUnimplementedModelRegistryServiceServer()
 }
 
@@ -232,6 +261,9 @@ func (UnimplementedModelRegistryServiceServer) DownloadModel(*DownloadModelReque
 }
 func (UnimplementedModelRegistryServiceServer) WatchModels(*WatchModelsRequest, grpc.ServerStreamingServer[WatchModelsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchModels not implemented")
+}
+func (UnimplementedModelRegistryServiceServer) DeleteModelVersion(context.Context, *DeleteModelVersionRequest) (*DeleteModelVersionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteModelVersion not implemented")
 }
 func (UnimplementedModelRegistryServiceServer) mustEmbedUnimplementedModelRegistryServiceServer() {}
 func (UnimplementedModelRegistryServiceServer) testEmbeddedByValue()                              {}
@@ -366,6 +398,24 @@ func _ModelRegistryService_WatchModels_Handler(srv interface{}, stream grpc.Serv
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ModelRegistryService_WatchModelsServer = grpc.ServerStreamingServer[WatchModelsResponse]
 
+func _ModelRegistryService_DeleteModelVersion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteModelVersionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModelRegistryServiceServer).DeleteModelVersion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ModelRegistryService_DeleteModelVersion_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModelRegistryServiceServer).DeleteModelVersion(ctx, req.(*DeleteModelVersionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ModelRegistryService_ServiceDesc is the grpc.ServiceDesc for ModelRegistryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -392,6 +442,10 @@ var ModelRegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PromoteModel",
 			Handler:    _ModelRegistryService_PromoteModel_Handler,
+		},
+		{
+			MethodName: "DeleteModelVersion",
+			Handler:    _ModelRegistryService_DeleteModelVersion_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -326,7 +326,13 @@ type JobSpec struct {
 	// Seed for weight initialisation, data shuffling and the fixed latent set
 	// of the sample grids. 0 = chosen by the trainer and recorded here.
 	Seed int64 `protobuf:"varint,8,opt,name=seed,proto3" json:"seed,omitempty"`
-	// Optional warm start: initialise from this registry version.
+	// Optional warm start: the published network starts from this registry
+	// version's weights (name required; version a digest or an alias, empty =
+	// "production", pinned to its digest at creation). It must be of the same
+	// model_kind and preset (INVALID_ARGUMENT otherwise, and for an unknown
+	// model or version). For the adversarial kinds the discriminator and the
+	// optimizers start fresh and an EMA of the generator starts at the loaded
+	// weights. A resumed attempt continues from its checkpoint instead.
 	InitFrom      *ModelRef `protobuf:"bytes,9,opt,name=init_from,json=initFrom,proto3" json:"init_from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

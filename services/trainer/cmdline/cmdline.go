@@ -1,6 +1,6 @@
 // Package cmdline holds the trainer's subcommands of the hirez CLI: "hirez
 // train" (create a job and follow it), "hirez jobs" (list, get, watch, cancel,
-// resume) and "hirez models" (list, versions, get, promote, alias, download).
+// resume) and "hirez models" (list, versions, get, promote, alias, download, rm).
 // Each runner has the shape func(ctx, args, stdout, stderr) int (exit codes: 0
 // ok, 1 the call failed or the job did not succeed, 2 bad usage); Commands
 // lists error-returning forms for a dispatcher that prints errors itself.
@@ -93,7 +93,7 @@ func Commands() []Command {
 	return []Command{
 		{"train", "create a training job on the trainer and follow it (--detach to return at once)", pretty(train)},
 		{"jobs", "list, get, watch, cancel or resume the trainer's jobs", pretty(jobs)},
-		{"models", "list, inspect, promote, alias or download registry models", pretty(models)},
+		{"models", "list, inspect, promote, alias, download or delete (rm) registry models", pretty(models)},
 	}
 }
 
@@ -196,6 +196,7 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	seed := fs.Int64("seed", 0, "seed (0 = chosen by the trainer)")
 	detach := fs.Bool("detach", false, "print the job and return without watching it")
 	samples := fs.String("samples", "", "write sample grids into this directory while watching")
+	initFrom := fs.String("init-from", "", "start from a registry version's weights: <model>[@version|alias] (same kind and preset)")
 	if err := parse(fs, args, stderr); err != nil {
 		return err
 	}
@@ -210,6 +211,11 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if !ok {
 		return usageError{fmt.Errorf("--loss %q: want bce, hinge or mse", *lossName)}
 	}
+	var from *pb.ModelRef
+	if *initFrom != "" {
+		n, v, _ := strings.Cut(*initFrom, "@")
+		from = &pb.ModelRef{Name: n, Version: v}
+	}
 	cc, err := c.dial()
 	if err != nil {
 		return err
@@ -222,7 +228,7 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	resp, err := tc.CreateJob(wctx, &pb.CreateJobRequest{JobId: *id, Spec: &pb.JobSpec{
 		ModelKind: k, Preset: *preset, Dataset: *dataset, ImageSize: int32(*size), Backend: *backend,
-		ModelName: *model, Seed: *seed,
+		ModelName: *model, Seed: *seed, InitFrom: from,
 		Hyperparameters: &pb.Hyperparameters{
 			Steps: *steps, Epochs: int32(*epochs), BatchSize: int32(*batch),
 			GeneratorLearningRate: float32(*lr), DiscriminatorLearningRate: float32(*lrD), Loss: l,
@@ -233,7 +239,11 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	j := resp.GetJob()
-	fmt.Fprintf(stdout, "created %s (%s, seed %d)\n", j.GetName(), shortState(j.GetState()), j.GetSpec().GetSeed())
+	if f := j.GetSpec().GetInitFrom(); f != nil {
+		fmt.Fprintf(stdout, "created %s (%s, seed %d, from %s@%s)\n", j.GetName(), shortState(j.GetState()), j.GetSpec().GetSeed(), f.GetName(), f.GetVersion())
+	} else {
+		fmt.Fprintf(stdout, "created %s (%s, seed %d)\n", j.GetName(), shortState(j.GetState()), j.GetSpec().GetSeed())
+	}
 	if *detach {
 		return nil
 	}
@@ -440,14 +450,14 @@ func printJob(w io.Writer, j *pb.Job) {
 	}
 }
 
-// Models runs "hirez models list|versions|get|promote|alias|download".
+// Models runs "hirez models list|versions|get|promote|alias|download|rm".
 func Models(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exit(stderr, models(ctx, args, stdout, stderr))
 }
 
 func models(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageError{errors.New("want a subcommand: hirez models list|versions|get|promote|alias|download [flags] [args]")}
+		return usageError{errors.New("want a subcommand: hirez models list|versions|get|promote|alias|download|rm [flags] [args]")}
 	}
 	sub := args[0]
 	fs := flag.NewFlagSet("hirez models "+sub, flag.ContinueOnError)
@@ -558,8 +568,23 @@ func models(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		fmt.Fprintf(stdout, "wrote %s (%s, sha256 verified)\n", path, digest)
 		return nil
+	case "rm":
+		if fs.NArg() != 1 || !strings.Contains(arg(0), "@") {
+			return usageError{errors.New("hirez models rm <model>@<sha256:digest>")}
+		}
+		wctx, err := c.writeCtx(ctx)
+		if err != nil {
+			return err
+		}
+		resp, err := rc.DeleteModelVersion(wctx, &pb.DeleteModelVersionRequest{Ref: ref(arg(0))})
+		if err != nil {
+			return err
+		}
+		v := resp.GetVersion()
+		fmt.Fprintf(stdout, "deleted %s@%s (%d bytes)\n", v.GetRef().GetName(), v.GetRef().GetVersion(), v.GetSizeBytes())
+		return nil
 	}
-	return usageError{fmt.Errorf("unknown subcommand %q: want list, versions, get, promote, alias or download", sub)}
+	return usageError{fmt.Errorf("unknown subcommand %q: want list, versions, get, promote, alias, download or rm", sub)}
 }
 
 // Download streams a model version into path (default

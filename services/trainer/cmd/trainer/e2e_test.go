@@ -328,6 +328,50 @@ func TestEndToEndKillResumePublishDownload(t *testing.T) {
 		t.Fatalf("hirez jobs resume of a succeeded job: exit %d, stderr %q", code, stderr.String())
 	}
 
+	// hirez models rm: refused while an alias points at the version; once the
+	// candidate alias has moved back, the CLI job's version goes and the
+	// watcher hears of it.
+	cliJob, err := tc.GetJob(context.Background(), &pb.GetJobRequest{Name: "jobs/cli-job"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cliDigest := cliJob.GetJob().GetResult().GetVersion()
+	stderr.Reset()
+	if code := cmdline.Models(context.Background(), append([]string{"rm", "espcn-e2e@" + digest}, conn...), &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), `FailedPrecondition`) || !strings.Contains(stderr.String(), `alias "production"`) {
+		t.Fatalf("hirez models rm of production: exit %d, stderr %q", code, stderr.String())
+	}
+	t.Logf("hirez models rm (production):\n%s", stderr.String())
+	if code := cmdline.Models(context.Background(), append([]string{"rm", "espcn-e2e"}, conn...), &stdout, &stderr); code != 2 {
+		t.Fatalf("hirez models rm without a digest: exit %d, want 2 (usage)", code)
+	}
+	if code := cmdline.Models(context.Background(), append([]string{"alias", "espcn-e2e", pb.AliasCandidate, digest}, conn...), &stdout, &stderr); code != 0 {
+		t.Fatalf("hirez models alias: exit %d:\n%s", code, stderr.String())
+	}
+	stdout.Reset()
+	if code := cmdline.Models(context.Background(), append([]string{"rm", "espcn-e2e@" + cliDigest}, conn...), &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "deleted espcn-e2e@"+cliDigest) {
+		t.Fatalf("hirez models rm: exit %d:\n%s%s", code, stdout.String(), stderr.String())
+	}
+	t.Logf("hirez models rm:\n%s", stdout.String())
+	for _, want := range []pb.ModelEventType{pb.ModelEventType_MODEL_EVENT_TYPE_ALIAS_SET, pb.ModelEventType_MODEL_EVENT_TYPE_VERSION_DELETED} {
+		ev, err := mw.Recv()
+		if err != nil || ev.GetEvent().GetType() != want {
+			t.Fatalf("WatchModels event = %v, %v; want %v", ev, err, want)
+		}
+		if want == pb.ModelEventType_MODEL_EVENT_TYPE_VERSION_DELETED && ev.GetEvent().GetVersion() != cliDigest {
+			t.Fatalf("VERSION_DELETED of %s, want %s", ev.GetEvent().GetVersion(), cliDigest)
+		}
+	}
+
+	// hirez train --init-from: a warm start from production, pinned to its digest.
+	stdout.Reset()
+	code = cmdline.Train(context.Background(), append(conn, "--kind", "espcn", "--preset", "x2", "--dataset", "tiny",
+		"--model", "espcn-warm", "--id", "warm-cli", "--steps", "1", "--batch", "4", "--seed", "3", "--backend", e2eBackend(),
+		"--init-from", "espcn-e2e@production"), &stdout, &stderr)
+	t.Logf("hirez train --init-from:\n%s%s", stdout.String(), stderr.String())
+	if code != 0 || !strings.Contains(stdout.String(), "from espcn-e2e@"+digest) || !strings.Contains(stdout.String(), "published espcn-warm@sha256:") {
+		t.Fatalf("hirez train --init-from exit %d", code)
+	}
+
 	// SIGTERM: a clean exit.
 	if err := p3.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -43,18 +43,20 @@ type flags struct {
 	backend        string
 	threads        int
 	autoResume     bool
+	keepVersions   int
 }
 
 func parseFlags(args []string) (*flags, error) {
 	fs := flag.NewFlagSet("trainer", flag.ContinueOnError)
 	f := &flags{shared: config.Register(fs, ":9003")}
 	fs.StringVar(&f.dataDir, "data-dir", "/var/lib/hirez", "job database, checkpoints, datasets/ and the model registry")
-	fs.StringVar(&f.tokenFile, "admin-token-file", "", "file holding the bearer token required for create/cancel/resume/promote/set-alias")
+	fs.StringVar(&f.tokenFile, "admin-token-file", "", "file holding the bearer token required for create/cancel/resume/promote/set-alias/delete-version")
 	fs.StringVar(&f.identities, "admin-identities", "", "comma-separated client-certificate identities (CN, DNS or URI SAN) allowed to write (with --tls-client-ca)")
 	fs.BoolVar(&f.insecureWrites, "insecure-allow-writes", false, "allow writes without any credentials when no token or identities are configured (development only)")
 	fs.StringVar(&f.backend, "backend", "", "engine backend for jobs that name none: "+strings.Join(backends.Names(), ", ")+" (empty = fastest built in)")
 	fs.IntVar(&f.threads, "threads", 0, "CPU threads of the cpu backend (0 = one per CPU)")
 	fs.BoolVar(&f.autoResume, "auto-resume", false, "on start, queue jobs that a crash interrupted again")
+	fs.IntVar(&f.keepVersions, "keep-versions", 0, "versions of a model kept when a new one is published; older ones without an alias are deleted (0 = keep all)")
 	if err := config.Parse(fs, args); err != nil {
 		return nil, err
 	}
@@ -66,6 +68,9 @@ func parseFlags(args []string) (*flags, error) {
 		if why := backends.Unavailable(f.backend); why != "" {
 			errs = append(errs, fmt.Errorf("--backend (%s): %s", config.EnvName("backend"), why))
 		}
+	}
+	if f.keepVersions < 0 {
+		errs = append(errs, fmt.Errorf("--keep-versions (%s) must not be negative (0 keeps every version)", config.EnvName("keep-versions")))
 	}
 	if f.threads < 0 {
 		errs = append(errs, fmt.Errorf("--threads (%s) must not be negative", config.EnvName("threads")))
@@ -144,6 +149,7 @@ func serve(ctx context.Context, args []string, opts ...server.Option) error {
 	}
 	env := job.Env{DataDir: dataDir, Unavailable: backends.Unavailable, Registry: reg}
 	jobs := job.NewManager(job.NewStore(db), reg, eng, env, logger)
+	reg.Retain(jobs.StartsFrom, f.keepVersions)
 	if err := jobs.Recover(ctx, f.autoResume); err != nil {
 		return err
 	}

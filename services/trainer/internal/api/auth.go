@@ -15,7 +15,7 @@ import (
 )
 
 // Auth decides who may call the methods that change state (create, cancel,
-// resume, promote, set alias). Reads are open.
+// resume, promote, set alias, delete a version). Reads are open.
 type Auth struct {
 	// Token is the admin bearer token; empty = none configured.
 	Token string

@@ -122,6 +122,25 @@ func (r *Registry) PromoteModel(ctx context.Context, req *pb.PromoteModelRequest
 	}, nil
 }
 
+// DeleteModelVersion implements ModelRegistryServiceServer.
+func (r *Registry) DeleteModelVersion(ctx context.Context, req *pb.DeleteModelVersionRequest) (*pb.DeleteModelVersionResponse, error) {
+	if err := r.auth.Authorize(ctx); err != nil {
+		return nil, err
+	}
+	name, ver, err := refArgs(req.GetRef())
+	if err != nil {
+		return nil, err
+	}
+	if ver == "" {
+		return nil, fault.Invalid("ref.version is required: the digest (sha256:<hex>) of the version to delete")
+	}
+	v, err := r.reg.Delete(ctx, name, ver)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.DeleteModelVersionResponse{Version: versionToPB(v)}, nil
+}
+
 // DownloadModel implements ModelRegistryServiceServer.
 func (r *Registry) DownloadModel(req *pb.DownloadModelRequest, stream pb.ModelRegistryService_DownloadModelServer) error {
 	ctx := stream.Context()

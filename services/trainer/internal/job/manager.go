@@ -484,8 +484,22 @@ func (m *Manager) attempt(ctx context.Context, j Job) (Output, error) {
 	}
 	if f := j.Spec.InitFrom; f != nil && t.ResumeFrom == "" {
 		t.InitFrom = m.reg.Path(f.Name, f.Version)
+		if _, err := os.Stat(t.InitFrom); err != nil {
+			return Output{}, fmt.Errorf("spec.init_from %s@%s: the version is no longer in the registry (%w); create a new job from another version", f.Name, f.Version, err)
+		}
 	}
 	return m.runner.Run(ctx, t)
+}
+
+// StartsFrom implements registry.InUse: a job that has not finished (queued,
+// running or interrupted) may still need the version its spec's init_from
+// pins (an attempt without a checkpoint loads it), so it may not be deleted.
+func (m *Manager) StartsFrom(ctx context.Context, model, digest string) (string, error) {
+	id, st, ok, err := m.store.StartingFrom(ctx, model, digest, Running, Queued, Interrupted)
+	if err != nil || !ok {
+		return "", err
+	}
+	return fmt.Sprintf("jobs/%s (%s) starts from it (init_from); cancel the job or wait until it has finished", id, st), nil
 }
 
 // LatestCheckpoint returns the job's checkpoint file when it reads back

@@ -47,7 +47,7 @@ var recipes = []Recipe{
 	{Kind: registry.KindDCGANGenerator, Name: "study", Net: "dcgan-g-study", Critic: "dcgan-d-study", Side: 32, Defaults: ganDefaults(LossBCE, 2e-4, 2e-4, 0)},
 	{Kind: registry.KindDCGANGenerator, Name: "stable", Net: "dcgan-g-stable", Critic: "dcgan-d-stable", Side: 32, Defaults: ganDefaults(LossBCE, 2e-4, 1e-4, 0.999), LabelSmoothing: 0.1},
 	{Kind: registry.KindUpsampler, Name: "study", Net: "upsampler-study", Critic: "upsampler-d-study", Side: 32, Defaults: ganDefaults(LossBCE, 2e-4, 2e-4, 0)},
-	{Kind: registry.KindUpsampler, Name: "stable", Net: "upsampler-study", Critic: "dcgan-d-stable", Side: 32, Defaults: ganDefaults(LossBCE, 2e-4, 1e-4, 0.999), LabelSmoothing: 0.1},
+	{Kind: registry.KindUpsampler, Name: "stable", Net: "upsampler-stable", Critic: "dcgan-d-stable", Side: 32, Defaults: ganDefaults(LossBCE, 2e-4, 1e-4, 0.999), LabelSmoothing: 0.1},
 	{Kind: registry.KindSRCNN, Name: "study", Net: "srcnn-study", Side: 32, Defaults: srDefaults(1e-3)},
 	{Kind: registry.KindSRCNN, Name: "classic", Net: "srcnn-classic", Side: 32, Defaults: srDefaults(1e-3)},
 	{Kind: registry.KindESPCN, Name: "x2", Net: "espcn-x2", Side: 32, Defaults: srDefaults(1e-3)},
@@ -125,8 +125,6 @@ type Env struct {
 	// Unavailable says why this trainer cannot open a backend ("" when it can).
 	Unavailable func(backend string) string
 	Registry    *registry.Registry
-	// WarmStart says whether the runner honours JobSpec.init_from.
-	WarmStart bool
 }
 
 // Validate checks every field of spec and returns a fault.KindInvalid error
@@ -168,9 +166,6 @@ func (e Env) Validate(ctx context.Context, s Spec) error {
 			return fault.Invalid("spec.model_name is required: the registry name to publish under, e.g. \"dcgan-emoji-32\"")
 		}
 		return fault.Invalid("spec.model_name %q: use lower-case letters, digits and '-', starting with a letter, at most %d characters", s.ModelName, hirezv1.MaxNameLength)
-	}
-	if s.InitFrom != nil && !e.WarmStart {
-		return fault.Invalid("spec.init_from: this trainer cannot warm-start yet (engine/train has no initial-weights option); leave init_from unset")
 	}
 	if s.InitFrom != nil {
 		if !hirezv1.ValidName(s.InitFrom.Name) {

@@ -166,6 +166,21 @@ func (s *Store) NextQueued(ctx context.Context) (Job, bool, error) {
 	return j, err == nil, err
 }
 
+// StartingFrom returns a job in one of states whose spec starts from the
+// registry version model@digest (init_from), or ok = false.
+func (s *Store) StartingFrom(ctx context.Context, model, digest string, states ...State) (id string, st State, ok bool, err error) {
+	for _, want := range states {
+		err = s.db.QueryRowContext(ctx, `SELECT id, state FROM jobs WHERE state = ?
+			AND json_extract(spec, '$.InitFrom.Name') = ? AND json_extract(spec, '$.InitFrom.Version') = ? ORDER BY seq LIMIT 1`,
+			want, model, digest).Scan(&id, &st)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		return id, st, err == nil, err
+	}
+	return "", 0, false, nil
+}
+
 // IDsInState lists the ids of jobs in state st.
 func (s *Store) IDsInState(ctx context.Context, st State) ([]string, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id FROM jobs WHERE state = ? ORDER BY seq`, st)

@@ -163,6 +163,20 @@ type Registry struct {
 
 	mu    sync.Mutex // serialises writes with the change feed and snapshots
 	topic *pubsub.Topic[Change]
+	inUse InUse
+	keep  int
+}
+
+// InUse says why a version must be kept although no alias points at it (a
+// job that has not finished starts from it), or "" when nothing needs it.
+type InUse func(ctx context.Context, model, digest string) (string, error)
+
+// Retain sets what deletion respects beyond aliases: inUse (may be nil) and
+// keep, the number of newest versions of a model that Publish keeps (0 = all;
+// older versions without an alias and not in use are deleted). Call it before
+// the registry is used.
+func (r *Registry) Retain(inUse InUse, keep int) {
+	r.inUse, r.keep = inUse, keep
 }
 
 // New returns a registry on db storing files under dataDir/models.
@@ -286,7 +300,119 @@ func (r *Registry) Publish(ctx context.Context, name string, kind Kind, src, sou
 	for _, e := range events {
 		r.topic.Publish(Change{Event: &e}, "")
 	}
-	return r.version(ctx, name, digest)
+	v, err := r.version(ctx, name, digest)
+	if err != nil {
+		return Version{}, err
+	}
+	if err := r.pruneLocked(ctx, name); err != nil {
+		return Version{}, fmt.Errorf("publish %s: retention: %w", name, err)
+	}
+	return v, nil
+}
+
+// pruneLocked deletes the versions of name beyond the newest r.keep that no
+// alias points at and nothing uses.
+func (r *Registry) pruneLocked(ctx context.Context, name string) error {
+	if r.keep <= 0 {
+		return nil
+	}
+	rows, err := r.db.QueryContext(ctx, `SELECT `+versionCols+` FROM versions WHERE model = ? ORDER BY seq DESC LIMIT -1 OFFSET ?`, name, r.keep)
+	if err != nil {
+		return err
+	}
+	var old []Version
+	for rows.Next() {
+		v, _, err := scanVersion(rows)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		old = append(old, v)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, v := range old {
+		if v.Aliases, err = r.aliasesOf(ctx, name, v.Digest); err != nil {
+			return err
+		}
+		if _, err := r.deleteLocked(ctx, v); err != nil && fault.KindOf(err) != fault.KindFailedPrecondition {
+			return err
+		}
+	}
+	return nil
+}
+
+// Delete removes a version (given by digest): its record, then its file. A
+// version an alias points at, or one in use, is refused (FailedPrecondition
+// naming the alias or the user).
+func (r *Registry) Delete(ctx context.Context, name, digest string) (Version, error) {
+	if !hirezv1.IsDigest(digest) {
+		return Version{}, fault.Invalid("version %q: give the digest (sha256:<64 lower-case hex>) of the version to delete, not an alias", digest)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, err := r.Resolve(ctx, name, digest)
+	if err != nil {
+		return Version{}, err
+	}
+	return r.deleteLocked(ctx, v)
+}
+
+func (r *Registry) deleteLocked(ctx context.Context, v Version) (Version, error) {
+	ref := v.Model + "@" + v.Digest
+	switch len(v.Aliases) {
+	case 0:
+	case 1:
+		return Version{}, fault.FailedPrecondition("%s is what alias %q of %s points at; point the alias at another version (SetAlias) before deleting this one",
+			ref, v.Aliases[0], v.Model)
+	default:
+		return Version{}, fault.FailedPrecondition("%s is what aliases \"%s\" of %s point at; point them at another version (SetAlias) before deleting this one",
+			ref, strings.Join(v.Aliases, `", "`), v.Model)
+	}
+	if r.inUse != nil {
+		why, err := r.inUse(ctx, v.Model, v.Digest)
+		if err != nil {
+			return Version{}, err
+		}
+		if why != "" {
+			return Version{}, fault.FailedPrecondition("%s is in use: %s", ref, why)
+		}
+	}
+	now := r.now()
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Version{}, err
+	}
+	defer tx.Rollback()
+	// Aliases only move under r.mu, so none can point at v now; the NOT EXISTS
+	// guard keeps the invariant even so.
+	res, err := tx.ExecContext(ctx, `DELETE FROM versions WHERE model = ? AND digest = ?
+		AND NOT EXISTS (SELECT 1 FROM aliases WHERE model = ? AND digest = ?)`, v.Model, v.Digest, v.Model, v.Digest)
+	if err != nil {
+		return Version{}, err
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return Version{}, fault.FailedPrecondition("%s: an alias points at it or it is gone; nothing deleted", ref)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE models SET update_ns = ? WHERE name = ?`, now.UnixNano(), v.Model); err != nil {
+		return Version{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return Version{}, err
+	}
+	// The record is gone first: a crash now leaves an unreferenced file, never
+	// a record without its file. Open descriptors (downloads) keep reading.
+	path := r.Path(v.Model, v.Digest)
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return Version{}, fmt.Errorf("delete %s: %w", ref, err)
+	}
+	if err := engineatomic.SyncDir(filepath.Dir(path)); err != nil {
+		return Version{}, err
+	}
+	r.topic.Publish(Change{Event: &Event{Type: VersionDeleted, Model: v.Model, Version: v.Digest, Time: now}}, "")
+	return v, nil
 }
 
 func setAliasTx(ctx context.Context, tx *sql.Tx, name, alias, digest string, now time.Time) (string, error) {

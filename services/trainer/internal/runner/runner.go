@@ -1,7 +1,8 @@
 // Package runner runs training jobs on the engine: it turns a job.Task into an
 // engine/train loop (GAN, MultiStage or SR) on the requested backend, turns the
 // loop's callbacks into job reports (progress, sample-grid PNGs written
-// atomically, checkpoints) and returns the published weights.
+// atomically, checkpoints) and returns the published weights. A task with
+// InitFrom starts from that registry file's weights (engine/train's Init).
 package runner
 
 import (
@@ -26,6 +27,10 @@ import (
 
 // Samples is the number of images in a sample grid.
 const Samples = 16
+
+// MetaInitFrom is the metadata key of a published model that records the
+// registry version ("<name>@sha256:…") its training started from.
+const MetaInitFrom = "hirez.init_from"
 
 // Engine runs jobs with engine/train. Backends are opened per attempt and
 // cached by name; one job runs at a time, so they are never shared.
@@ -80,10 +85,12 @@ func (e *Engine) Run(ctx context.Context, t job.Task) (job.Output, error) {
 	if err := os.MkdirAll(samplesDir, 0o755); err != nil {
 		return job.Output{}, err
 	}
-	ckptPath := filepath.Join(t.Dir, job.CheckpointFile)
-	w := &watcher{t: t, path: ckptPath, every: h.CheckpointEvery, lastSample: -1}
-	w.last = w.stat()
-
+	w := &watcher{t: t, lastSample: -1}
+	lastCheckpoint := -1
+	meta := map[string]string{"hirez.job": "jobs/" + t.JobID}
+	if f := t.Spec.InitFrom; f != nil {
+		meta[MetaInitFrom] = f.Name + "@" + f.Version
+	}
 	o := train.Options{
 		Backend:         b,
 		Data:            t.DatasetDir,
@@ -93,18 +100,30 @@ func (e *Engine) Run(ctx context.Context, t job.Task) (job.Output, error) {
 		Epochs:          h.Epochs,
 		Seed:            uint64(t.Spec.Seed),
 		Resume:          true,
+		Init:            t.InitFrom,
 		CheckpointEvery: int(h.CheckpointEvery),
-		SampleEvery:     int(h.SampleEvery),
-		Samples:         Samples,
-		OnProgress:      w.progress,
+		OnCheckpoint: func(path string, step int) {
+			// The loop saves again at the end (and on cancellation) even
+			// when it has just saved that step: report each step once.
+			if step != lastCheckpoint {
+				lastCheckpoint = step
+				t.Report.Checkpoint(int64(step), path)
+			}
+		},
+		SampleEvery: int(h.SampleEvery),
+		Samples:     Samples,
+		OnProgress:  w.progress,
 		OnSample: func(s train.Sample) {
 			w.sample(samplesDir, s)
 		},
-		Meta: map[string]string{"hirez.job": "jobs/" + t.JobID},
+		Meta: meta,
 	}
 	rec := train.Recipe{
 		LRG: h.GLR, LRD: h.DLR, Beta1: h.Beta1, Beta2: h.Beta2, Batch: h.BatchSize,
 		EMADecay: h.EMADecay, LabelSmoothing: t.Recipe.LabelSmoothing, Loss: train.BCE,
+		// Without the warm-up a short job publishes an EMA still close to the random
+		// initial weights (docs/training.md).
+		EMAWarmup: h.EMADecay > 0,
 	}
 	if h.Loss == job.LossHinge {
 		rec.Loss, rec.LabelSmoothing = train.Hinge, 0
@@ -124,46 +143,21 @@ func (e *Engine) Run(ctx context.Context, t job.Task) (job.Output, error) {
 	default:
 		return job.Output{}, fmt.Errorf("no training loop for %s", t.Spec.Kind)
 	}
-	// A checkpoint written at the end or on cancellation.
-	if res.Checkpoint != "" && w.stat() != w.last {
-		t.Report.Checkpoint(int64(res.Steps), res.Checkpoint)
-	}
 	if err != nil {
 		return job.Output{}, err
 	}
 	return job.Output{ModelPath: res.Weights}, nil
 }
 
-// watcher turns train callbacks into job reports. The loop has no checkpoint
-// hook; it saves right after the progress report of a multiple of
-// CheckpointEvery, so a changed file seen at the next report is that step's.
+// watcher turns train's progress and sample callbacks into job reports.
 type watcher struct {
-	t     job.Task
-	path  string
-	every int64
-	last  string
+	t job.Task
 	// lastSample is the step of the last grid reported: the final grid of a
 	// run that ends on a sample step is the same picture.
 	lastSample int
 }
 
-func (w *watcher) stat() string {
-	st, err := os.Stat(w.path)
-	if err != nil {
-		return ""
-	}
-	return fmt.Sprint(st.ModTime().UnixNano(), st.Size())
-}
-
 func (w *watcher) progress(p train.Progress) {
-	if s := w.stat(); s != w.last {
-		w.last = s
-		step := int64(p.Step)
-		if w.every > 0 {
-			step = (int64(p.Step) - 1) / w.every * w.every
-		}
-		w.t.Report.Checkpoint(step, w.path)
-	}
 	jp := job.Progress{
 		Step: int64(p.Step), TotalSteps: int64(p.Steps), Epoch: p.Epoch,
 		Losses: make(map[string]float32, len(p.Losses)), ImagesPerSec: float32(p.ImagesPerSec),
