@@ -1,6 +1,8 @@
 package k8s_test
 
 import (
+	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -11,7 +13,9 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
@@ -139,6 +143,61 @@ func TestProd(t *testing.T) {
 // TestProdGPUUpscalers applies the documented opt-in — uncommenting the
 // gpu-upscaler line in overlays/prod — to an in-memory copy and builds it.
 func TestProdGPUUpscalers(t *testing.T) {
+	objs := buildProdWith(t, "gpu-upscaler")
+	prod(t, objs)
+	d := objs.deployment("upscaler")
+	if d == nil || gpus(d) != 1 {
+		t.Fatalf("Deployment/upscaler: want one GPU after opting in")
+	}
+	if img := d.Spec.Template.Spec.Containers[0].Image; !strings.Contains(img, "/upscaler-cuda:") {
+		t.Errorf("Deployment/upscaler: image %s, want the -cuda build", img)
+	}
+}
+
+// TestProdRegistryFollow applies the registry-follow opt-in to prod: the
+// generator and upscaler must follow the trainer's registry instead of a baked-in
+// file, cache into a writable volume, and be admitted by the trainer's
+// NetworkPolicy.
+func TestProdRegistryFollow(t *testing.T) {
+	objs := buildProdWith(t, "registry-follow")
+	prod(t, objs)
+	trainer := objs.service("trainer")
+	for _, name := range []string{"generator", "upscaler"} {
+		d := objs.deployment(name)
+		if d == nil {
+			t.Fatalf("Deployment/%s missing", name)
+		}
+		env := objs.envFrom(d)
+		if env["HIREZ_MODEL"] != "" {
+			t.Errorf("Deployment/%s: HIREZ_MODEL=%q; --model and --registry are alternatives, want it empty", name, env["HIREZ_MODEL"])
+		}
+		host, port, _ := strings.Cut(env["HIREZ_REGISTRY"], ":")
+		if trainer == nil || host != trainer.Name || !slices.ContainsFunc(trainer.Spec.Ports, func(p corev1.ServicePort) bool { return fmt.Sprint(p.Port) == port }) {
+			t.Errorf("Deployment/%s: HIREZ_REGISTRY=%q does not name Service/trainer and one of its ports", name, env["HIREZ_REGISTRY"])
+		}
+		if env["HIREZ_MODEL_NAME"] == "" {
+			t.Errorf("Deployment/%s: HIREZ_MODEL_NAME is empty", name)
+		}
+		cache := env["HIREZ_MODEL_CACHE"]
+		c := d.Spec.Template.Spec.Containers[0]
+		mounted := slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
+			return m.MountPath == cache && !m.ReadOnly && slices.ContainsFunc(d.Spec.Template.Spec.Volumes, func(v corev1.Volume) bool {
+				return v.Name == m.Name && v.EmptyDir != nil
+			})
+		})
+		if cache == "" || !mounted {
+			t.Errorf("Deployment/%s: HIREZ_MODEL_CACHE=%q is not a writable emptyDir mount (the root filesystem is read-only)", name, cache)
+		}
+		if !objs.admits("trainer", d.Spec.Template.Labels, 9003) {
+			t.Errorf("Deployment/%s: no NetworkPolicy admits it to the trainer on 9003", name)
+		}
+	}
+}
+
+// buildProdWith uncomments the documented opt-in line for component in an
+// in-memory copy of overlays/prod and builds it.
+func buildProdWith(t *testing.T, component string) objects {
+	t.Helper()
 	fs := filesys.MakeFsInMemory()
 	for _, dir := range []string{"base", "components", "overlays"} {
 		err := filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
@@ -160,22 +219,14 @@ func TestProdGPUUpscalers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const off, on = "  # - ../../components/gpu-upscaler\n", "  - ../../components/gpu-upscaler\n"
+	off, on := "  # - ../../components/"+component+"\n", "  - ../../components/"+component+"\n"
 	if !strings.Contains(string(data), off) {
 		t.Fatalf("%s: the commented opt-in line %q is gone; update docs/kubernetes.md and this test", kust, strings.TrimSpace(off))
 	}
 	if err := fs.WriteFile(kust, []byte(strings.Replace(string(data), off, on, 1))); err != nil {
 		t.Fatal(err)
 	}
-	objs := build(t, fs, "/k8s/overlays/prod")
-	prod(t, objs)
-	d := objs.deployment("upscaler")
-	if d == nil || gpus(d) != 1 {
-		t.Fatalf("Deployment/upscaler: want one GPU after opting in")
-	}
-	if img := d.Spec.Template.Spec.Containers[0].Image; !strings.Contains(img, "/upscaler-cuda:") {
-		t.Errorf("Deployment/upscaler: image %s, want the -cuda build", img)
-	}
+	return build(t, fs, "/k8s/overlays/prod")
 }
 
 func prod(t *testing.T, objs objects) {
@@ -269,6 +320,53 @@ func (objs objects) deployment(name string) *appsv1.Deployment {
 func (objs objects) service(name string) *corev1.Service {
 	s, _ := objs.get("Service", name).(*corev1.Service)
 	return s
+}
+
+// envFrom merges the ConfigMaps d's first container takes its environment from.
+func (objs objects) envFrom(d *appsv1.Deployment) map[string]string {
+	env := map[string]string{}
+	for _, src := range d.Spec.Template.Spec.Containers[0].EnvFrom {
+		if src.ConfigMapRef == nil {
+			continue
+		}
+		if cm, ok := objs.get("ConfigMap", src.ConfigMapRef.Name).(*corev1.ConfigMap); ok {
+			maps.Copy(env, cm.Data)
+		}
+	}
+	return env
+}
+
+// admits reports whether a NetworkPolicy selecting the pods of Deployment to
+// lets pods with labels from reach port.
+func (objs objects) admits(to string, from map[string]string, port int) bool {
+	d := objs.deployment(to)
+	if d == nil {
+		return false
+	}
+	for _, o := range objs {
+		np, ok := o.Obj.(*networkingv1.NetworkPolicy)
+		if !ok {
+			continue
+		}
+		sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+		if err != nil || !sel.Matches(labels.Set(d.Spec.Template.Labels)) {
+			continue
+		}
+		for _, rule := range np.Spec.Ingress {
+			portOK := slices.ContainsFunc(rule.Ports, func(p networkingv1.NetworkPolicyPort) bool { return p.Port != nil && p.Port.IntValue() == port })
+			fromOK := slices.ContainsFunc(rule.From, func(peer networkingv1.NetworkPolicyPeer) bool {
+				if peer.PodSelector == nil || peer.NamespaceSelector != nil {
+					return false
+				}
+				s, err := metav1.LabelSelectorAsSelector(peer.PodSelector)
+				return err == nil && s.Matches(labels.Set(from))
+			})
+			if portOK && fromOK {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (objs objects) deployments() []*appsv1.Deployment {

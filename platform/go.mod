@@ -3,6 +3,7 @@ module github.com/hirez-ml/hirez/platform
 go 1.26.0
 
 require (
+	github.com/hirez-ml/hirez/proto v0.0.0-00010101000000-000000000000
 	github.com/prometheus/client_golang v1.25.0
 	go.uber.org/goleak v1.3.0
 	go.uber.org/zap v1.28.0
@@ -24,3 +25,5 @@ require (
 	golang.org/x/text v0.42.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+replace github.com/hirez-ml/hirez/proto => ../proto

@@ -9,6 +9,12 @@
 // in flight finish on the version they started with; the old version's
 // buffers are released once its last request is done.
 //
+// A caller that decides itself which file to serve (platform/modelsync, which
+// follows a model-registry alias into a local cache) hands files to Load
+// instead: same load-then-swap, with the file's digest checked against the one
+// the caller expects. Watch and Load may drive the same holder; loads are
+// serialised.
+//
 // The version of a model is the sha256 digest of its file ("sha256:<hex>"),
 // the form the API's provenance carries.
 package swap
@@ -33,6 +39,10 @@ import (
 
 // ReasonNotLoaded is the fault reason while no model is loaded.
 const ReasonNotLoaded = "MODEL_NOT_LOADED"
+
+// ErrDigestMismatch is wrapped by Load's error when a file's content does not
+// have the digest it was offered with.
+var ErrDigestMismatch = errors.New("digest mismatch")
 
 // Ext is the extension of the weights files a directory is searched for.
 const Ext = ".safetensors"
@@ -231,20 +241,42 @@ func (h *Holder[T]) Check(ctx context.Context, path string) (bool, error) {
 	if cur := h.Current(); cur != nil && key == h.lastStat {
 		return false, nil
 	}
+	swapped, err := h.loadLocked(ctx, file, "")
+	if err == nil {
+		h.lastStat = key
+	}
+	return swapped, err
+}
+
+// Load swaps in the weights file at path (a file, not a directory) unless its
+// content is already the current version, and reports whether it swapped.
+// When digest is not empty the content must have that digest
+// ("sha256:<hex>"); a file that does not is refused with an error wrapping
+// ErrDigestMismatch. Whatever the error, the current version keeps serving.
+func (h *Holder[T]) Load(ctx context.Context, path, digest string) (bool, error) {
+	h.checkMu.Lock()
+	defer h.checkMu.Unlock()
+	h.lastStat = statKey{} // a later Check must look at its path afresh
+	return h.loadLocked(ctx, path, digest)
+}
+
+// loadLocked reads, hashes and loads file; checkMu is held.
+func (h *Holder[T]) loadLocked(ctx context.Context, file, want string) (bool, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return false, fmt.Errorf("model %s: %w", file, err)
 	}
 	digest := Digest(data)
+	if want != "" && digest != want {
+		return false, fmt.Errorf("model %s: content is %s, want %s: %w", file, digest, want, ErrDigestMismatch)
+	}
 	if cur := h.Current(); cur != nil && cur.Digest == digest {
-		h.lastStat = key
 		return false, nil
 	}
 	value, err := h.load(ctx, file, data)
 	if err != nil {
 		return false, fmt.Errorf("load model %s: %w", file, err)
 	}
-	h.lastStat = key
 	h.Set(value, digest, file)
 	return true, nil
 }

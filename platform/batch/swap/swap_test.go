@@ -169,3 +169,44 @@ func TestWatchSwapsNewVersionsAndKeepsServingOnBrokenFiles(t *testing.T) {
 		t.Fatalf("freed %v, want [one]", got)
 	}
 }
+
+func TestLoadChecksTheOfferedDigest(t *testing.T) {
+	dir := t.TempDir()
+	f := &freer{}
+	h := New(load, f.release)
+	defer h.Close()
+	good := filepath.Join(dir, "good")
+	write(t, good, "v1", time.Now())
+	if swapped, err := h.Load(context.Background(), good, Digest([]byte("v1"))); err != nil || !swapped {
+		t.Fatalf("Load(good) = %v, %v", swapped, err)
+	}
+	// The same content again: nothing to swap.
+	if swapped, err := h.Load(context.Background(), good, ""); err != nil || swapped {
+		t.Fatalf("Load(same) = %v, %v", swapped, err)
+	}
+	// Content that is not what the caller was promised is refused; v1 stays.
+	other := filepath.Join(dir, "other")
+	write(t, other, "v2", time.Now())
+	_, err := h.Load(context.Background(), other, Digest([]byte("something else")))
+	if !errors.Is(err, ErrDigestMismatch) {
+		t.Fatalf("Load(mismatch) = %v, want ErrDigestMismatch", err)
+	}
+	if cur := h.Current(); cur.Value.text != "v1" || cur.Path != good {
+		t.Fatalf("after a refused load serving %q from %s", cur.Value.text, cur.Path)
+	}
+	// A file that fails to load keeps v1 too.
+	broken := filepath.Join(dir, "broken")
+	write(t, broken, "broken", time.Now())
+	if _, err := h.Load(context.Background(), broken, Digest([]byte("broken"))); err == nil || errors.Is(err, ErrDigestMismatch) {
+		t.Fatalf("Load(broken) = %v, want a load error", err)
+	}
+	if swapped, err := h.Load(context.Background(), other, Digest([]byte("v2"))); err != nil || !swapped {
+		t.Fatalf("Load(v2) = %v, %v", swapped, err)
+	}
+	if cur := h.Current(); cur.Value.text != "v2" || cur.Digest != Digest([]byte("v2")) {
+		t.Fatalf("serving %q %s, want v2", cur.Value.text, cur.Digest)
+	}
+	if got := f.list(); len(got) != 1 || got[0] != "v1" {
+		t.Fatalf("freed %v, want [v1]", got)
+	}
+}
