@@ -157,6 +157,34 @@ func TestPNGTextRoundTrip(t *testing.T) {
 	}
 }
 
+// TestPNGEncoderLevel: the level is honoured (the outputs differ) and every
+// level gives back the same pixels and text.
+func TestPNGEncoderLevel(t *testing.T) {
+	img := NewRGB(64, 64)
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i/3%64*4 + i%3*(i/192%5))
+	}
+	text := Text{Key: "seed", Value: "7"}
+	sizes := map[png.CompressionLevel]int{}
+	for _, level := range []png.CompressionLevel{png.BestSpeed, png.DefaultCompression, png.BestCompression} {
+		var b bytes.Buffer
+		if err := (PNGEncoder{Compression: level}).Encode(&b, img, text); err != nil {
+			t.Fatal(err)
+		}
+		sizes[level] = b.Len()
+		back, err := Decode(b.Bytes(), DefaultLimits)
+		if err != nil || !bytes.Equal(back.Pix, img.Pix) {
+			t.Fatalf("level %d: pixels changed (err %v)", level, err)
+		}
+		if got, err := ReadText(bytes.NewReader(b.Bytes())); err != nil || len(got) != 1 || got[0] != text {
+			t.Errorf("level %d: text %v, %v", level, got, err)
+		}
+	}
+	if sizes[png.BestSpeed] <= sizes[png.BestCompression] {
+		t.Errorf("sizes %v: BestSpeed should cost bytes over BestCompression", sizes)
+	}
+}
+
 func TestPNGGrayAndFile(t *testing.T) {
 	img := NewRGB(2, 2)
 	img.Gray = true

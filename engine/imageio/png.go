@@ -26,9 +26,23 @@ type Text struct {
 var pngSignature = []byte("\x89PNG\r\n\x1a\n")
 
 // EncodePNG writes img as an 8-bit PNG (grey when img.Gray, else RGB) with one tEXt
-// chunk per entry of text, in order, right after IHDR. The standard encoder writes
-// no tEXt chunks, so they are spliced into its output with their own CRCs.
+// chunk per entry of text, in order, right after IHDR, at the standard library's
+// default compression. See PNGEncoder for a faster one.
 func EncodePNG(w io.Writer, img *RGB, text ...Text) error {
+	return PNGEncoder{}.Encode(w, img, text...)
+}
+
+// PNGEncoder encodes like EncodePNG at a chosen zlib compression level. A server
+// that encodes every response wants png.BestSpeed: at 256² it is about 4× faster
+// than the default for about 5 % more bytes (docs/serving.md), and PNG stays
+// lossless either way. The zero value is png.DefaultCompression.
+type PNGEncoder struct {
+	Compression png.CompressionLevel
+}
+
+// Encode writes img with text chunks as EncodePNG does. The standard encoder
+// writes no tEXt chunks, so they are spliced into its output with their own CRCs.
+func (e PNGEncoder) Encode(w io.Writer, img *RGB, text ...Text) error {
 	if err := img.Validate(); err != nil {
 		return err
 	}
@@ -49,7 +63,7 @@ func EncodePNG(w io.Writer, img *RGB, text ...Text) error {
 		src = g
 	}
 	var buf bytes.Buffer
-	enc := png.Encoder{CompressionLevel: png.DefaultCompression}
+	enc := png.Encoder{CompressionLevel: e.Compression}
 	if err := enc.Encode(&buf, src); err != nil {
 		return fmt.Errorf("imageio: encode png: %w", err)
 	}

@@ -32,6 +32,7 @@ type BatchNorm struct {
 	saveMean, saveInvSD *tensor.Tensor
 	x                   *tensor.Tensor // kept for Backward (not owned)
 	y, dx               *tensor.Tensor
+	ys                  shelf // y at the other shapes run recently
 	trained             bool
 }
 
@@ -140,7 +141,7 @@ func (l *BatchNorm) Forward(x *tensor.Tensor, mode Mode) (*tensor.Tensor, error)
 		return nil, fmt.Errorf("batchnorm %s: input %v has one value per channel; training needs more", l.name, x.Shape())
 	}
 	if l.y == nil || !sameShape(l.y, x) {
-		if err := ensure(&l.y, l.b, x.Shape()...); err != nil {
+		if err := l.ys.ensure(&l.y, l.b, x.Shape()...); err != nil {
 			return nil, fmt.Errorf("batchnorm %s: %w", l.name, err)
 		}
 	}
@@ -203,6 +204,7 @@ func (l *BatchNorm) Free() {
 	l.saveMean.Free()
 	l.saveInvSD.Free()
 	l.y.Free()
+	l.ys.free()
 	l.dx.Free()
 	l.x, l.trained = nil, false
 }

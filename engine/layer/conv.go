@@ -31,6 +31,7 @@ type Conv2D struct {
 	conv    backend.Conv2D
 	x       *tensor.Tensor // input kept for Backward (not owned)
 	y, dx   *tensor.Tensor
+	ys      shelf // y at the other shapes run recently
 	trained bool
 }
 
@@ -98,7 +99,7 @@ func (l *Conv2D) Forward(x *tensor.Tensor, mode Mode) (*tensor.Tensor, error) {
 		return nil, fmt.Errorf("conv2d %s: %w", l.name, err)
 	}
 	o := c.OutDims()
-	if err := ensure(&l.y, l.b, o.N, o.C, o.H, o.W); err != nil {
+	if err := l.ys.ensure(&l.y, l.b, o.N, o.C, o.H, o.W); err != nil {
 		return nil, fmt.Errorf("conv2d %s: %w", l.name, err)
 	}
 	var bias backend.Buffer
@@ -158,6 +159,7 @@ func (l *Conv2D) Free() {
 	l.Weight.free()
 	l.Bias.free()
 	l.y.Free()
+	l.ys.free()
 	l.dx.Free()
 	l.x, l.trained = nil, false
 }

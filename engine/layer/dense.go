@@ -27,6 +27,7 @@ type Dense struct {
 	n       int
 	x       *tensor.Tensor // kept for Backward (not owned)
 	y, dx   *tensor.Tensor
+	ys      shelf // y at the other shapes run recently
 	trained bool
 }
 
@@ -84,7 +85,7 @@ func (l *Dense) Forward(x *tensor.Tensor, mode Mode) (*tensor.Tensor, error) {
 	if x.Rank() < 2 || x.Len() != n*l.cfg.In {
 		return nil, fmt.Errorf("dense %s: input %v, want [N %d]", l.name, x.Shape(), l.cfg.In)
 	}
-	if err := ensure(&l.y, l.b, n, l.cfg.Out); err != nil {
+	if err := l.ys.ensure(&l.y, l.b, n, l.cfg.Out); err != nil {
 		return nil, fmt.Errorf("dense %s: %w", l.name, err)
 	}
 	g := backend.Gemm{TransB: true, M: n, N: l.cfg.Out, K: l.cfg.In, Alpha: 1}
@@ -150,6 +151,7 @@ func (l *Dense) Free() {
 	l.Weight.free()
 	l.Bias.free()
 	l.y.Free()
+	l.ys.free()
 	l.dx.Free()
 	l.x, l.trained = nil, false
 }

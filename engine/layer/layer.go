@@ -6,7 +6,10 @@
 // Backward's input gradient stay valid until the layer's next Forward (or
 // Backward) at another shape, or Free; callers read them and never Free them.
 // At a fixed input shape the buffers are allocated once and re-used, so a
-// steady-state inference Forward does not allocate.
+// steady-state inference Forward does not allocate. Forward also keeps its
+// outputs for the last few other shapes it ran (a bounded shelf, shelf.go), so
+// a served network that alternates between a few input sizes and batch sizes
+// does not allocate either.
 //
 // Gradients: Backward uses what the most recent training-mode Forward kept and
 // adds each parameter's gradient into Param.Grad (PyTorch's accumulation), so

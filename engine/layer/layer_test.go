@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,16 +15,17 @@ import (
 )
 
 // counting wraps ref and counts live buffers, to prove layers free what they
-// allocate.
+// allocate, and allocations, to prove they re-use what they keep.
 type counting struct {
 	*ref.Backend
-	live int
+	live, allocs int
 }
 
 func (c *counting) Alloc(n int) (backend.Buffer, error) {
 	b, err := c.Backend.Alloc(n)
 	if err == nil {
 		c.live++
+		c.allocs++
 	}
 	return b, err
 }
@@ -186,13 +188,21 @@ func TestInferenceDoesNotAllocate(t *testing.T) {
 	}
 }
 
-func TestShapeChangeReallocates(t *testing.T) {
+// TestShapeChangesReuseShelvedBuffers: a network alternating between batch
+// sizes (what a served model's batcher makes it do) keeps each shape's outputs,
+// so once every shape has run, switching allocates nothing; outputs are right
+// at every shape; training at another shape works; Free releases everything.
+func TestShapeChangesReuseShelvedBuffers(t *testing.T) {
 	c := &counting{Backend: ref.New()}
 	net := generator(t, c)
 	rng := rand.New(rand.NewPCG(5, 5))
 	params := c.live
+	zs := map[int][]float32{}
 	run := func(n int, mode layer.Mode) []float32 {
-		z, err := tensor.FromHost(c, uniform(rng, n*16, -1, 1), n, 16)
+		if zs[n] == nil {
+			zs[n] = uniform(rng, n*16, -1, 1)
+		}
+		z, err := tensor.FromHost(c, zs[n], n, 16)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -213,12 +223,21 @@ func TestShapeChangeReallocates(t *testing.T) {
 		}
 		return host(t, y)
 	}
-	run(2, layer.Infer)
-	at2 := c.live
-	run(5, layer.Infer)
-	run(2, layer.Infer)
-	if c.live != at2 {
-		t.Errorf("after batch 2 → 5 → 2: %d live buffers, want %d (old ones freed)", c.live, at2)
+	first := map[int][]float32{}
+	for _, n := range []int{2, 5, 1} {
+		first[n] = run(n, layer.Infer)
+	}
+	before := c.allocs
+	for range 3 {
+		for _, n := range []int{5, 2, 1, 2} {
+			if got := run(n, layer.Infer); !slices.Equal(got, first[n]) {
+				t.Fatalf("batch %d: output changed after running other batch sizes", n)
+			}
+		}
+	}
+	// The only allocations left are the inputs run uploads (one per call).
+	if got := c.allocs - before; got != 12 {
+		t.Errorf("cycling batch sizes 5, 2, 1, 2 three times: %d backend allocations, want 12 (the inputs only)", got)
 	}
 	run(3, layer.Train)
 	run(1, layer.Infer)
@@ -226,6 +245,45 @@ func TestShapeChangeReallocates(t *testing.T) {
 	net.Free()
 	if c.live != 0 {
 		t.Errorf("%d buffers leaked (%d were parameters)", c.live, params)
+	}
+}
+
+// TestShelfIsBounded: a layer keeps at most a few shapes, and never an idle
+// buffer larger than its value bound (32 MiB), so a one-off huge batch is
+// released as soon as the layer runs at another shape.
+func TestShelfIsBounded(t *testing.T) {
+	c := &counting{Backend: ref.New()}
+	relu := layer.NewReLU("relu")
+	forward := func(n int) {
+		x, err := tensor.New(c, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer x.Free()
+		if _, err := relu.Forward(x, layer.Infer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for n := 1; n <= 40; n++ {
+		forward(n)
+	}
+	if c.live > 1+16 {
+		t.Errorf("after 40 shapes: %d live buffers, want at most 17 (the output and 16 shelved)", c.live)
+	}
+	forward(8<<20 + 1) // one more value than the bound
+	forward(1)
+	live := c.live
+	before := c.allocs
+	forward(8<<20 + 1)
+	if c.allocs-before != 2 { // its input, and its output again
+		t.Errorf("a buffer over the bound was kept: %d allocations, want 2", c.allocs-before)
+	}
+	if live > 1+16 {
+		t.Errorf("%d live buffers, want at most 17", live)
+	}
+	relu.Free()
+	if c.live != 0 {
+		t.Errorf("%d buffers leaked", c.live)
 	}
 }
 

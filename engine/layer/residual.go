@@ -18,6 +18,7 @@ type Residual struct {
 	name       string
 	body, skip Layer
 	y, dx      *tensor.Tensor
+	ys         shelf // y at the other shapes run recently
 	trained    bool
 }
 
@@ -77,7 +78,7 @@ func (l *Residual) Forward(x *tensor.Tensor, mode Mode) (*tensor.Tensor, error) 
 		return nil, fmt.Errorf("residual %s: body gives %v, skip %v", l.name, f.Shape(), s.Shape())
 	}
 	b := x.Backend()
-	if err := ensure(&l.y, b, f.Shape()...); err != nil {
+	if err := l.ys.ensure(&l.y, b, f.Shape()...); err != nil {
 		return nil, fmt.Errorf("residual %s: %w", l.name, err)
 	}
 	if err := b.Copy(l.y.Buffer(), f.Buffer()); err != nil {
@@ -128,6 +129,7 @@ func (l *Residual) Free() {
 		l.skip.Free()
 	}
 	l.y.Free()
+	l.ys.free()
 	l.dx.Free()
 	l.y, l.dx, l.trained = nil, nil, false
 }
@@ -258,7 +260,7 @@ func (l *Bicubic) Forward(x *tensor.Tensor, mode Mode) (*tensor.Tensor, error) {
 		}
 	}
 	b := x.Backend()
-	if err := ensure(&l.y, b, d.N, d.C, oh, ow); err != nil {
+	if err := l.ys.ensure(&l.y, b, d.N, d.C, oh, ow); err != nil {
 		return nil, fmt.Errorf("bicubic %s: %w", l.name, err)
 	}
 	if err := l.y.CopyFromHost(out); err != nil {

@@ -13,13 +13,14 @@ type shapeOp struct {
 	name    string
 	x       *tensor.Tensor // kept for Backward (not owned)
 	y, dx   *tensor.Tensor
+	ys      shelf // y at the other shapes run recently
 	trained bool
 }
 
 func (s *shapeOp) Name() string     { return s.name }
 func (s *shapeOp) Params() []*Param { return nil }
 func (s *shapeOp) begin()           { s.trained = false }
-func (s *shapeOp) Free()            { s.y.Free(); s.dx.Free(); s.x, s.trained = nil, false }
+func (s *shapeOp) Free()            { s.y.Free(); s.ys.free(); s.dx.Free(); s.x, s.trained = nil, false }
 func (s *shapeOp) keep(x *tensor.Tensor, mode Mode) {
 	if mode == Train {
 		s.x, s.trained = x, true
@@ -54,7 +55,7 @@ func (l *UpSample2x) Forward(x *tensor.Tensor, mode Mode) (*tensor.Tensor, error
 		return nil, err
 	}
 	b := x.Backend()
-	if err := ensure(&l.y, b, d.N, d.C, 2*d.H, 2*d.W); err != nil {
+	if err := l.ys.ensure(&l.y, b, d.N, d.C, 2*d.H, 2*d.W); err != nil {
 		return nil, fmt.Errorf("upsample %s: %w", l.name, err)
 	}
 	if err := b.Upsample2x(d, x.Buffer(), l.y.Buffer()); err != nil {
@@ -99,7 +100,7 @@ func (l *MaxPool2) Forward(x *tensor.Tensor, mode Mode) (*tensor.Tensor, error) 
 		return nil, fmt.Errorf("maxpool %s: input %v, want even height and width", l.name, x.Shape())
 	}
 	b := x.Backend()
-	if err := ensure(&l.y, b, d.N, d.C, d.H/2, d.W/2); err != nil {
+	if err := l.ys.ensure(&l.y, b, d.N, d.C, d.H/2, d.W/2); err != nil {
 		return nil, fmt.Errorf("maxpool %s: %w", l.name, err)
 	}
 	if err := b.MaxPool2(d, x.Buffer(), l.y.Buffer()); err != nil {
@@ -153,7 +154,7 @@ func (l *PixelShuffle) Forward(x *tensor.Tensor, mode Mode) (*tensor.Tensor, err
 		return nil, fmt.Errorf("pixelshuffle %s: input %v, want channels divisible by %d", l.name, x.Shape(), r2)
 	}
 	b := x.Backend()
-	if err := ensure(&l.y, b, d.N, d.C/r2, d.H*l.r, d.W*l.r); err != nil {
+	if err := l.ys.ensure(&l.y, b, d.N, d.C/r2, d.H*l.r, d.W*l.r); err != nil {
 		return nil, fmt.Errorf("pixelshuffle %s: %w", l.name, err)
 	}
 	if err := b.PixelShuffle(d, l.r, x.Buffer(), l.y.Buffer()); err != nil {
@@ -218,7 +219,7 @@ func (l *Activation) Forward(x *tensor.Tensor, mode Mode) (*tensor.Tensor, error
 	}
 	b := x.Backend()
 	if l.y == nil || l.y.Backend() != b || !sameShape(l.y, x) {
-		if err := ensure(&l.y, b, x.Shape()...); err != nil {
+		if err := l.ys.ensure(&l.y, b, x.Shape()...); err != nil {
 			return nil, fmt.Errorf("%v %s: %w", l.f, l.name, err)
 		}
 	}

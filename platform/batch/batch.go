@@ -81,6 +81,7 @@ type Option[Req any] func(*options[Req])
 type options[Req any] struct {
 	observer Observer
 	key      func(Req) string
+	limit    func(Req) int
 }
 
 // WithObserver reports queue depth and batch sizes to o.
@@ -93,6 +94,23 @@ func WithObserver[Req any](o Observer) Option[Req] {
 // arrival order, that share its key; others wait for a later batch.
 func WithKey[Req any](key func(Req) string) Option[Req] {
 	return func(opt *options[Req]) { opt.key = key }
+}
+
+// WithBatchLimit caps a batch below MaxBatch by its first request: limit(req)
+// is the most requests a batch headed by req may hold (clamped to
+// [1, MaxBatch]). The upscaler uses it to bound a batch's pixels: on a CPU a
+// batch of large images runs no faster per image than one at a time, while
+// each of its callers waits for the whole batch (docs/serving.md).
+func WithBatchLimit[Req any](limit func(Req) int) Option[Req] {
+	return func(opt *options[Req]) { opt.limit = limit }
+}
+
+// maxBatch is the batch size limit for a batch headed by req.
+func (b *Batcher[Req, Resp]) maxBatch(req Req) int {
+	if b.opts.limit == nil {
+		return b.cfg.MaxBatch
+	}
+	return max(1, min(b.cfg.MaxBatch, b.opts.limit(req)))
 }
 
 type result[Resp any] struct {
@@ -267,18 +285,19 @@ func (b *Batcher[Req, Resp]) next() ([]*item[Req, Resp], bool) {
 			continue
 		}
 		head := b.queue[0]
+		limit := b.maxBatch(head.req)
 		same := 0
 		for _, it := range b.queue {
 			if it.key == head.key {
 				same++
-				if same == b.cfg.MaxBatch {
+				if same == limit {
 					break
 				}
 			}
 		}
 		wait := time.Until(head.at.Add(b.cfg.MaxWait))
-		if same >= b.cfg.MaxBatch || wait <= 0 || b.closed {
-			batch := b.take(head.key)
+		if same >= limit || wait <= 0 || b.closed {
+			batch := b.take(head.key, limit)
 			depth := len(b.queue)
 			b.mu.Unlock()
 			b.opts.observer.QueueDepth(depth)
@@ -300,13 +319,13 @@ func (b *Batcher[Req, Resp]) next() ([]*item[Req, Resp], bool) {
 	}
 }
 
-// take removes and returns, in arrival order, up to MaxBatch queued requests
+// take removes and returns, in arrival order, up to limit queued requests
 // with the given key. b.mu must be held.
-func (b *Batcher[Req, Resp]) take(key string) []*item[Req, Resp] {
-	batch := make([]*item[Req, Resp], 0, min(b.cfg.MaxBatch, len(b.queue)))
+func (b *Batcher[Req, Resp]) take(key string, limit int) []*item[Req, Resp] {
+	batch := make([]*item[Req, Resp], 0, min(limit, len(b.queue)))
 	rest := b.queue[:0]
 	for _, it := range b.queue {
-		if it.key == key && len(batch) < b.cfg.MaxBatch {
+		if it.key == key && len(batch) < limit {
 			batch = append(batch, it)
 		} else {
 			rest = append(rest, it)

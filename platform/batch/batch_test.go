@@ -363,6 +363,74 @@ func TestKeyBatchesOnlyEqualKeys(t *testing.T) {
 	}
 }
 
+// TestBatchLimitCapsBatchesByTheirHead: WithBatchLimit bounds each batch by
+// its first request (clamped to [1, MaxBatch]); requests over the limit wait
+// for the next batch and nothing is lost.
+func TestBatchLimitCapsBatchesByTheirHead(t *testing.T) {
+	gate, held := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var batches [][]string
+	run := func(ctx context.Context, reqs []string) ([]string, error) {
+		if reqs[0] == "hold" {
+			close(held)
+			<-gate
+		}
+		mu.Lock()
+		batches = append(batches, slices.Clone(reqs))
+		mu.Unlock()
+		return reqs, nil
+	}
+	limits := map[byte]int{'a': 2, 'b': 100, 'c': 0, 'h': 1}
+	b := mustNew(t, Config{MaxBatch: 4, MaxWait: 5 * time.Millisecond, QueueSize: 32, Workers: 1}, run,
+		WithKey(func(s string) string { return s[:1] }),
+		WithBatchLimit(func(s string) int { return limits[s[0]] }))
+	var closeGate sync.Once
+	release := func() { closeGate.Do(func() { close(gate) }) }
+	t.Cleanup(release) // before the batcher's Close, even when the test fails early
+	var wg sync.WaitGroup
+	submit := func(s string) {
+		wg.Go(func() {
+			if got, err := b.Submit(context.Background(), s); err != nil || got != s {
+				t.Errorf("Submit(%q) = %q, %v", s, got, err)
+			}
+		})
+	}
+	submit("hold") // occupies the only worker while the others queue
+	<-held
+	reqs := []string{"a1", "a2", "a3", "a4", "a5", "b1", "b2", "b3", "b4", "b5", "c1", "c2"}
+	for _, s := range reqs {
+		submit(s)
+	}
+	waitQueued(t, b, len(reqs))
+	release()
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	want := map[byte]int{'a': 2, 'b': 4, 'c': 1, 'h': 1}
+	total := 0
+	for _, batch := range batches {
+		if len(batch) > want[batch[0][0]] {
+			t.Errorf("batch %v is larger than its limit %d", batch, want[batch[0][0]])
+		}
+		total += len(batch)
+	}
+	if total != len(reqs)+1 {
+		t.Errorf("%d requests computed, want %d", total, len(reqs)+1)
+	}
+	// Everything was queued before the worker freed up, so full batches formed
+	// at once and only the remainders ran short.
+	sizes := map[byte][]int{}
+	for _, batch := range batches {
+		sizes[batch[0][0]] = append(sizes[batch[0][0]], len(batch))
+	}
+	for k, want := range map[byte][]int{'a': {1, 2, 2}, 'b': {1, 4}, 'c': {1, 1}} {
+		got := slices.Sorted(slices.Values(sizes[k]))
+		if !slices.Equal(got, want) {
+			t.Errorf("key %c: batch sizes %v, want %v (batches %v)", k, got, want, batches)
+		}
+	}
+}
+
 func TestRunErrors(t *testing.T) {
 	boom := errors.New("boom")
 	tests := []struct {
