@@ -13,7 +13,7 @@ func TestSelection(t *testing.T) {
 	if Default() != names[0] {
 		t.Errorf("Default() = %q, want %q", Default(), names[0])
 	}
-	for _, n := range names {
+	for _, n := range All() {
 		if r := Unavailable(n); r != "" {
 			t.Errorf("Unavailable(%q) = %q for a built-in backend", n, r)
 		}
@@ -37,7 +37,7 @@ func TestSelection(t *testing.T) {
 }
 
 func TestUnavailable(t *testing.T) {
-	for _, name := range []string{"cpu", "cuda", "tpu"} {
+	for _, name := range []string{"cpu", "cpu-bf16", "cuda", "tpu"} {
 		reason := Unavailable(name)
 		_, err := Open(name)
 		if reason == "" {
@@ -52,5 +52,46 @@ func TestUnavailable(t *testing.T) {
 	}
 	if _, err := OpenWith("ref", Options{Threads: -1}); err == nil {
 		t.Error("negative threads accepted")
+	}
+}
+
+func TestInferenceOnly(t *testing.T) {
+	for _, name := range Names() {
+		if InferenceOnly(name) {
+			t.Errorf("Names() has the inference-only %q", name)
+		}
+	}
+	for _, name := range All() {
+		if InferenceOnly(name) != (name == "cpu-bf16") {
+			t.Errorf("InferenceOnly(%q) = %v", name, InferenceOnly(name))
+		}
+		b, err := OpenWith(name, Options{Training: true})
+		if InferenceOnly(name) {
+			if err == nil || !strings.Contains(err.Error(), "inference-only") {
+				t.Errorf("OpenWith(%q, Training) error %v, want an inference-only refusal", name, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("OpenWith(%q, Training): %v", name, err)
+			continue
+		}
+		b.Close()
+	}
+	if Default() == "cpu-bf16" {
+		t.Error("the default backend is inference-only")
+	}
+	for _, training := range []bool{false, true} {
+		d := Describe(training)
+		list, _, _ := strings.Cut(d, ";")
+		for _, name := range All() {
+			listed := false
+			for _, item := range strings.Split(list, ", ") {
+				listed = listed || strings.Fields(item)[0] == name
+			}
+			if listed == (training && InferenceOnly(name)) {
+				t.Errorf("Describe(%v) = %q: %s listed %v", training, d, name, listed)
+			}
+		}
 	}
 }

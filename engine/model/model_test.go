@@ -12,6 +12,7 @@ import (
 
 	"github.com/hirez-ml/hirez/engine/backend/ref"
 	"github.com/hirez-ml/hirez/engine/imageio"
+	"github.com/hirez-ml/hirez/engine/layer"
 	"github.com/hirez-ml/hirez/engine/metrics"
 	"github.com/hirez-ml/hirez/engine/tensor"
 )
@@ -117,6 +118,43 @@ func TestBuildRejects(t *testing.T) {
 	}
 	if _, err := n.Generate(context.Background(), []uint64{1}); err == nil {
 		t.Error("a discriminator generated images")
+	}
+}
+
+// TestForwardDoesNotAllocate: a network's steady-state inference allocates
+// nothing (the layers keep their buffers; checkInput compares dims in place),
+// for a fixed-size net and a fully convolutional one; and bad inputs are still
+// refused with the shape in the message.
+func TestForwardDoesNotAllocate(t *testing.T) {
+	b := ref.New()
+	for _, tc := range []struct {
+		preset string
+		side   int
+		shape  []int
+		bad    []int
+		want   string
+	}{
+		{"dcgan-g-study", 16, []int{2, 100}, []int{2, 99}, "want [N [100]]"},
+		{"espcn-x2", 8, []int{2, 3, 8, 8}, []int{2, 4, 8, 8}, "has 4 channels, want 3"},
+	} {
+		n, err := Build(tc.preset, b, Options{Side: tc.side})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer n.Free()
+		x, _ := tensor.New(b, tc.shape...)
+		defer x.Free()
+		if _, err := n.Forward(x, layer.Infer); err != nil {
+			t.Fatal(err)
+		}
+		if allocs := testing.AllocsPerRun(10, func() { _, _ = n.Forward(x, layer.Infer) }); allocs != 0 {
+			t.Errorf("%s: %.1f allocs per forward, want 0", tc.preset, allocs)
+		}
+		bad, _ := tensor.New(b, tc.bad...)
+		defer bad.Free()
+		if _, err := n.Forward(bad, layer.Infer); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: input %v: err = %v, want %q", tc.preset, tc.bad, err, tc.want)
+		}
 	}
 }
 

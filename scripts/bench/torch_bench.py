@@ -1,6 +1,9 @@
 """PyTorch side of `make bench`: the workloads of engine/bench (study SRCNN, DCGAN
 generator, one DCGAN training step), timed the same way (warm-up, median of
---reps), printed as one JSON line each. Run with Debian's /usr/bin/python3."""
+--reps), printed as one JSON line each. The inference workloads run again under
+CPU bfloat16 autocast (channels_last; the output converted back to float32, as
+the Go side downloads float32). Run with Debian's /usr/bin/python3."""
+import contextlib
 import argparse
 import json
 import statistics
@@ -72,33 +75,41 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
 
-    def emit(name, fn, cl):
+    def emit(name, fn, cl, dtype="fp32"):
         if a.only and a.only != name:
             return
         ms, runs = timed(fn, a.reps)
-        print(json.dumps({"name": name, "ms": ms, "runs_ms": runs, "channels_last": cl,
+        print(json.dumps({"name": name, "ms": ms, "runs_ms": runs, "channels_last": cl, "dtype": dtype,
                           "threads": torch.get_num_threads()}), flush=True)
 
-    for cl in (True, False):
+    def precision(bf16):
+        if bf16:
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    for cl, bf16 in ((True, False), (False, False), (True, True)):
         fmt = torch.channels_last if cl else torch.contiguous_format
+        dtype = "bf16" if bf16 else "fp32"
         net = srcnn().eval().to(memory_format=fmt)
         for b in (1, 8):
-            x = torch.rand(b, 3, 128, 128) * 2 - 1
+            x = torch.rand(b, 3, 128, 128)
 
-            def run(x=x, net=net):
-                with torch.no_grad():
+            def run(x=x, net=net, bf16=bf16):
+                with torch.no_grad(), precision(bf16):
                     u = F.interpolate(x, scale_factor=2, mode="nearest").contiguous(memory_format=fmt)
-                    return net(u)
-            emit(f"srcnn_b{b}", run, cl)
+                    return net(u).float()
+            emit(f"srcnn_b{b}", run, cl, dtype)
 
         g = Generator(128).eval().to(memory_format=fmt)
         g.cl = cl
-        z = torch.rand(16, 100) * 2 - 1
+        z = torch.rand(16, 100)
 
-        def gen(g=g, z=z):
-            with torch.no_grad():
-                return g(z)
-        emit("generator_h128_b16", gen, cl)
+        def gen(g=g, z=z, bf16=bf16):
+            with torch.no_grad(), precision(bf16):
+                return g(z).float()
+        emit("generator_h128_b16", gen, cl, dtype)
+        if bf16:
+            continue  # training stays fp32
 
         G, D = Generator(64), Discriminator(64)
         G.cl = cl

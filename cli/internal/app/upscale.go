@@ -29,7 +29,7 @@ func runUpscale(ctx context.Context, env Env, args []string) error {
 	in := fs.String("in", "", "input PNG, or a folder of PNGs")
 	out := fs.String("out", "", "output PNG, or a folder (created) when --in is a folder")
 	scale := fs.Int("scale", 0, "total scale, a power of the model's (default: the model's)")
-	backendName := fs.String("backend", "", "backend: "+strings.Join(backends.Names(), ", ")+" (default "+backends.Default()+")")
+	backendName := fs.String("backend", "", "backend: "+backends.Describe(false))
 	if err := parse(fs, args); err != nil {
 		return err
 	}

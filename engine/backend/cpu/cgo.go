@@ -39,7 +39,11 @@ const (
 	convBwdWeights = int(C.HZ_CONV_BWD_WEIGHTS)
 	fmtPlain       = int(C.HZ_PLAIN)
 	fmtNHWC        = int(C.HZ_NHWC)
+	fmtBF16        = int(C.HZ_BF16) // or'ed into fmtPlain/fmtNHWC
 )
+
+// nativeBF16 reports whether oneDNN runs bfloat16 in hardware on this CPU.
+func nativeBF16() bool { return C.hz_native_bf16() != 0 }
 
 // dnnlError names the operation and oneDNN's status.
 type dnnlError struct {
@@ -94,7 +98,8 @@ func convCreate(c *C.hz_ctx, kind int, k convKey) (prim, error) {
 		bias = 1
 	}
 	s := C.hz_conv_create(c, &p, C.int(kind), C.int(cv.In.N), C.int(cv.In.C), C.int(cv.In.H),
-		C.int(cv.In.W), C.int(cv.Out), C.int(cv.KH), C.int(cv.KW), C.int(cv.Stride), C.int(cv.Pad), C.int(bias))
+		C.int(cv.In.W), C.int(cv.Out), C.int(cv.KH), C.int(cv.KW), C.int(cv.Stride), C.int(cv.Pad), C.int(bias),
+		cbool(k.bf16), cbool(k.dstBF16))
 	return p, check(convOpName[kind]+" "+convString(cv)+": create", s)
 }
 
@@ -104,19 +109,22 @@ func reorderCreate(c *C.hz_ctx, n, ch, h, w, from, to int) (prim, error) {
 	return p, check("reorder create", s)
 }
 
-func cropCreate(c ctxPtr, full backend.Dims, hc, wc, fm, dir int) (prim, error) {
+func cropCreate(c ctxPtr, full backend.Dims, hc, wc, fm, wfm, dir int) (prim, error) {
 	var p prim
-	s := C.hz_crop_create(c, &p, C.int(full.N), C.int(full.C), C.int(full.H), C.int(full.W), C.int(hc), C.int(wc), C.int(fm), C.int(dir))
+	s := C.hz_crop_create(c, &p, C.int(full.N), C.int(full.C), C.int(full.H), C.int(full.W), C.int(hc), C.int(wc), C.int(fm), C.int(wfm), C.int(dir))
 	return p, check("crop create", s)
 }
 
-func eltwiseCreate(c *C.hz_ctx, bwd bool, alg int, alpha float32, n int) (prim, error) {
-	var p prim
-	b := 0
-	if bwd {
-		b = 1
+func cbool(v bool) C.int {
+	if v {
+		return 1
 	}
-	s := C.hz_eltwise_create(c, &p, C.int(b), C.int(alg), C.float(alpha), C.int64_t(n))
+	return 0
+}
+
+func eltwiseCreate(c *C.hz_ctx, bwd bool, alg int, alpha float32, n int, bf16 bool) (prim, error) {
+	var p prim
+	s := C.hz_eltwise_create(c, &p, cbool(bwd), C.int(alg), C.float(alpha), C.int64_t(n), cbool(bf16))
 	return p, check("eltwise create", s)
 }
 
@@ -180,12 +188,14 @@ func loopBiasGrad(t, layout, n, ch, hw int, dy, db unsafe.Pointer) {
 	C.hz_bias_grad(C.int(t), C.int(layout), C.int(n), C.int(ch), C.int64_t(hw), f(dy), f(db))
 }
 
-func loopUpsample(t, layout, n, ch, h, w int, x, y unsafe.Pointer, bwd bool) {
+// loopUpsample runs the forward (esz bytes per value; bfloat16 only in NHWC) or
+// the backward (float32) of nearest 2× upsampling.
+func loopUpsample(t, layout, esz, n, ch, h, w int, x, y unsafe.Pointer, bwd bool) {
 	if bwd {
 		C.hz_upsample2x_bwd(C.int(t), C.int(layout), C.int(n), C.int(ch), C.int(h), C.int(w), f(x), f(y))
 		return
 	}
-	C.hz_upsample2x(C.int(t), C.int(layout), C.int(n), C.int(ch), C.int(h), C.int(w), f(x), f(y))
+	C.hz_upsample2x(C.int(t), C.int(layout), C.int(esz), C.int(n), C.int(ch), C.int(h), C.int(w), x, y)
 }
 
 func loopMaxPool(t, layout, n, ch, h, w int, x, y unsafe.Pointer) {

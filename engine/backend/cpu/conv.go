@@ -16,23 +16,34 @@ func convString(c backend.Conv2D) string {
 }
 
 type convKey struct {
-	c    backend.Conv2D
-	bias bool
+	c             backend.Conv2D
+	bias          bool
+	bf16, dstBF16 bool // bfloat16 src and weights; bfloat16 dst
 }
 
 // conv returns the cached primitive of the given kind for c.
 func (b *Backend) conv(kind int, c backend.Conv2D, bias bool) (prim, error) {
-	k := primKey{op: opConv, kind: kind, conv: c, bias: bias}
+	ck := convKey{c: c, bias: bias}
+	if b.bf16 && kind == convFwd {
+		ck.bf16, ck.dstBF16 = true, bf16Out(c)
+	}
+	k := primKey{op: opConv, kind: kind, conv: c, bias: bias, bf16: ck.bf16}
 	if p, ok := b.prims[k]; ok {
 		return p, nil
 	}
-	p, err := convCreate(b.ctx, kind, convKey{c: c, bias: bias})
+	p, err := convCreate(b.ctx, kind, ck)
 	if err != nil {
 		return nil, err
 	}
 	b.prims[k] = p
 	return p, nil
 }
+
+// bf16Out says whether a bfloat16 convolution keeps its output in bfloat16: the
+// wide intermediates (a multiple of 16 channels, whole AVX-512 vectors) halve
+// their traffic that way and the next conv rounds its input to bfloat16 anyway;
+// narrow outputs such as 3-channel images are stored faster and exactly as fp32.
+func bf16Out(c backend.Conv2D) bool { return c.Out%16 == 0 }
 
 // convCheck validates the shape.
 func (b *Backend) convCheck(op string, c backend.Conv2D) error {
@@ -55,13 +66,14 @@ func cropped(c backend.Conv2D) (backend.Conv2D, bool) {
 }
 
 // crop returns the cached reorder between x of shape full in format fm and the
-// contiguous NHWC window win (dir 0 reads the window, dir 1 writes it back).
-func (b *Backend) crop(full, win backend.Dims, fm, dir int) (prim, error) {
-	k := primKey{op: opCrop, d: full, conv: backend.Conv2D{In: win}, from: fm, kind: dir}
+// contiguous NHWC window win in format wfm (dir 0 reads the window, dir 1 writes
+// it back).
+func (b *Backend) crop(full, win backend.Dims, fm, wfm, dir int) (prim, error) {
+	k := primKey{op: opCrop, d: full, conv: backend.Conv2D{In: win}, from: fm, to: wfm, kind: dir}
 	if p, ok := b.prims[k]; ok {
 		return p, nil
 	}
-	p, err := cropCreate(b.ctx, full, win.H, win.W, fm, dir)
+	p, err := cropCreate(b.ctx, full, win.H, win.W, fm, wfm, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -69,17 +81,21 @@ func (b *Backend) crop(full, win backend.Dims, fm, dir int) (prim, error) {
 	return p, nil
 }
 
-// convIn returns x (shape c.In) as the NHWC input of the primitive for cc: the
-// window cc.In of it when the input is cropped.
-func (b *Backend) convIn(x *buffer, c, cc backend.Conv2D, slot int) (unsafe.Pointer, error) {
+// convIn returns x (shape c.In) as the NHWC input of the primitive for cc (in
+// bfloat16 when bf16): the window cc.In of it when the input is cropped.
+func (b *Backend) convIn(x *buffer, c, cc backend.Conv2D, bf16 bool, slot int) (unsafe.Pointer, error) {
+	want := layout{nhwc: true, d: c.In, bf16: bf16}
 	if cc.In == c.In {
-		return b.nhwcIn(x, c.In, slot)
+		return b.nhwcIn(x, want, slot)
 	}
-	fm, err := b.spatial(x, c.In)
-	if err != nil {
-		return nil, err
+	if x.lay.nhwc && x.lay.d != c.In {
+		if err := b.setLayout(x, plain); err != nil {
+			return nil, err
+		}
 	}
-	p, err := b.crop(c.In, cc.In, fm, 0)
+	win := want
+	win.d = cc.In
+	p, err := b.crop(c.In, cc.In, x.lay.format(), win.format(), 0)
 	if err != nil {
 		return nil, err
 	}
@@ -90,20 +106,22 @@ func (b *Backend) convIn(x *buffer, c, cc backend.Conv2D, slot int) (unsafe.Poin
 	return s, execPrim(b.ctx, "crop", p, x.p, s, nil, nil)
 }
 
-// nhwcIn returns x's values as NHWC of shape d: x itself when it is held that
-// way, else a reorder into scratch slot i.
-func (b *Backend) nhwcIn(x *buffer, d backend.Dims, i int) (unsafe.Pointer, error) {
-	if x.lay.nhwc && x.lay.d == d {
+// nhwcIn returns x's values in the NHWC layout want: x itself when it is held
+// that way, else a reorder into scratch slot i.
+func (b *Backend) nhwcIn(x *buffer, want layout, i int) (unsafe.Pointer, error) {
+	if x.lay == want {
 		return x.p, nil
 	}
-	if err := b.setLayout(x, plain); err != nil {
-		return nil, err
+	if x.lay.nhwc && x.lay.d != want.d {
+		if err := b.setLayout(x, plain); err != nil {
+			return nil, err
+		}
 	}
 	s, err := b.scratchMem(i, 4*x.n)
 	if err != nil {
 		return nil, err
 	}
-	return s, b.reorderTo(x, d, fmtNHWC, s)
+	return s, b.reorderTo(x, want.d, want, s)
 }
 
 // weights returns w's values in the layout primitive p reads, from w's cache
@@ -196,7 +214,7 @@ func (b *Backend) Conv2DForward(c backend.Conv2D, x, w, bias, y backend.Buffer) 
 	if err != nil {
 		return err
 	}
-	src, err := b.convIn(xb, c, cc, 0)
+	src, err := b.convIn(xb, c, cc, b.bf16, 0)
 	if err != nil {
 		return err
 	}
@@ -212,7 +230,7 @@ func (b *Backend) Conv2DForward(c backend.Conv2D, x, w, bias, y backend.Buffer) 
 	if err != nil {
 		return err
 	}
-	yb.wrote(nhwc(od))
+	yb.wrote(layout{nhwc: true, d: od, bf16: b.bf16 && bf16Out(c)})
 	return nil
 }
 
@@ -223,6 +241,9 @@ func (b *Backend) Conv2DBackwardData(c backend.Conv2D, dy, w, dx backend.Buffer)
 	}
 	defer b.mu.Unlock()
 	op := convOpName[convBwdData]
+	if err := b.refuse(op); err != nil {
+		return err
+	}
 	if err := b.convCheck(op, c); err != nil {
 		return err
 	}
@@ -247,7 +268,7 @@ func (b *Backend) Conv2DBackwardData(c backend.Conv2D, dy, w, dx backend.Buffer)
 	if err != nil {
 		return err
 	}
-	src, err := b.nhwcIn(dyb, od, 0)
+	src, err := b.nhwcIn(dyb, nhwc(od), 0)
 	if err != nil {
 		return err
 	}
@@ -265,7 +286,7 @@ func (b *Backend) Conv2DBackwardData(c backend.Conv2D, dy, w, dx backend.Buffer)
 		return err
 	}
 	if crop { // the unread input gets a zero gradient
-		up, err := b.crop(c.In, cc.In, fmtNHWC, 1)
+		up, err := b.crop(c.In, cc.In, fmtNHWC, fmtNHWC, 1)
 		if err != nil {
 			return err
 		}
@@ -285,6 +306,9 @@ func (b *Backend) Conv2DBackwardWeights(c backend.Conv2D, x, dy, dw, db backend.
 	}
 	defer b.mu.Unlock()
 	op := convOpName[convBwdWeights]
+	if err := b.refuse(op); err != nil {
+		return err
+	}
 	if err := b.convCheck(op, c); err != nil {
 		return err
 	}
@@ -317,11 +341,11 @@ func (b *Backend) Conv2DBackwardWeights(c backend.Conv2D, x, dy, dw, db backend.
 	if err != nil {
 		return err
 	}
-	src, err := b.convIn(xb, c, cc, 0)
+	src, err := b.convIn(xb, c, cc, false, 0)
 	if err != nil {
 		return err
 	}
-	ddst, err := b.nhwcIn(dyb, od, 1)
+	ddst, err := b.nhwcIn(dyb, nhwc(od), 1)
 	if err != nil {
 		return err
 	}

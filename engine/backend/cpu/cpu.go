@@ -21,6 +21,14 @@
 //   - Conv weights are reordered once into the primitive's blocked layout and the
 //     result is cached on the weight buffer, keyed by a generation counter that
 //     every write through this backend bumps.
+//   - Options.BF16 makes the inference-only "cpu-bf16" backend: convolutions
+//     read bfloat16 activations and weights (weights converted once, cached like
+//     the fp32 ones) and accumulate in fp32. A wide conv output (a multiple of 16
+//     channels: the intermediates) is kept in bfloat16 NHWC, tagged like the NHWC
+//     layout, so the next conv reads it as is and ReLU and upsampling move half
+//     the bytes; narrow outputs (3-channel images) stay fp32. Any other op
+//     converts a bfloat16 buffer to fp32 first, and Download returns fp32 NCHW.
+//     Backward ops, BatchNorm training and Adam refuse to run.
 package cpu
 
 import (
@@ -38,13 +46,22 @@ type Options struct {
 	// Threads is the OpenMP team size for every operation; 0 means one per CPU
 	// this process may run on.
 	Threads int
+	// BF16 selects bfloat16 inference (the backend is then named "cpu-bf16" and
+	// refuses training ops). It needs a CPU with native bfloat16 (avx512_bf16 or
+	// AMX): oneDNN's emulation elsewhere is slower than fp32.
+	BF16 bool
 }
+
+// ErrInferenceOnly is wrapped by the error of every training op on a BF16
+// backend.
+var ErrInferenceOnly = errors.New("cpu-bf16 is an inference-only backend (bfloat16 weights and activations); train with the cpu backend")
 
 // Backend runs the backend operations with oneDNN on the host CPU.
 type Backend struct {
 	mu      sync.Mutex
 	ctx     ctxPtr
 	nthr    int
+	bf16    bool
 	closed  bool
 	prims   map[primKey]prim
 	bufs    map[*buffer]struct{}
@@ -59,13 +76,27 @@ type cmem struct {
 }
 
 // layout says how a buffer's values are laid out: plain (NCHW, or whatever flat
-// order the caller uses) or NHWC for the 4-D shape d.
+// order the caller uses) or NHWC for the 4-D shape d; bf16 means the first half
+// of the buffer holds the values as bfloat16 (only ever in NHWC).
 type layout struct {
 	nhwc bool
 	d    backend.Dims
+	bf16 bool
 }
 
 var plain = layout{}
+
+// format is the C side's code for l (HZ_PLAIN/HZ_NHWC | HZ_BF16).
+func (l layout) format() int {
+	f := fmtPlain
+	if l.nhwc {
+		f = fmtNHWC
+	}
+	if l.bf16 {
+		f |= fmtBF16
+	}
+	return f
+}
 
 // buffer is C memory of n float32 values.
 type buffer struct {
@@ -101,6 +132,9 @@ func New(o Options) (*Backend, error) {
 	if n == 0 {
 		n = runtime.NumCPU()
 	}
+	if o.BF16 && !NativeBF16() {
+		return nil, errors.New("cpu-bf16: this CPU has no native bfloat16 (avx512_bf16 or AMX); oneDNN would emulate it, slower than fp32: use the cpu backend")
+	}
 	c, err := ctxCreate(n)
 	if err != nil {
 		return nil, err
@@ -108,13 +142,23 @@ func New(o Options) (*Backend, error) {
 	return &Backend{
 		ctx:   c,
 		nthr:  n,
+		bf16:  o.BF16,
 		prims: make(map[primKey]prim),
 		bufs:  make(map[*buffer]struct{}),
 	}, nil
 }
 
-// Name implements backend.Backend.
-func (b *Backend) Name() string { return "cpu" }
+// NativeBF16 reports whether this CPU runs bfloat16 in hardware (avx512_bf16 or
+// AMX, as oneDNN sees it), which Options.BF16 needs.
+func NativeBF16() bool { return nativeBF16() }
+
+// Name implements backend.Backend: "cpu", or "cpu-bf16" with Options.BF16.
+func (b *Backend) Name() string {
+	if b.bf16 {
+		return "cpu-bf16"
+	}
+	return "cpu"
+}
 
 // Threads is the OpenMP team size the backend uses.
 func (b *Backend) Threads() int { return b.nthr }
@@ -247,7 +291,7 @@ func (b *Backend) scratchMem(i, bytes int) (unsafe.Pointer, error) {
 	return s.p, nil
 }
 
-// reorder returns the cached plain⇄nhwc reorder for d.
+// reorder returns the cached reorder for d between two formats (format codes).
 func (b *Backend) reorder(d backend.Dims, from, to int) (prim, error) {
 	k := primKey{op: opReorder, d: d, from: from, to: to}
 	if p, ok := b.prims[k]; ok {
@@ -261,14 +305,16 @@ func (b *Backend) reorder(d backend.Dims, from, to int) (prim, error) {
 	return p, nil
 }
 
-// reorderInto writes x (in its layout) into dst in the layout to (for x's dims
-// when x is NHWC, else for d).
-func (b *Backend) reorderTo(x *buffer, d backend.Dims, to int, dst unsafe.Pointer) error {
-	from := fmtPlain
-	if x.lay.nhwc {
-		from, d = fmtNHWC, x.lay.d
+// reorderTo writes x (in its layout) into dst in layout to; the shape is x's when
+// x is NHWC, else to's (d when to is plain).
+func (b *Backend) reorderTo(x *buffer, d backend.Dims, to layout, dst unsafe.Pointer) error {
+	if to.nhwc {
+		d = to.d
 	}
-	p, err := b.reorder(d, from, to)
+	if x.lay.nhwc {
+		d = x.lay.d
+	}
+	p, err := b.reorder(d, x.lay.format(), to.format())
 	if err != nil {
 		return err
 	}
@@ -283,24 +329,41 @@ func (b *Backend) setLayout(x *buffer, l layout) error {
 	if x.lay == l || (!x.lay.nhwc && !l.nhwc) {
 		return nil
 	}
-	if x.lay.nhwc && l.nhwc { // NHWC of another shape: through plain
+	if x.lay.nhwc && l.nhwc && x.lay.d != l.d { // NHWC of another shape: through plain
 		if err := b.setLayout(x, plain); err != nil {
 			return err
 		}
-	}
-	to, d := fmtPlain, x.lay.d
-	if l.nhwc {
-		to, d = fmtNHWC, l.d
 	}
 	s, err := b.scratchMem(2, 4*x.n)
 	if err != nil {
 		return err
 	}
-	if err := b.reorderTo(x, d, to, s); err != nil {
+	if err := b.reorderTo(x, x.lay.d, l, s); err != nil {
 		return err
 	}
 	copy(floats(x.p, x.n), floats(s, x.n))
 	x.wrote(l)
+	return nil
+}
+
+// fp32 converts bfloat16 buffers to fp32 in their NHWC layout, for the ops that
+// only run on fp32 values. Nil entries are skipped.
+func (b *Backend) fp32(xs ...*buffer) error {
+	for _, x := range xs {
+		if x != nil && x.lay.bf16 {
+			if err := b.setLayout(x, nhwc(x.lay.d)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// refuse is the error of a training op on a bfloat16 backend.
+func (b *Backend) refuse(op string) error {
+	if b.bf16 {
+		return fmt.Errorf("cpu: %s: %w", op, ErrInferenceOnly)
+	}
 	return nil
 }
 
@@ -309,6 +372,9 @@ func (b *Backend) setLayout(x *buffer, l layout) error {
 func (b *Backend) agree(xs ...*buffer) (layout, error) {
 	var l layout
 	first, same := true, true
+	if err := b.fp32(xs...); err != nil {
+		return plain, err
+	}
 	for _, x := range xs {
 		if x == nil {
 			continue
@@ -367,7 +433,7 @@ func (b *Backend) Download(dst []float32, src backend.Buffer) error {
 	if err != nil {
 		return err
 	}
-	if err := b.reorderTo(s, s.lay.d, fmtPlain, tmp); err != nil {
+	if err := b.reorderTo(s, s.lay.d, plain, tmp); err != nil {
 		return fmt.Errorf("download: %w", err)
 	}
 	copy(dst, floats(tmp, s.n))

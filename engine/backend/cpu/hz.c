@@ -96,8 +96,18 @@ static dnnl_status_t make_reorder(hz_ctx *c, const dnnl_memory_desc_t *from,
 	return s;
 }
 
+static dnnl_format_tag_t tag_of(int fm) { return (fm & HZ_NHWC) ? dnnl_nhwc : dnnl_nchw; }
+static dnnl_data_type_t dt_of(int fm) { return (fm & HZ_BF16) ? dnnl_bf16 : dnnl_f32; }
+
+// The isa values are bit sets: avx512_core_bf16's bits are in AMX's too.
+int hz_native_bf16(void) {
+	int isa = (int)dnnl_get_effective_cpu_isa();
+	return (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
+}
+
 int hz_conv_create(hz_ctx *c, hz_prim **out, int kind, int n, int ic, int ih, int iw,
-	int oc, int kh, int kw, int stride, int pad, int has_bias) {
+	int oc, int kh, int kw, int stride, int pad, int has_bias, int bf16, int dst_bf16) {
+	if (bf16 && kind != HZ_CONV_FWD) return dnnl_unimplemented;
 	omp_set_num_threads(c->nthr);
 	int oh = (ih + 2 * pad - kh) / stride + 1, ow = (iw + 2 * pad - kw) / stride + 1;
 	dnnl_dims_t sd = {n, ic, ih, iw}, dd = {n, oc, oh, ow}, wd = {oc, ic, kh, kw}, bd = {oc};
@@ -106,9 +116,10 @@ int hz_conv_create(hz_ctx *c, hz_prim **out, int kind, int n, int ic, int ih, in
 	// oneDNN wants the right padding that makes the shapes consistent.
 	dnnl_dims_t pr = {(oh - 1) * stride + kh - ih - pad, (ow - 1) * stride + kw - iw - pad};
 	dnnl_memory_desc_t smd, dmd, wany, wplain, bmd;
-	CHECK(dnnl_memory_desc_init_by_tag(&smd, 4, sd, dnnl_f32, dnnl_nhwc));
-	CHECK(dnnl_memory_desc_init_by_tag(&dmd, 4, dd, dnnl_f32, dnnl_nhwc));
-	CHECK(dnnl_memory_desc_init_by_tag(&wany, 4, wd, dnnl_f32, dnnl_format_tag_any));
+	dnnl_data_type_t cdt = bf16 ? dnnl_bf16 : dnnl_f32;
+	CHECK(dnnl_memory_desc_init_by_tag(&smd, 4, sd, cdt, dnnl_nhwc));
+	CHECK(dnnl_memory_desc_init_by_tag(&dmd, 4, dd, dst_bf16 ? dnnl_bf16 : dnnl_f32, dnnl_nhwc));
+	CHECK(dnnl_memory_desc_init_by_tag(&wany, 4, wd, cdt, dnnl_format_tag_any));
 	CHECK(dnnl_memory_desc_init_by_tag(&wplain, 4, wd, dnnl_f32, dnnl_oihw));
 	CHECK(dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_f32, dnnl_a));
 	const dnnl_memory_desc_t *bp = has_bias ? &bmd : NULL;
@@ -177,8 +188,8 @@ int hz_reorder_create(hz_ctx *c, hz_prim **out, int n, int ch, int h, int w, int
 	omp_set_num_threads(c->nthr);
 	dnnl_dims_t d = {n, ch, h, w};
 	dnnl_memory_desc_t a, b;
-	CHECK(dnnl_memory_desc_init_by_tag(&a, 4, d, dnnl_f32, from == HZ_NHWC ? dnnl_nhwc : dnnl_nchw));
-	CHECK(dnnl_memory_desc_init_by_tag(&b, 4, d, dnnl_f32, to == HZ_NHWC ? dnnl_nhwc : dnnl_nchw));
+	CHECK(dnnl_memory_desc_init_by_tag(&a, 4, d, dt_of(from), tag_of(from)));
+	CHECK(dnnl_memory_desc_init_by_tag(&b, 4, d, dt_of(to), tag_of(to)));
 	hz_prim *p = calloc(1, sizeof *p);
 	if (!p) return dnnl_out_of_memory;
 	dnnl_status_t s = make_reorder(c, &a, &b, &p->p, p->args);
@@ -188,18 +199,19 @@ int hz_reorder_create(hz_ctx *c, hz_prim **out, int n, int ch, int h, int w, int
 	return dnnl_success;
 }
 
-int hz_crop_create(hz_ctx *c, hz_prim **out, int n, int ch, int h, int w, int hc, int wc, int fmt, int dir) {
+int hz_crop_create(hz_ctx *c, hz_prim **out, int n, int ch, int h, int w, int hc, int wc, int fmt,
+	int wfmt, int dir) {
 	omp_set_num_threads(c->nthr);
 	dnnl_dims_t d = {n, ch, hc, wc};
 	dnnl_dims_t st;
-	if (fmt == HZ_NHWC) {
+	if (fmt & HZ_NHWC) {
 		st[0] = (dnnl_dim_t)h * w * ch; st[1] = 1; st[2] = (dnnl_dim_t)w * ch; st[3] = ch;
 	} else {
 		st[0] = (dnnl_dim_t)ch * h * w; st[1] = (dnnl_dim_t)h * w; st[2] = w; st[3] = 1;
 	}
 	dnnl_memory_desc_t view, win;
-	CHECK(dnnl_memory_desc_init_by_strides(&view, 4, d, dnnl_f32, st));
-	CHECK(dnnl_memory_desc_init_by_tag(&win, 4, d, dnnl_f32, dnnl_nhwc));
+	CHECK(dnnl_memory_desc_init_by_strides(&view, 4, d, dt_of(fmt), st));
+	CHECK(dnnl_memory_desc_init_by_tag(&win, 4, d, dt_of(wfmt), tag_of(wfmt)));
 	hz_prim *p = calloc(1, sizeof *p);
 	if (!p) return dnnl_out_of_memory;
 	dnnl_status_t s = dir == 0 ? make_reorder(c, &view, &win, &p->p, p->args)
@@ -210,11 +222,12 @@ int hz_crop_create(hz_ctx *c, hz_prim **out, int n, int ch, int h, int w, int hc
 	return dnnl_success;
 }
 
-int hz_eltwise_create(hz_ctx *c, hz_prim **out, int bwd, int alg, float alpha, int64_t n) {
+int hz_eltwise_create(hz_ctx *c, hz_prim **out, int bwd, int alg, float alpha, int64_t n, int bf16) {
 	omp_set_num_threads(c->nthr);
+	if (bf16 && bwd) return dnnl_unimplemented;
 	dnnl_dims_t d = {n};
 	dnnl_memory_desc_t md;
-	CHECK(dnnl_memory_desc_init_by_tag(&md, 1, d, dnnl_f32, dnnl_a));
+	CHECK(dnnl_memory_desc_init_by_tag(&md, 1, d, bf16 ? dnnl_bf16 : dnnl_f32, dnnl_a));
 	float beta = alg == dnnl_eltwise_linear ? 0.f : 0.f;
 	dnnl_eltwise_desc_t fd;
 	CHECK(dnnl_eltwise_forward_desc_init(&fd, bwd ? dnnl_forward_training : dnnl_forward_inference,
@@ -350,22 +363,27 @@ void hz_bias_grad(int nthr, int layout, int n, int ch, int64_t hw, const float *
 	}
 }
 
-void hz_upsample2x(int nthr, int layout, int n, int ch, int h, int w, const float *x, float *y) {
+void hz_upsample2x(int nthr, int layout, int esz, int n, int ch, int h, int w, const void *xv, void *yv) {
 	int64_t tot = (int64_t)n * ch * h * w * 4;
 	if (layout == HZ_NHWC) {
+		const char *x = xv;
+		char *y = yv;
+		int64_t px = (int64_t)ch * esz; // bytes per pixel
 #pragma omp parallel for num_threads(nthr) if (tot > PAR_MIN) schedule(static)
 		for (int64_t r = 0; r < (int64_t)n * h; r++) {
 			int64_t i = r / h, yy = r % h;
 			for (int xx = 0; xx < w; xx++) {
-				const float *s = x + ((i * h + yy) * w + xx) * ch;
-				float *d0 = y + ((i * 2 * h + 2 * yy) * 2 * w + 2 * xx) * ch;
-				float *d1 = d0 + (int64_t)2 * w * ch;
-				memcpy(d0, s, ch * 4); memcpy(d0 + ch, s, ch * 4);
-				memcpy(d1, s, ch * 4); memcpy(d1 + ch, s, ch * 4);
+				const char *s = x + ((i * h + yy) * w + xx) * px;
+				char *d0 = y + ((i * 2 * h + 2 * yy) * 2 * w + 2 * xx) * px;
+				char *d1 = d0 + (int64_t)2 * w * px;
+				memcpy(d0, s, px); memcpy(d0 + px, s, px);
+				memcpy(d1, s, px); memcpy(d1 + px, s, px);
 			}
 		}
 		return;
 	}
+	const float *x = xv;
+	float *y = yv;
 #pragma omp parallel for num_threads(nthr) if (tot > PAR_MIN) schedule(static)
 	for (int64_t r = 0; r < (int64_t)n * ch * h; r++) {
 		const float *s = x + r * w;

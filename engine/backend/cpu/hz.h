@@ -32,7 +32,9 @@ typedef struct hz_prim {
 } hz_prim;
 
 enum { HZ_CONV_FWD = 0, HZ_CONV_BWD_DATA = 1, HZ_CONV_BWD_WEIGHTS = 2 };
-enum { HZ_PLAIN = 0, HZ_NHWC = 1 };
+// Formats: HZ_PLAIN (nchw, or a flat vector) or HZ_NHWC, or'ed with HZ_BF16 for
+// bfloat16 values (else float32).
+enum { HZ_PLAIN = 0, HZ_NHWC = 1, HZ_BF16 = 2 };
 
 int hz_init(hz_ctx **out, int nthr);
 void hz_destroy(hz_ctx *c);
@@ -42,20 +44,26 @@ const char *hz_status(int s);
 void *hz_alloc(size_t bytes);
 void hz_free(void *p);
 
-// Convolutions, src/dst in nhwc. Argument order of hz_exec:
+// Convolutions, src/dst in nhwc. With bf16 (forward only), src and weights are
+// bfloat16 and dst is bfloat16 when dst_bf16, else float32; bias stays float32
+// and accumulation is float32. Argument order of hz_exec:
 //   fwd:          src, weights, bias (may be NULL when has_bias = 0), dst
 //   bwd data:     diff_dst, weights, diff_src
 //   bwd weights:  src, diff_dst, diff_weights, diff_bias (when has_bias)
 int hz_conv_create(hz_ctx *c, hz_prim **out, int kind, int n, int ic, int ih, int iw,
-	int oc, int kh, int kw, int stride, int pad, int has_bias);
-// Reorder between 4-D plain (nchw) and nhwc; args: from, to.
+	int oc, int kh, int kw, int stride, int pad, int has_bias, int bf16, int dst_bf16);
+// Reorder between two 4-D formats (HZ_PLAIN/HZ_NHWC | HZ_BF16); args: from, to.
 int hz_reorder_create(hz_ctx *c, hz_prim **out, int n, int ch, int h, int w, int from, int to);
-// Crop between a (n, ch, h, w) tensor in layout fmt and a contiguous nhwc
-// (n, ch, hc, wc) top-left window of it: dir 0 reads the window out (args: full,
-// window), dir 1 writes it back (args: window, full).
-int hz_crop_create(hz_ctx *c, hz_prim **out, int n, int ch, int h, int w, int hc, int wc, int fmt, int dir);
-// Elementwise on n values; fwd args: src, dst; bwd args: src-or-dst, diff_dst, diff_src.
-int hz_eltwise_create(hz_ctx *c, hz_prim **out, int bwd, int alg, float alpha, int64_t n);
+// Crop between a (n, ch, h, w) tensor in format fmt and a contiguous (n, ch, hc,
+// wc) top-left window of it in format wfmt (nhwc): dir 0 reads the window out
+// (args: full, window), dir 1 writes it back (args: window, full).
+int hz_crop_create(hz_ctx *c, hz_prim **out, int n, int ch, int h, int w, int hc, int wc, int fmt,
+	int wfmt, int dir);
+// Elementwise on n values (bfloat16 when bf16, forward only); fwd args: src, dst;
+// bwd args: src-or-dst, diff_dst, diff_src.
+int hz_eltwise_create(hz_ctx *c, hz_prim **out, int bwd, int alg, float alpha, int64_t n, int bf16);
+// Whether oneDNN runs bfloat16 natively here (avx512_bf16 or AMX), not emulated.
+int hz_native_bf16(void);
 
 int hz_exec(hz_ctx *c, hz_prim *p, void *a0, void *a1, void *a2, void *a3);
 // Weight reorder of a conv primitive: from plain to the primitive's layout
@@ -73,7 +81,8 @@ void hz_clamp(int nthr, const float *x, float *y, int64_t n, float lo, float hi)
 float hz_sum(int nthr, const float *x, int64_t n);
 void hz_add_bias(int nthr, int layout, int n, int ch, int64_t hw, float *x, const float *b);
 void hz_bias_grad(int nthr, int layout, int n, int ch, int64_t hw, const float *dy, float *db);
-void hz_upsample2x(int nthr, int layout, int n, int ch, int h, int w, const float *x, float *y);
+// Upsampling in nhwc copies whole pixels, so it serves bfloat16 too (esz: bytes per value).
+void hz_upsample2x(int nthr, int layout, int esz, int n, int ch, int h, int w, const void *x, void *y);
 void hz_upsample2x_bwd(int nthr, int layout, int n, int ch, int h, int w, const float *dy, float *dx);
 void hz_maxpool2(int nthr, int layout, int n, int ch, int h, int w, const float *x, float *y);
 void hz_maxpool2_bwd(int nthr, int layout, int n, int ch, int h, int w, const float *x,

@@ -28,6 +28,7 @@ type primKey struct {
 	n        int
 	d        backend.Dims
 	from, to int
+	bf16     bool // bfloat16 data (conv forward, eltwise forward)
 }
 
 // Fill implements backend.Backend.
@@ -78,6 +79,9 @@ func (b *Backend) Axpby(alpha float32, x backend.Buffer, beta float32, y backend
 	}
 	yb, err := b.get("axpby", "y", y, xb.n)
 	if err != nil {
+		return err
+	}
+	if err := b.fp32(xb); err != nil {
 		return err
 	}
 	l := xb.lay
@@ -135,6 +139,9 @@ func (b *Backend) Clamp(x, y backend.Buffer, lo, hi float32) error {
 	if lo > hi {
 		return fmt.Errorf("cpu: clamp: lo %g > hi %g", lo, hi)
 	}
+	if err := b.fp32(xb); err != nil {
+		return err
+	}
 	loopClamp(b.nthr, xb.p, yb.p, xb.n, lo, hi)
 	yb.wrote(xb.lay)
 	return nil
@@ -154,21 +161,24 @@ func (b *Backend) Sum(x, out backend.Buffer) error {
 	if err != nil {
 		return err
 	}
+	if err := b.fp32(xb); err != nil {
+		return err
+	}
 	floats(ob.p, 1)[0] = loopSum(b.nthr, xb.p, xb.n)
 	ob.wrote(plain)
 	return nil
 }
 
 // eltwise returns the cached eltwise primitive.
-func (b *Backend) eltwise(bwd bool, alg int, alpha float32, n int) (prim, error) {
-	k := primKey{op: opEltwise, alg: alg, alpha: alpha, n: n}
+func (b *Backend) eltwise(bwd bool, alg int, alpha float32, n int, bf16 bool) (prim, error) {
+	k := primKey{op: opEltwise, alg: alg, alpha: alpha, n: n, bf16: bf16}
 	if bwd {
 		k.kind = 1
 	}
 	if p, ok := b.prims[k]; ok {
 		return p, nil
 	}
-	p, err := eltwiseCreate(b.ctx, bwd, alg, alpha, n)
+	p, err := eltwiseCreate(b.ctx, bwd, alg, alpha, n, bf16)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +226,9 @@ func (b *Backend) Activate(f backend.Activation, alpha float32, x, y backend.Buf
 	if err != nil {
 		return err
 	}
-	p, err := b.eltwise(false, alg, a, xb.n)
+	// A bfloat16 buffer stays bfloat16: oneDNN's eltwise computes in fp32
+	// inside and rounds once, as the conv that wrote it did.
+	p, err := b.eltwise(false, alg, a, xb.n, xb.lay.bf16)
 	if err != nil {
 		return err
 	}
@@ -234,6 +246,9 @@ func (b *Backend) ActivateBackward(f backend.Activation, alpha float32, x, y, dy
 	}
 	defer b.mu.Unlock()
 	const op = "activate backward"
+	if err := b.refuse(op); err != nil {
+		return err
+	}
 	dyb, err := b.get(op, "dy", dy, -1)
 	if err != nil {
 		return err
@@ -266,7 +281,7 @@ func (b *Backend) ActivateBackward(f backend.Activation, alpha float32, x, y, dy
 	if err != nil {
 		return err
 	}
-	p, err := b.eltwise(true, alg, a, dyb.n)
+	p, err := b.eltwise(true, alg, a, dyb.n, false)
 	if err != nil {
 		return err
 	}
@@ -326,11 +341,12 @@ func checkDims(op string, d backend.Dims) error {
 	return nil
 }
 
-// spatial picks the layout for an op on x of shape d: NHWC when x holds that
-// shape in NHWC, plain otherwise (converting x if it is NHWC of another shape).
+// spatial picks the fp32 layout for an op on x of shape d: NHWC when x holds
+// that shape in NHWC (converting bfloat16 to fp32), plain otherwise (converting x
+// if it is NHWC of another shape).
 func (b *Backend) spatial(x *buffer, d backend.Dims) (int, error) {
 	if x.lay.nhwc && x.lay.d == d {
-		return fmtNHWC, nil
+		return fmtNHWC, b.fp32(x)
 	}
 	return fmtPlain, b.setLayout(x, plain)
 }
@@ -387,6 +403,9 @@ func (b *Backend) BiasGrad(d backend.Dims, dy, db backend.Buffer) error {
 	if err != nil {
 		return err
 	}
+	if err := b.refuse("bias grad"); err != nil {
+		return err
+	}
 	dbb, err := b.get("bias grad", "db", db, d.C)
 	if err != nil {
 		return err
@@ -420,11 +439,16 @@ func (b *Backend) Upsample2x(d backend.Dims, x, y backend.Buffer) error {
 	if err != nil {
 		return err
 	}
+	if xb.lay == (layout{nhwc: true, d: d, bf16: true}) { // copies pixels: bfloat16 as is
+		loopUpsample(b.nthr, fmtNHWC, 2, d.N, d.C, d.H, d.W, xb.p, yb.p, false)
+		yb.wrote(layout{nhwc: true, d: up(d), bf16: true})
+		return nil
+	}
 	fm, err := b.spatial(xb, d)
 	if err != nil {
 		return err
 	}
-	loopUpsample(b.nthr, fm, d.N, d.C, d.H, d.W, xb.p, yb.p, false)
+	loopUpsample(b.nthr, fm, 4, d.N, d.C, d.H, d.W, xb.p, yb.p, false)
 	yb.wrote(layoutFor(fm, up(d)))
 	return nil
 }
@@ -436,6 +460,9 @@ func (b *Backend) Upsample2xBackward(d backend.Dims, dy, dx backend.Buffer) erro
 	}
 	defer b.mu.Unlock()
 	const op = "upsample2x backward"
+	if err := b.refuse(op); err != nil {
+		return err
+	}
 	if err := checkDims(op, d); err != nil {
 		return err
 	}
@@ -451,7 +478,7 @@ func (b *Backend) Upsample2xBackward(d backend.Dims, dy, dx backend.Buffer) erro
 	if err != nil {
 		return err
 	}
-	loopUpsample(b.nthr, fm, d.N, d.C, d.H, d.W, dyb.p, dxb.p, true)
+	loopUpsample(b.nthr, fm, 4, d.N, d.C, d.H, d.W, dyb.p, dxb.p, true)
 	dxb.wrote(layoutFor(fm, d))
 	return nil
 }
@@ -499,6 +526,9 @@ func (b *Backend) MaxPool2Backward(d backend.Dims, x, dy, dx backend.Buffer) err
 	}
 	defer b.mu.Unlock()
 	const op = "maxpool2 backward"
+	if err := b.refuse(op); err != nil {
+		return err
+	}
 	if err := checkPool(op, d); err != nil {
 		return err
 	}
@@ -606,6 +636,9 @@ func (b *Backend) BatchNormTrain(bn backend.BatchNorm, x, gamma, beta, y, saveMe
 		return err
 	}
 	defer b.mu.Unlock()
+	if err := b.refuse("batchnorm train"); err != nil {
+		return err
+	}
 	var a [8]*buffer
 	if err := b.bnArgs("batchnorm train", bn,
 		[]string{"x", "y", "gamma", "beta", "saveMean", "saveInvStd", "runMean", "runVar"},
@@ -644,6 +677,9 @@ func (b *Backend) BatchNormBackward(bn backend.BatchNorm, x, dy, gamma, saveMean
 		return err
 	}
 	defer b.mu.Unlock()
+	if err := b.refuse("batchnorm backward"); err != nil {
+		return err
+	}
 	var a [8]*buffer
 	if err := b.bnArgs("batchnorm backward", bn,
 		[]string{"x", "dy", "dx", "gamma", "saveMean", "saveInvStd", "dgamma", "dbeta"},
@@ -739,6 +775,9 @@ func (b *Backend) AdamUpdate(a backend.Adam, param, grad, m, v backend.Buffer) e
 	}
 	defer b.mu.Unlock()
 	const op = "adam"
+	if err := b.refuse(op); err != nil {
+		return err
+	}
 	if a.Step < 1 {
 		return fmt.Errorf("cpu: %s: step %d, want ≥ 1", op, a.Step)
 	}

@@ -1,34 +1,39 @@
 //go:build cgo
 
-// Command hzbench times the benchmark workloads on the cpu backend and prints one
-// JSON line per workload (median of several repetitions), for scripts/bench.sh.
+// Command hzbench times the benchmark workloads on the cpu backends and prints
+// one JSON line per workload (median of several repetitions), for
+// scripts/bench.sh.
 //
-//	hzbench -threads 2 -reps 5            all workloads
-//	hzbench -rss srcnn                    peak RSS of one 256² SRCNN inference
+//	hzbench -threads 2 -reps 5                        all workloads, cpu and cpu-bf16 (when native)
+//	hzbench -backends cpu -only srcnn_b1              one workload on one backend
+//	hzbench -rss srcnn -backends cpu-bf16             peak RSS of one 256² SRCNN inference
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"syscall"
-	"time"
 
 	"github.com/hirez-ml/hirez/engine/backend"
-	"github.com/hirez-ml/hirez/engine/backend/cpu"
+	"github.com/hirez-ml/hirez/engine/backends"
 	"github.com/hirez-ml/hirez/engine/bench"
 )
 
 type result struct {
-	Name   string    `json:"name"`
-	MS     float64   `json:"ms"`
-	GFLOP  float64   `json:"gflop"`
-	Runs   []float64 `json:"runs_ms"`
-	RSSMB  float64   `json:"rss_mb,omitempty"`
-	Peak   float64   `json:"peak_gflops,omitempty"`
-	Thread int       `json:"threads"`
+	Name    string    `json:"name"`
+	Backend string    `json:"backend,omitempty"`
+	MS      float64   `json:"ms,omitempty"`
+	GFLOP   float64   `json:"gflop,omitempty"`
+	Runs    []float64 `json:"runs_ms,omitempty"`
+	Allocs  float64   `json:"allocs_per_op"`
+	RSSMB   float64   `json:"rss_mb,omitempty"`
+	Peak    float64   `json:"peak_gflops,omitempty"`
+	Threads int       `json:"threads"`
 }
 
 func main() {
@@ -43,126 +48,142 @@ func run() error {
 	reps := flag.Int("reps", 5, "timed repetitions per workload (median reported)")
 	rss := flag.String("rss", "", "measure the peak RSS of one workload (srcnn) and exit")
 	only := flag.String("only", "", "run only the named workload")
+	names := flag.String("backends", defaultBackends(), "comma-separated backends; inference-only ones skip the training step")
+	list := flag.Bool("list", false, "print the default -backends (cpu, and cpu-bf16 where this CPU has native bfloat16) and exit")
 	flag.Parse()
-
-	be, err := cpu.New(cpu.Options{Threads: *threads})
-	if err != nil {
-		return err
+	if *list {
+		fmt.Println(defaultBackends())
+		return nil
 	}
-	defer be.Close()
 	enc := json.NewEncoder(os.Stdout)
 
 	if *rss != "" {
-		net, err := bench.SRCNN(be, 1, 128)
+		if *rss != "srcnn" {
+			return fmt.Errorf("-rss %q: only srcnn", *rss)
+		}
+		name := strings.Split(*names, ",")[0]
+		be, err := backends.OpenWith(name, backends.Options{Threads: *threads})
 		if err != nil {
 			return err
 		}
-		x, err := bench.Input(be, 3*128*128, 1)
+		defer be.Close()
+		f, err := bench.SRCNN(be, 1, 128)
 		if err != nil {
 			return err
 		}
-		out := make([]float32, 3*256*256)
-		y, err := net.Forward(be, x)
-		if err == nil {
-			err = be.Download(out, y)
-		}
-		if err != nil {
+		if err := f.Run(); err != nil {
 			return err
 		}
 		var ru syscall.Rusage
 		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 			return err
 		}
-		return enc.Encode(result{Name: "srcnn_rss", RSSMB: float64(ru.Maxrss) / 1024, Thread: *threads})
+		return enc.Encode(result{Name: "srcnn_rss", Backend: name, RSSMB: float64(ru.Maxrss) / 1024, Threads: *threads})
 	}
 
 	peak, err := bench.PeakGFLOPS(*threads)
 	if err != nil {
 		return err
 	}
-	if err := enc.Encode(result{Name: "peak", Peak: peak, Thread: *threads}); err != nil {
+	if err := enc.Encode(result{Name: "peak", Peak: peak, Threads: *threads}); err != nil {
 		return err
 	}
-	for _, w := range workloads() {
-		if *only != "" && *only != w.name {
-			continue
-		}
-		r, err := w.time(be, *reps)
+	data, err := os.MkdirTemp("", "hzbench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(data)
+	if err := bench.WriteImages(data, 32, 64); err != nil {
+		return err
+	}
+	for _, name := range strings.Split(*names, ",") {
+		be, err := backends.OpenWith(name, backends.Options{Threads: *threads})
 		if err != nil {
-			return fmt.Errorf("%s: %w", w.name, err)
-		}
-		r.Thread = *threads
-		if err := enc.Encode(r); err != nil {
 			return err
 		}
+		for _, w := range workloads(data) {
+			if *only != "" && *only != w.name || w.train && backends.InferenceOnly(name) {
+				continue
+			}
+			r, err := w.time(be, *reps)
+			if err != nil {
+				be.Close()
+				return fmt.Errorf("%s on %s: %w", w.name, name, err)
+			}
+			r.Backend, r.Threads = name, *threads
+			if err := enc.Encode(r); err != nil {
+				be.Close()
+				return err
+			}
+		}
+		be.Close()
 	}
 	return nil
 }
 
+// defaultBackends is cpu, plus cpu-bf16 when this binary and CPU can run it.
+func defaultBackends() string {
+	if backends.Unavailable("cpu-bf16") == "" {
+		return "cpu,cpu-bf16"
+	}
+	return "cpu"
+}
+
 type workload struct {
 	name  string
-	build func(be backend.Backend) (run func() error, flops float64, err error)
+	train bool
+	// run times reps runs (after a warm-up) and returns them with the FLOPs of one.
+	run func(be backend.Backend, reps int) ([]bench.Sample, float64, error)
 }
 
-func forward(net *bench.Net, err error, be backend.Backend, in, out int) (func() error, float64, error) {
-	if err != nil {
-		return nil, 0, err
-	}
-	x, err := bench.Input(be, in, 1)
-	if err != nil {
-		return nil, 0, err
-	}
-	host := make([]float32, out)
-	return func() error {
-		y, err := net.Forward(be, x)
+func forward(build func(be backend.Backend) (*bench.Forward, error)) func(backend.Backend, int) ([]bench.Sample, float64, error) {
+	return func(be backend.Backend, reps int) ([]bench.Sample, float64, error) {
+		f, err := build(be)
 		if err != nil {
-			return err
+			return nil, 0, err
 		}
-		return be.Download(host, y)
-	}, net.FLOPs(), nil
+		defer f.Free()
+		s, err := bench.TimeRuns(f.Run, reps)
+		return s, f.FLOPs(), err
+	}
 }
 
-func workloads() []workload {
-	srcnn := func(b int) workload {
-		return workload{fmt.Sprintf("srcnn_b%d", b), func(be backend.Backend) (func() error, float64, error) {
-			net, err := bench.SRCNN(be, b, 128)
-			return forward(net, err, be, b*3*128*128, b*3*256*256)
-		}}
+func workloads(data string) []workload {
+	srcnn := func(n int) workload {
+		return workload{name: fmt.Sprintf("srcnn_b%d", n), run: forward(func(be backend.Backend) (*bench.Forward, error) {
+			return bench.SRCNN(be, n, 128)
+		})}
 	}
 	return []workload{
 		srcnn(1),
 		srcnn(8),
-		{"generator_h128_b16", func(be backend.Backend) (func() error, float64, error) {
-			net, err := bench.Generator(be, 16, 128, false)
-			return forward(net, err, be, 16*100, 16*3*128*128)
-		}},
-		{"train_step_h64_b16", func(be backend.Backend) (func() error, float64, error) {
-			t, err := bench.NewTrainStep(be, 16, 64)
+		{name: "generator_h128_b16", run: forward(func(be backend.Backend) (*bench.Forward, error) {
+			return bench.Generator(be, 16, 128)
+		})},
+		{name: "train_step_h64_b16", train: true, run: func(be backend.Backend, reps int) ([]bench.Sample, float64, error) {
+			flops, err := bench.TrainStepFLOPs(16, 64)
 			if err != nil {
 				return nil, 0, err
 			}
-			return t.Run, t.FLOPs(), nil
+			s, err := bench.TrainSteps(context.Background(), be, data, 16, 64, reps)
+			return s, flops, err
 		}},
 	}
 }
 
 func (w workload) time(be backend.Backend, reps int) (result, error) {
-	run, flops, err := w.build(be)
+	s, flops, err := w.run(be, reps)
 	if err != nil {
 		return result{}, err
 	}
-	if err := run(); err != nil { // warm-up: primitive creation, weight packing
-		return result{}, err
+	runs := make([]float64, len(s))
+	var allocs uint64
+	for i, x := range s {
+		runs[i] = float64(x.Time.Microseconds()) / 1e3
+		allocs += x.Allocs
 	}
-	runs := make([]float64, reps)
-	for i := range runs {
-		t := time.Now()
-		if err := run(); err != nil {
-			return result{}, err
-		}
-		runs[i] = float64(time.Since(t).Microseconds()) / 1e3
-	}
-	s := slices.Clone(runs)
-	slices.Sort(s)
-	return result{Name: w.name, MS: s[len(s)/2], GFLOP: flops / 1e9, Runs: runs}, nil
+	sorted := slices.Clone(runs)
+	slices.Sort(sorted)
+	return result{Name: w.name, MS: sorted[len(sorted)/2], GFLOP: flops / 1e9, Runs: runs,
+		Allocs: float64(allocs) / float64(len(s))}, nil
 }
