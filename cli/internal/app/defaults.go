@@ -67,7 +67,7 @@ func runTrainDefaults(ctx context.Context, env Env, args []string) error {
 	fs.IntVar(&r.srEval, "sr-eval", 0, "held-out emoji for the SR PSNR (0 = all)")
 	fs.Uint64Var(&r.seed, "seed", 1, "seed")
 	fs.StringVar(&r.only, "only", "", "train and document only one model: gan or sr ('' = both)")
-	backendName := fs.String("backend", "", "backend (default "+backends.Default()+")")
+	backendName := fs.String("backend", "", "backend: "+backends.Describe(true))
 	resume := fs.Bool("resume", false, "continue interrupted runs in --work")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -91,7 +91,7 @@ func runTrainDefaults(ctx context.Context, env Env, args []string) error {
 			return usagef("%v (run 'make data' first)", err)
 		}
 	}
-	b, err := backends.Open(*backendName)
+	b, err := backends.OpenWith(*backendName, backends.Options{Training: true})
 	if err != nil {
 		return usagef("%v", err)
 	}

@@ -91,7 +91,7 @@ func runExperiment(ctx context.Context, env Env, args []string) error {
 	fs.IntVar(&e.srPatch, "sr-patch", 48, "HR patch side of the SR training")
 	fs.Uint64Var(&e.seed, "seed", 1, "seed of every run")
 	batch := fs.Int("batch", 64, "GAN batch size")
-	backendName := fs.String("backend", "", "backend (default "+backends.Default()+")")
+	backendName := fs.String("backend", "", "backend: "+backends.Describe(true))
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -117,7 +117,7 @@ func runExperiment(ctx context.Context, env Env, args []string) error {
 	e.recipe.Batch = *batch
 	e.srBatch = 32
 	var err error
-	if e.b, err = backends.Open(*backendName); err != nil {
+	if e.b, err = backends.OpenWith(*backendName, backends.Options{Training: true}); err != nil {
 		return usagef("%v", err)
 	}
 	defer e.b.Close()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/hirez-ml/hirez/engine/backends"
@@ -34,7 +33,7 @@ type trainFlags struct {
 }
 
 func (t *trainFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&t.backend, "backend", "", "backend: "+strings.Join(backends.Names(), ", ")+" (default "+backends.Default()+")")
+	fs.StringVar(&t.backend, "backend", "", "backend: "+backends.Describe(true))
 	fs.IntVar(&t.threads, "threads", 0, "CPU threads for the cpu backend (0 = all)")
 	fs.StringVar(&t.recipe, "recipe", "stable", "GAN recipe: study (DCGAN paper, no stabilisers) or stable (TTUR, label smoothing, EMA)")
 	fs.StringVar(&t.loss, "loss", "", "GAN loss: bce or hinge (default: the recipe's)")
@@ -119,7 +118,7 @@ func runTrainLocal(ctx context.Context, env Env, args []string) error {
 	if _, err := os.Stat(*data); err != nil {
 		return usagef("--data: %v (run 'make data' to fetch the datasets)", err)
 	}
-	b, err := backends.OpenWith(tf.backend, backends.Options{Threads: tf.threads})
+	b, err := backends.OpenWith(tf.backend, backends.Options{Threads: tf.threads, Training: true})
 	if err != nil {
 		return usagef("%v", err)
 	}

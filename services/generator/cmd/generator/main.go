@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -29,30 +28,17 @@ func main() { platform.Main(run) }
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("generator", flag.ContinueOnError)
 	shared := config.Register(fs, ":9001")
-	modelPath := fs.String("model", "", "safetensors file, or a directory watched for new versions (newest *.safetensors); or use --registry")
-	backendName := fs.String("backend", "", fmt.Sprintf("engine backend: %v (empty: the fastest built in)", backends.Names()))
-	poll := fs.Duration("model-poll-interval", 2*time.Second, "how often --model is checked for a new version")
+	backendName := fs.String("backend", "", "engine backend: "+backends.Describe(false)+" (empty picks the default)")
 	bcfg := batch.RegisterFlags(fs)
-	follow := modelsync.RegisterFlags(fs)
+	source := modelsync.RegisterSource(fs, "a generator")
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
-	switch {
-	case *modelPath == "" && !follow.Enabled():
-		return &config.UsageError{Err: errors.New("a model is required: --model (HIREZ_MODEL), a generator safetensors file or a directory of them, " +
-			"or --registry (HIREZ_REGISTRY) with --model-name and --model-cache to follow a registry alias")}
-	case *modelPath != "" && follow.Enabled():
-		return &config.UsageError{Err: errors.New("--model (HIREZ_MODEL) and --registry (HIREZ_REGISTRY) are alternatives: " +
-			"serve a file or directory, or follow a registry alias, not both")}
-	}
-	if err := follow.Validate(); err != nil {
+	if err := source.Validate(); err != nil {
 		return &config.UsageError{Err: err}
 	}
 	if err := bcfg.Validate(); err != nil {
 		return &config.UsageError{Err: err}
-	}
-	if *poll <= 0 {
-		return &config.UsageError{Err: fmt.Errorf("--model-poll-interval must be positive, got %v", *poll)}
 	}
 	logger, err := log.New(shared.LogFormat, shared.LogLevel)
 	if err != nil {
@@ -86,20 +72,14 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	pb.RegisterGeneratorServiceServer(srv, grpcapi.New(svc))
-	if follow.Enabled() {
-		syncer, err := modelsync.New(holder, follow.Options(logger))
-		if err != nil {
-			return &config.UsageError{Err: fmt.Errorf("--registry: %w", err)}
-		}
-		defer syncer.Close()
-		srv.Go(syncer.Run)
-	} else {
-		srv.Go(func(ctx context.Context) error {
-			return holder.Watch(ctx, *modelPath, *poll, func(err error) { logger.Error("model not loaded", zap.Error(err)) })
-		})
+	feeder, err := source.Feeder(holder, logger)
+	if err != nil {
+		return &config.UsageError{Err: err}
 	}
-	logger.Info("starting", zap.String("backend", be.Name()), zap.String("model", *modelPath), zap.String("registry", follow.Registry),
-		zap.Int("max_batch", bcfg.MaxBatch), zap.Duration("max_wait", bcfg.MaxWait), zap.Int("queue_size", bcfg.QueueSize))
+	defer feeder.Close()
+	srv.Go(feeder.Run)
+	logger.Info("starting", append(source.Fields(), zap.String("backend", be.Name()),
+		zap.Int("max_batch", bcfg.MaxBatch), zap.Duration("max_wait", bcfg.MaxWait), zap.Int("queue_size", bcfg.QueueSize))...)
 
 	runErr := srv.Run(ctx)
 	// The gRPC server has drained: nothing submits any more.

@@ -53,7 +53,7 @@ func parseFlags(args []string) (*flags, error) {
 	fs.StringVar(&f.tokenFile, "admin-token-file", "", "file holding the bearer token required for create/cancel/resume/promote/set-alias/delete-version")
 	fs.StringVar(&f.identities, "admin-identities", "", "comma-separated client-certificate identities (CN, DNS or URI SAN) allowed to write (with --tls-client-ca)")
 	fs.BoolVar(&f.insecureWrites, "insecure-allow-writes", false, "allow writes without any credentials when no token or identities are configured (development only)")
-	fs.StringVar(&f.backend, "backend", "", "engine backend for jobs that name none: "+strings.Join(backends.Names(), ", ")+" (empty = fastest built in)")
+	fs.StringVar(&f.backend, "backend", "", "engine backend for jobs that name none: "+backends.Describe(true))
 	fs.IntVar(&f.threads, "threads", 0, "CPU threads of the cpu backend (0 = one per CPU)")
 	fs.BoolVar(&f.autoResume, "auto-resume", false, "on start, queue jobs that a crash interrupted again")
 	fs.IntVar(&f.keepVersions, "keep-versions", 0, "versions of a model kept when a new one is published; older ones without an alias are deleted (0 = keep all)")
@@ -147,7 +147,7 @@ func serve(ctx context.Context, args []string, opts ...server.Option) error {
 	if err != nil {
 		return err
 	}
-	env := job.Env{DataDir: dataDir, Unavailable: backends.Unavailable, Registry: reg}
+	env := job.Env{DataDir: dataDir, Unavailable: trainingUnavailable, Registry: reg}
 	jobs := job.NewManager(job.NewStore(db), reg, eng, env, logger)
 	reg.Retain(jobs.StartsFrom, f.keepVersions)
 	if err := jobs.Recover(ctx, f.autoResume); err != nil {
@@ -187,4 +187,17 @@ func serve(ctx context.Context, args []string, opts ...server.Option) error {
 		return nil
 	})
 	return srv.Run(ctx)
+}
+
+// trainingUnavailable says why a job cannot train on the named backend: not
+// built in, or inference only (bfloat16 has too little mantissa for Adam's
+// updates, and cpu-bf16 implements no backward ops).
+func trainingUnavailable(name string) string {
+	if why := backends.Unavailable(name); why != "" {
+		return why
+	}
+	if backends.InferenceOnly(name) {
+		return "it is inference only; train with one of " + backends.Describe(true)
+	}
+	return ""
 }

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/hirez-ml/hirez/engine/backends"
 	"github.com/hirez-ml/hirez/platform/server"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 )
@@ -141,6 +142,12 @@ func TestCreateJobRejectsBadInput(t *testing.T) {
 	p := startInProcess(t)
 	tc := pb.NewTrainerServiceClient(p.conn)
 	mod := func(f func(s *pb.JobSpec)) *pb.JobSpec { s := goodSpec(); f(s); return s }
+	// cpu-bf16 exists only where oneDNN has native bf16; elsewhere it is refused
+	// for that reason instead.
+	bf16 := "it is inference only"
+	if why := backends.Unavailable("cpu-bf16"); why != "" {
+		bf16 = why
+	}
 	cases := []struct {
 		name string
 		spec *pb.JobSpec
@@ -167,6 +174,7 @@ func TestCreateJobRejectsBadInput(t *testing.T) {
 		{"gan loss on sr", mod(func(s *pb.JobSpec) { s.Hyperparameters.Loss = pb.Loss_LOSS_HINGE }), "", "adversarial"},
 		{"d lr on sr", mod(func(s *pb.JobSpec) { s.Hyperparameters.DiscriminatorLearningRate = 1e-4 }), "", "no discriminator"},
 		{"bad backend", mod(func(s *pb.JobSpec) { s.Backend = "tpu" }), "", "unknown backend"},
+		{"inference-only backend", mod(func(s *pb.JobSpec) { s.Backend = "cpu-bf16" }), "", bf16},
 		{"no model name", mod(func(s *pb.JobSpec) { s.ModelName = "" }), "", "model_name is required"},
 		{"bad model name", mod(func(s *pb.JobSpec) { s.ModelName = "../evil" }), "", "model_name"},
 		{"bad job id", goodSpec(), "Job_1", "job_id"},

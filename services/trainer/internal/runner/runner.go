@@ -57,7 +57,7 @@ func (e *Engine) Open(name string) (backend.Backend, error) {
 	if b, ok := e.opened[name]; ok {
 		return b, nil
 	}
-	b, err := backends.OpenWith(name, backends.Options{Threads: e.Threads})
+	b, err := backends.OpenWith(name, backends.Options{Threads: e.Threads, Training: true})
 	if err != nil {
 		return nil, err
 	}
