@@ -3,6 +3,12 @@
 # loopback ports — generator, two upscalers, gateway — with the bundled models,
 # ask the gateway for 8 images, write 256×256 PNGs and a contact sheet to out/,
 # print where they are and how long each stage took, and stop everything.
+# When the optional models exist it also starts an upscaler serving the
+# multi-stage GAN's Up Sampler (models/upsampler-x2-emoji.safetensors) and/or a
+# generator serving a DCGAN trained at 64 px (models/dcgan64-emoji.safetensors),
+# passes them to the gateway (--upsampler-target, --single-generator-target) and
+# asks for 2 images with each of those pipelines, into out/multistage/ (256 px)
+# and out/single/ (64 px). Without them those steps are skipped, with a message.
 #
 #   scripts/demo.sh        # the demo
 #   scripts/demo.sh up     # the same stack in the foreground until Ctrl-C (scripts/up.sh)
@@ -14,11 +20,17 @@
 #               generator.safetensors / upscaler.safetensors, or the bundled
 #               dcgan*.safetensors / srcnn*- or espcn*.safetensors.
 #   GENERATOR_MODEL, UPSCALER_MODEL  a file or directory for one role
+#   UPSAMPLER_MODEL  Up Sampler for PIPELINE_MULTISTAGE_GAN
+#               (default: MODELS_DIR/upsampler-x2-emoji.safetensors; skipped if absent)
+#   SINGLE_MODEL     DCGAN for PIPELINE_SINGLE_DCGAN (default:
+#               MODELS_DIR/dcgan64-emoji.safetensors; skipped if absent), SINGLE_SIZE
+#               the side it was trained at (64)
 #   OUT_DIR     where images and logs go (default: out/)
 #   COUNT, SEED number of images (8) and base seed (2026)
 #   BACKEND     engine backend (default: the fastest built in)
 #   up mode:    GATEWAY_ADDR (127.0.0.1:9000), HTTP_ADDR (127.0.0.1:8080),
-#               GENERATOR_ADDR (127.0.0.1:9001), UPSCALER_ADDRS (127.0.0.1:9102,127.0.0.1:9202)
+#               GENERATOR_ADDR (127.0.0.1:9001), UPSCALER_ADDRS (127.0.0.1:9102,127.0.0.1:9202),
+#               UPSAMPLER_ADDR and SINGLE_ADDR (free ports unless set)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,22 +67,43 @@ model_path() {
   done
   die "no $role model in $MODELS_DIR/: expected $role/*.safetensors, $role.safetensors or one of: $* (set MODELS_DIR, or ${role^^}_MODEL to a file)"
 }
-GEN_MODEL=${GENERATOR_MODEL:-$(model_path generator 'dcgan*.safetensors')}
+# dcgan32 first: a dcgan64 beside it is the single-DCGAN pipeline's model.
+GEN_MODEL=${GENERATOR_MODEL:-$(model_path generator 'dcgan32*.safetensors' 'dcgan*.safetensors')}
 UP_MODEL=${UPSCALER_MODEL:-$(model_path upscaler 'srcnn*.safetensors' 'espcn*.safetensors')}
 
+# The optional pipelines' models: used when present, skipped (with a line
+# saying so) when not, so the demo works from a clean clone either way.
+UPSAMPLER_MODEL=${UPSAMPLER_MODEL:-$MODELS_DIR/upsampler-x2-emoji.safetensors}
+SINGLE_MODEL=${SINGLE_MODEL:-$MODELS_DIR/dcgan64-emoji.safetensors}
+SINGLE_SIZE=${SINGLE_SIZE:-64}
+HAVE_UPSAMPLER=
+HAVE_SINGLE=
+if [ -f "$UPSAMPLER_MODEL" ]; then
+  HAVE_UPSAMPLER=1
+else
+  echo "demo: $UPSAMPLER_MODEL not found: skipping the multi-stage GAN pipeline (no Up Sampler upscaler started)"
+fi
+if [ -f "$SINGLE_MODEL" ]; then
+  HAVE_SINGLE=1
+else
+  echo "demo: $SINGLE_MODEL not found: skipping the single-DCGAN pipeline (no ${SINGLE_SIZE} px generator started)"
+fi
+
 mkdir -p "$OUT_DIR/logs"
+mapfile -t P < <("$BIN/freeports" 7)
 if [ "$MODE" = up ]; then
   GATEWAY_ADDR=${GATEWAY_ADDR:-127.0.0.1:9000}
   HTTP_ADDR=${HTTP_ADDR:-127.0.0.1:8080}
   GENERATOR_ADDR=${GENERATOR_ADDR:-127.0.0.1:9001}
   UPSCALER_ADDRS=${UPSCALER_ADDRS:-127.0.0.1:9102,127.0.0.1:9202}
 else
-  mapfile -t P < <("$BIN/freeports" 5)
   GATEWAY_ADDR=127.0.0.1:${P[0]}
   HTTP_ADDR=127.0.0.1:${P[1]}
   GENERATOR_ADDR=127.0.0.1:${P[2]}
   UPSCALER_ADDRS=127.0.0.1:${P[3]},127.0.0.1:${P[4]}
 fi
+UPSAMPLER_ADDR=${UPSAMPLER_ADDR:-127.0.0.1:${P[5]}}
+SINGLE_ADDR=${SINGLE_ADDR:-127.0.0.1:${P[6]}}
 
 PIDS=()
 cleanup() {
@@ -101,8 +134,20 @@ for a in ${UPSCALER_ADDRS//,/ }; do
   i=$((i + 1))
   start upscaler "$OUT_DIR/logs/upscaler-$i.log" --grpc-addr "$a" --model "$UP_MODEL" "${backend[@]}" "${common[@]}"
 done
+WAIT_FOR="$GENERATOR_ADDR,$UPSCALER_ADDRS"
+extra=()
+if [ -n "$HAVE_UPSAMPLER" ]; then
+  start upscaler "$OUT_DIR/logs/upsampler.log" --grpc-addr "$UPSAMPLER_ADDR" --model "$UPSAMPLER_MODEL" "${backend[@]}" "${common[@]}"
+  extra+=(--upsampler-target "$UPSAMPLER_ADDR")
+  WAIT_FOR+=",$UPSAMPLER_ADDR"
+fi
+if [ -n "$HAVE_SINGLE" ]; then
+  start generator "$OUT_DIR/logs/single-generator.log" --grpc-addr "$SINGLE_ADDR" --model "$SINGLE_MODEL" "${backend[@]}" "${common[@]}"
+  extra+=(--single-generator-target "$SINGLE_ADDR")
+  WAIT_FOR+=",$SINGLE_ADDR"
+fi
 start gateway "$OUT_DIR/logs/gateway.log" --grpc-addr "$GATEWAY_ADDR" --http-addr "$HTTP_ADDR" \
-  --generator-target "$GENERATOR_ADDR" --upscaler-target "$UPSCALER_ADDRS" "${common[@]}"
+  --generator-target "$GENERATOR_ADDR" --upscaler-target "$UPSCALER_ADDRS" "${extra[@]}" "${common[@]}"
 
 cat <<MSG
 hirez stack (logs in $OUT_DIR/logs/):
@@ -110,9 +155,11 @@ hirez stack (logs in $OUT_DIR/logs/):
   generator  $GENERATOR_ADDR   model $GEN_MODEL
   upscalers  $UPSCALER_ADDRS   model $UP_MODEL
 MSG
+if [ -n "$HAVE_UPSAMPLER" ]; then echo "  upsampler  $UPSAMPLER_ADDR   model $UPSAMPLER_MODEL   (PIPELINE_MULTISTAGE_GAN)"; fi
+if [ -n "$HAVE_SINGLE" ]; then echo "  single     $SINGLE_ADDR   model $SINGLE_MODEL   (PIPELINE_SINGLE_DCGAN at $SINGLE_SIZE px)"; fi
 
 if [ "$MODE" = up ]; then
-  "$BIN/hirez" generate --gateway "$GATEWAY_ADDR" --wait-for "$GENERATOR_ADDR,$UPSCALER_ADDRS" --count 0 || die "the stack did not become healthy; see $OUT_DIR/logs/"
+  "$BIN/hirez" generate --gateway "$GATEWAY_ADDR" --wait-for "$WAIT_FOR" --count 0 || die "the stack did not become healthy; see $OUT_DIR/logs/"
   echo "try: curl -s -XPOST http://$HTTP_ADDR/v1/images:generate -d '{\"count\": 2}' | head -c 300"
   echo "Ctrl-C stops the stack."
   wait -n "${PIDS[@]}" || true
@@ -121,6 +168,16 @@ if [ "$MODE" = up ]; then
   die "a server exited; see $OUT_DIR/logs/"
 fi
 
-"$BIN/hirez" generate --gateway "$GATEWAY_ADDR" --wait-for "$GENERATOR_ADDR,$UPSCALER_ADDRS" \
+"$BIN/hirez" generate --gateway "$GATEWAY_ADDR" --wait-for "$WAIT_FOR" \
   --count "$COUNT" --seed "$SEED" --out "$OUT_DIR" || { echo "demo failed; server logs are in $OUT_DIR/logs/" >&2; exit 1; }
+if [ -n "$HAVE_UPSAMPLER" ]; then
+  echo "demo: multi-stage GAN (DCGAN, then the Up Sampler ×2 to 256 px):"
+  "$BIN/hirez" generate --gateway "$GATEWAY_ADDR" --pipeline multistage --size 256 \
+    --count 2 --seed "$SEED" --out "$OUT_DIR/multistage" || { echo "demo: the multi-stage GAN failed; server logs are in $OUT_DIR/logs/" >&2; exit 1; }
+fi
+if [ -n "$HAVE_SINGLE" ]; then
+  echo "demo: single DCGAN at $SINGLE_SIZE px:"
+  "$BIN/hirez" generate --gateway "$GATEWAY_ADDR" --pipeline single --size "$SINGLE_SIZE" \
+    --count 2 --seed "$SEED" --out "$OUT_DIR/single" || { echo "demo: the single DCGAN failed; server logs are in $OUT_DIR/logs/" >&2; exit 1; }
+fi
 echo "demo: done; images are in $OUT_DIR/"

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -28,6 +29,9 @@ type Served struct {
 	mu    sync.Mutex
 	net   *Network
 	freed bool
+
+	sidesMu sync.Mutex
+	sides   map[int]error // CheckSize's answer per side
 }
 
 // DecodeServed builds the network a weights file describes (its config
@@ -77,6 +81,85 @@ func (s *Served) Config() Config { return s.net.Config() }
 
 // Backend names the engine backend the network runs on.
 func (s *Served) Backend() string { return s.net.Backend().Name() }
+
+// SideMultiple is what an input side must be a multiple of for the layers
+// to give back an image of exactly Scale× the size: 2 for every max-pool, the
+// stride of every strided conv (an Up Sampler pools twice: 4). It is 1 for a
+// network that never downsamples.
+func (c Config) SideMultiple() int {
+	m := 1
+	for _, l := range c.Layers {
+		switch {
+		case l.Op == OpMaxPool:
+			m *= 2
+		case l.Op == OpConv && l.Stride > 1:
+			m *= l.Stride
+		}
+	}
+	return m
+}
+
+// CheckSize returns nil when the upscaler can run on a w×h image, else an
+// error that says which sides it takes. The engine would otherwise floor an
+// odd side in a pooling layer and hand back an image of the wrong size.
+// Every side is checked by planning the network at it (so any layer that
+// cannot take it is caught), with the same parameter shapes as the served
+// weights (a dense layer fixes the side); answers are cached per side.
+func (s *Served) CheckSize(w, h int) error {
+	for _, side := range []int{w, h} {
+		if err := s.checkSide(side); err != nil {
+			cfg := s.Config()
+			if m := cfg.SideMultiple(); m > 1 && side%m != 0 {
+				return fmt.Errorf("model %s (%s) divides the side by %d inside, so width and height must be multiples of %d; got %d×%d", s.Name, cfg.Preset, m, m, w, h)
+			}
+			return fmt.Errorf("model %s (%s) cannot take a %d×%d image: %w", s.Name, cfg.Preset, w, h, err)
+		}
+	}
+	return nil
+}
+
+func (s *Served) checkSide(side int) error {
+	s.sidesMu.Lock()
+	defer s.sidesMu.Unlock()
+	if err, ok := s.sides[side]; ok {
+		return err
+	}
+	err := s.planSide(side)
+	if s.sides == nil {
+		s.sides = map[int]error{}
+	}
+	if len(s.sides) < 64 { // sides are bounded by the API; this bounds the cache anyway
+		s.sides[side] = err
+	}
+	return err
+}
+
+func (s *Served) planSide(side int) error {
+	cfg := s.Config()
+	if cfg.Role != Upscaler {
+		return fmt.Errorf("a %s takes no image", cfg.Role)
+	}
+	if side < 1 {
+		return fmt.Errorf("side %d", side)
+	}
+	base, err := cfg.Plan()
+	if err != nil {
+		return err
+	}
+	cfg.Side = side
+	steps, err := cfg.Plan()
+	if err != nil {
+		return err
+	}
+	for i, st := range steps {
+		for j, p := range st.Params {
+			if !slices.Equal(p.Shape, base[i].Params[j].Shape) {
+				return fmt.Errorf("its weights fit side %d only (%s is %v, side %d needs %v)", s.Config().Side, p.Name, base[i].Params[j].Shape, side, p.Shape)
+			}
+		}
+	}
+	return nil
+}
 
 // Do runs fn on the network under the lock, or returns ErrReleased.
 func (s *Served) Do(fn func(*Network) error) error {

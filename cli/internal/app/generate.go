@@ -21,16 +21,24 @@ import (
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 )
 
-// pipelines maps the --pipeline names to the API's enum.
+// pipelines maps the --pipeline names (and a few spellings of them) to the
+// API's enum.
 var pipelines = map[string]pb.Pipeline{
 	"dcgan-srcnn":     pb.Pipeline_PIPELINE_DCGAN_SRCNN,
-	"multistage-gan":  pb.Pipeline_PIPELINE_MULTISTAGE_GAN,
-	"single-dcgan":    pb.Pipeline_PIPELINE_SINGLE_DCGAN,
+	"multistage":      pb.Pipeline_PIPELINE_MULTISTAGE_GAN,
+	"single":          pb.Pipeline_PIPELINE_SINGLE_DCGAN,
 	"":                pb.Pipeline_PIPELINE_UNSPECIFIED,
 	"default":         pb.Pipeline_PIPELINE_UNSPECIFIED,
 	"dcgan+srcnn":     pb.Pipeline_PIPELINE_DCGAN_SRCNN,
+	"multistage-gan":  pb.Pipeline_PIPELINE_MULTISTAGE_GAN,
 	"multi-stage-gan": pb.Pipeline_PIPELINE_MULTISTAGE_GAN,
+	"single-dcgan":    pb.Pipeline_PIPELINE_SINGLE_DCGAN,
 }
+
+// pipelineHelp names the pipelines for --pipeline's help and errors.
+const pipelineHelp = "dcgan-srcnn (DCGAN, then super-resolution ×2 until --size), " +
+	"multistage (DCGAN, then the multi-stage GAN's Up Sampler ×2; the gateway needs --upsampler-target) or " +
+	"single (one DCGAN trained at --size; the gateway needs --single-generator-target)"
 
 func generateCommand() Command {
 	return Command{
@@ -50,13 +58,13 @@ type generateFlags struct {
 
 func runGenerate(ctx context.Context, env Env, args []string) error {
 	var f generateFlags
-	fs := newFlags(env, "generate", "[--gateway ADDR] [--count 8] [--seed S] [--size 256] [--pipeline dcgan-srcnn] [--out DIR]")
+	fs := newFlags(env, "generate", "[--gateway ADDR] [--count 8] [--seed S] [--size 256] [--pipeline dcgan-srcnn|multistage|single] [--out DIR]")
 	fs.StringVar(&f.gateway, "gateway", "127.0.0.1:9000", "gateway gRPC address")
 	fs.StringVar(&f.waitFor, "wait-for", "", "comma-separated gRPC addresses that must report SERVING first (the gateway always must)")
 	fs.IntVar(&f.count, "count", 8, fmt.Sprintf("images to make, 1..%d; 0 only waits for the stack to be healthy", pb.MaxGatewayCount))
 	fs.Int64Var(&f.seed, "seed", 0, "base seed, image i uses seed+i; 0 lets the gateway pick one (printed)")
 	fs.IntVar(&f.size, "size", pb.DefaultImageSize, "output side in pixels: 32, 64, 128 or 256")
-	fs.StringVar(&f.pipeline, "pipeline", "dcgan-srcnn", "dcgan-srcnn, multistage-gan or single-dcgan")
+	fs.StringVar(&f.pipeline, "pipeline", "dcgan-srcnn", pipelineHelp)
 	fs.StringVar(&f.out, "out", "out", "directory for the PNGs")
 	fs.BoolVar(&f.sheet, "contact-sheet", true, "also write contact-sheet.png with every image")
 	fs.BoolVar(&f.timings, "timings", true, "print per-stage timings of each image")
@@ -66,7 +74,7 @@ func runGenerate(ctx context.Context, env Env, args []string) error {
 	}
 	pipeline, ok := pipelines[strings.ToLower(f.pipeline)]
 	if !ok {
-		return usagef("--pipeline %q: want dcgan-srcnn, multistage-gan or single-dcgan", f.pipeline)
+		return usagef("--pipeline %q: want %s", f.pipeline, pipelineHelp)
 	}
 	if f.count < 0 || f.count > pb.MaxGatewayCount {
 		return usagef("--count must be between 0 and %d, got %d", pb.MaxGatewayCount, f.count)

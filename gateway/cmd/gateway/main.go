@@ -13,7 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/hirez-ml/hirez/gateway/internal/downstream"
 	"github.com/hirez-ml/hirez/gateway/internal/grpcapi"
@@ -28,11 +30,19 @@ import (
 
 func main() { platform.Main(run) }
 
+// pool is one downstream pool, named as in logs and metrics.
+type pool struct {
+	name string
+	conn *grpc.ClientConn
+}
+
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	shared := config.Register(fs, ":9000")
 	genTarget := fs.String("generator-target", "dns:///generator:9001", "gRPC target of the generators (dns:///host:port, host:port, or a comma-separated list)")
 	upTarget := fs.String("upscaler-target", "dns:///upscaler:9002", "gRPC target of the upscalers (a headless service; round-robin per call)")
+	upsamplerTarget := fs.String("upsampler-target", "", "gRPC target of upscalers serving an Up Sampler model, for PIPELINE_MULTISTAGE_GAN; empty: that pipeline answers FAILED_PRECONDITION")
+	singleTarget := fs.String("single-generator-target", "", "gRPC target of generators serving a DCGAN trained at the output size, for PIPELINE_SINGLE_DCGAN; empty: that pipeline answers FAILED_PRECONDITION")
 	httpAddr := fs.String("http-addr", ":8080", "HTTP/JSON listen address; empty disables")
 	if err := config.Parse(fs, args); err != nil {
 		return err
@@ -43,7 +53,12 @@ func run(ctx context.Context, args []string) error {
 	}
 	defer func() { _ = logger.Sync() }()
 
-	srv, err := server.New(*shared, logger, server.WithMaxMsgSize(pb.MaxMessageBytes, pb.MaxMessageBytes))
+	// The gateway is SERVING only while a healthy generator and a healthy
+	// upscaler are reachable (WatchReady below), so a load balancer or a
+	// Kubernetes readiness probe stops sending it work it can only fail.
+	gwService := pb.GatewayService_ServiceDesc.ServiceName
+	srv, err := server.New(*shared, logger, server.WithMaxMsgSize(pb.MaxMessageBytes, pb.MaxMessageBytes),
+		server.WithModelServices(gwService))
 	if err != nil {
 		return err
 	}
@@ -51,27 +66,89 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	genConn, err := client.Dial(*genTarget, client.WithHealthCheck("hirez.v1.GeneratorService"), client.WithMetrics(cm),
-		client.WithMaxMsgSize(pb.MaxMessageBytes, pb.MaxMessageBytes))
+	poolReady := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "hirez_gateway_pool_ready",
+		Help: "1 while the pool has a healthy replica (client-side health checks), else 0; by pool.",
+	}, []string{"pool"})
+	if err := srv.Registry().Register(poolReady); err != nil {
+		return fmt.Errorf("register pool metrics: %w", err)
+	}
+	dial := func(flagName, target, healthService string) (*grpc.ClientConn, error) {
+		conn, err := client.Dial(target, client.WithHealthCheck(healthService), client.WithMetrics(cm),
+			client.WithMaxMsgSize(pb.MaxMessageBytes, pb.MaxMessageBytes))
+		if err != nil {
+			return nil, &config.UsageError{Err: fmt.Errorf("--%s: %w", flagName, err)}
+		}
+		// Connect now rather than on the first request, so health checks start early.
+		conn.Connect()
+		return conn, nil
+	}
+	genConn, err := dial("generator-target", *genTarget, "hirez.v1.GeneratorService")
 	if err != nil {
-		return &config.UsageError{Err: fmt.Errorf("--generator-target: %w", err)}
+		return err
 	}
 	defer genConn.Close()
-	upConn, err := client.Dial(*upTarget, client.WithHealthCheck("hirez.v1.UpscalerService"), client.WithMetrics(cm),
-		client.WithMaxMsgSize(pb.MaxMessageBytes, pb.MaxMessageBytes))
+	upConn, err := dial("upscaler-target", *upTarget, "hirez.v1.UpscalerService")
 	if err != nil {
-		return &config.UsageError{Err: fmt.Errorf("--upscaler-target: %w", err)}
+		return err
 	}
 	defer upConn.Close()
-	// Connect now rather than on the first request, so health checks start early.
-	genConn.Connect()
-	upConn.Connect()
+	pools := []pool{{"generator", genConn}, {"upscaler", upConn}}
+
+	// The optional pools serve the other two pipelines. They do not take
+	// part in the gateway's readiness (a gateway that can run the default
+	// pipeline should get traffic); their health is logged and exported as
+	// hirez_gateway_pool_ready, and a request for a pool with no healthy
+	// replica gets UNAVAILABLE naming the flag (downstream's InPool).
+	var opts []pipeline.Option
+	if *upsamplerTarget != "" {
+		conn, err := dial("upsampler-target", *upsamplerTarget, "hirez.v1.UpscalerService")
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		opts = append(opts, pipeline.WithUpsampler(downstream.NewUpscaler(conn, downstream.DefaultRetry).
+			InPool(fmt.Sprintf("the Up Sampler pool (%s %s)", pipeline.UpsamplerFlag, *upsamplerTarget))))
+		pools = append(pools, pool{"upsampler", conn})
+	}
+	if *singleTarget != "" {
+		conn, err := dial("single-generator-target", *singleTarget, "hirez.v1.GeneratorService")
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		opts = append(opts, pipeline.WithSingleGenerator(downstream.NewGenerator(conn, downstream.DefaultRetry).
+			InPool(fmt.Sprintf("the single-DCGAN pool (%s %s)", pipeline.SingleGeneratorFlag, *singleTarget))))
+		pools = append(pools, pool{"single_generator", conn})
+	}
 
 	svc := pipeline.New(
 		downstream.NewGenerator(genConn, downstream.DefaultRetry),
 		downstream.NewUpscaler(upConn, downstream.DefaultRetry),
-		grpcapi.Limits)
+		grpcapi.Limits, opts...)
 	pb.RegisterGatewayServiceServer(srv, grpcapi.New(svc))
+	var downstreamsReady atomic.Bool
+	srv.Go(func(ctx context.Context) error {
+		downstream.WatchReady(ctx, func(ok bool) {
+			downstreamsReady.Store(ok)
+			srv.SetServing(gwService, ok)
+			logger.Info("downstreams", zap.Bool("ready", ok))
+		}, genConn, upConn)
+		return nil
+	})
+	for _, p := range pools {
+		srv.Go(func(ctx context.Context) error {
+			downstream.WatchReady(ctx, func(ok bool) {
+				v := 0.0
+				if ok {
+					v = 1
+				}
+				poolReady.WithLabelValues(p.name).Set(v)
+				logger.Info("pool", zap.String("pool", p.name), zap.Bool("ready", ok))
+			}, p.conn)
+			return nil
+		})
+	}
 
 	if *httpAddr != "" {
 		lis, err := net.Listen("tcp", *httpAddr)
@@ -79,7 +156,8 @@ func run(ctx context.Context, args []string) error {
 			return fmt.Errorf("listen --http-addr %s: %w", *httpAddr, err)
 		}
 		var serving atomic.Bool
-		hs := &http.Server{Handler: grpcapi.HTTP(svc, serving.Load), ReadHeaderTimeout: 10 * time.Second}
+		ready := func() bool { return serving.Load() && downstreamsReady.Load() }
+		hs := &http.Server{Handler: grpcapi.HTTP(svc, ready), ReadHeaderTimeout: 10 * time.Second}
 		srv.Go(func(ctx context.Context) error {
 			serving.Store(true)
 			logger.Info("serving HTTP/JSON", zap.Stringer("http.addr", lis.Addr()))
@@ -102,6 +180,7 @@ func run(ctx context.Context, args []string) error {
 			return nil
 		})
 	}
-	logger.Info("starting", zap.String("generator_target", *genTarget), zap.String("upscaler_target", *upTarget))
+	logger.Info("starting", zap.String("generator_target", *genTarget), zap.String("upscaler_target", *upTarget),
+		zap.String("upsampler_target", *upsamplerTarget), zap.String("single_generator_target", *singleTarget))
 	return srv.Run(ctx)
 }

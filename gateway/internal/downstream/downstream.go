@@ -66,6 +66,7 @@ func (r Retry) do(ctx context.Context, call func() (retryable bool, err error)) 
 type Generator struct {
 	client pb.GeneratorServiceClient
 	retry  Retry
+	pool   string // see InPool
 }
 
 var _ pipeline.Generator = (*Generator)(nil)
@@ -108,7 +109,17 @@ func (g *Generator) Generate(ctx context.Context, seeds []int64, model pipeline.
 	if yieldErr != nil {
 		return yieldErr // the gateway's own error, not a downstream one
 	}
-	return err
+	return unavailable(g.pool, err)
+}
+
+// InPool returns a copy of g that names its pool (e.g. the flag that
+// configured it) when no replica of it could take a call, so that a caller of
+// an optional pipeline learns which pool is down rather than just "connection
+// refused". The code stays UNAVAILABLE.
+func (g *Generator) InPool(pool string) *Generator {
+	c := *g
+	c.pool = pool
+	return &c
 }
 
 // Upscaler calls an UpscalerService, one image and one ×2 pass per call so
@@ -116,6 +127,7 @@ func (g *Generator) Generate(ctx context.Context, seeds []int64, model pipeline.
 type Upscaler struct {
 	client pb.UpscalerServiceClient
 	retry  Retry
+	pool   string // see InPool
 }
 
 var _ pipeline.Upscaler = (*Upscaler)(nil)
@@ -135,7 +147,7 @@ func (u *Upscaler) Upscale(ctx context.Context, img *imageio.RGB, model pipeline
 		return true, err
 	})
 	if err != nil {
-		return nil, pipeline.Provenance{}, err
+		return nil, pipeline.Provenance{}, unavailable(u.pool, err)
 	}
 	if len(resp.GetImages()) != 1 {
 		return nil, pipeline.Provenance{}, status.Errorf(codes.Internal, "upscaler returned %d images for 1", len(resp.GetImages()))
@@ -145,6 +157,24 @@ func (u *Upscaler) Upscale(ctx context.Context, img *imageio.RGB, model pipeline
 		return nil, pipeline.Provenance{}, err
 	}
 	return out, FromProvenance(resp.GetProvenance()), nil
+}
+
+// InPool returns a copy of u that names its pool when no replica of it could
+// take a call (see Generator.InPool).
+func (u *Upscaler) InPool(pool string) *Upscaler {
+	c := *u
+	c.pool = pool
+	return &c
+}
+
+// unavailable rewrites an UNAVAILABLE status, after the retries gave up, to
+// say which pool had no replica to take the call; other errors and an unnamed
+// pool pass through unchanged.
+func unavailable(pool string, err error) error {
+	if pool == "" || status.Code(err) != codes.Unavailable {
+		return err
+	}
+	return status.Errorf(codes.Unavailable, "%s: no healthy replica could take the call (%s)", pool, status.Convert(err).Message())
 }
 
 // FromRaw checks a downstream image and wraps its pixels.

@@ -25,7 +25,8 @@ const maxJSONBody = pb.MaxEncodedImageBytes*4/3 + 64<<10
 //	                           GenerateImagesResponse objects, each written and
 //	                           flushed as soon as its image is done
 //	POST /v1/images:upscale    GatewayServiceUpscaleRequest → GatewayServiceUpscaleResponse
-//	GET  /healthz              200 when ready() is true, else 503
+//	GET  /healthz, /readyz     200 when ready() is true (serving, with a healthy
+//	                           generator and upscaler reachable), else 503
 //
 // Errors are {"error": {"code": "INVALID_ARGUMENT", "message": …}} with the
 // HTTP status of the gRPC code; an error after the stream started is its last
@@ -35,13 +36,15 @@ func HTTP(svc *pipeline.Service, ready func() bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/images:generate", h.generate)
 	mux.HandleFunc("POST /v1/images:upscale", h.upscale)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	readyz := func(w http.ResponseWriter, _ *http.Request) {
 		if !ready() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = io.WriteString(w, "ok\n")
-	})
+	}
+	mux.HandleFunc("GET /healthz", readyz)
+	mux.HandleFunc("GET /readyz", readyz)
 	return mux
 }
 

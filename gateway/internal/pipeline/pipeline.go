@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image/png"
 	"math/bits"
 	"math/rand/v2"
 	"strconv"
@@ -123,16 +124,56 @@ type Image struct {
 
 // Service runs pipelines; build it with New.
 type Service struct {
-	gen Generator
-	up  Upscaler
-	lim Limits
+	gen Generator // the DCGAN at h of DCGANSRCNN and MultiStage
+	up  Upscaler  // the super-resolution ×2 of DCGANSRCNN
+	// The optional pools, nil when the gateway has none: MultiStage's
+	// adversarial Up Sampler ×2 and SingleDCGAN's generator.
+	upsampler Upscaler
+	single    Generator
+	lim       Limits
 	// MaxChains bounds the images being upscaled at once per request.
 	maxChains int
 }
 
-// New returns a service over the given generator and upscaler.
-func New(gen Generator, up Upscaler, lim Limits) *Service {
-	return &Service{gen: gen, up: up, lim: lim, maxChains: 32}
+// Option adds an optional pool to a Service.
+type Option func(*Service)
+
+// WithUpsampler serves MultiStage: images from the default generator are
+// doubled by up, a pool serving the multi-stage GAN's Up Sampler.
+func WithUpsampler(up Upscaler) Option { return func(s *Service) { s.upsampler = up } }
+
+// WithSingleGenerator serves SingleDCGAN with gen, a pool serving a DCGAN
+// trained at the output side.
+func WithSingleGenerator(gen Generator) Option { return func(s *Service) { s.single = gen } }
+
+// The flags that configure the optional pools, named in errors so that an
+// operator knows what to set. The domain names them (rather than the
+// transport) because the messages are the pipeline's.
+const (
+	UpsamplerFlag       = "--upsampler-target"
+	SingleGeneratorFlag = "--single-generator-target"
+)
+
+// New returns a service over the default pipeline's generator and upscaler
+// and any optional pools.
+func New(gen Generator, up Upscaler, lim Limits, opts ...Option) *Service {
+	s := &Service{gen: gen, up: up, lim: lim, maxChains: 32}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// stages returns the generator and the ×2 upscaler (nil for none) that run
+// pipeline k.
+func (s *Service) stages(k Kind) (Generator, Upscaler) {
+	switch k {
+	case MultiStage:
+		return s.gen, s.upsampler
+	case SingleDCGAN:
+		return s.single, nil
+	}
+	return s.gen, s.up
 }
 
 // Validate checks a request without calling anything and returns it with its
@@ -152,12 +193,15 @@ func (s *Service) Validate(r Request) (Request, error) {
 		r.Pipeline = DCGANSRCNN
 	case DCGANSRCNN:
 	case MultiStage:
-		// Honest about what runs: the gateway has one upscaler pool, which serves
-		// a super-resolution model; no Up Sampler is deployed to chain with.
-		return r, fault.FailedPrecondition("pipeline %s needs an Up Sampler model; none is configured on this gateway (use PIPELINE_DCGAN_SRCNN)", r.Pipeline)
+		if s.upsampler == nil {
+			return r, fault.FailedPrecondition("pipeline %s needs an Up Sampler model: this gateway has no pool of upscalers serving one (start it with %s, or use PIPELINE_DCGAN_SRCNN)", r.Pipeline, UpsamplerFlag)
+		}
 	case SingleDCGAN:
 		if r.Upscaler != (ModelRef{}) {
 			return r, fault.Invalid("pipeline %s runs no upscaler; leave upscaler unset", r.Pipeline)
+		}
+		if s.single == nil {
+			return r, fault.FailedPrecondition("pipeline %s needs a DCGAN trained at the output size: this gateway has no pool of generators serving one (start it with %s, or use PIPELINE_DCGAN_SRCNN)", r.Pipeline, SingleGeneratorFlag)
 		}
 	default:
 		return r, fault.Invalid("unknown pipeline %d", int(r.Pipeline))
@@ -175,7 +219,7 @@ func passes(r Request, side int) (int, error) {
 	}
 	if r.Pipeline == SingleDCGAN {
 		if side != r.Size {
-			return 0, fault.Invalid("pipeline %s makes %d px images with the served generator; size %d needs a generator trained at that size", r.Pipeline, side, r.Size)
+			return 0, fault.Invalid("pipeline %s: the single-DCGAN pool serves a generator trained at %d px, so size must be %d, got %d (other sizes need a generator trained at that size behind %s)", r.Pipeline, side, side, r.Size, SingleGeneratorFlag)
 		}
 		return 0, nil
 	}
@@ -211,7 +255,8 @@ func (s *Service) GenerateImages(ctx context.Context, r Request, send func(Image
 		n      = -1 // passes, known from the first image
 	)
 	fail := func(err error) { cancel(err) }
-	genErr := s.gen.Generate(ctx, seeds, r.Generator, func(g Generated) error {
+	gen, up := s.stages(r.Pipeline)
+	genErr := gen.Generate(ctx, seeds, r.Generator, func(g Generated) error {
 		if n < 0 {
 			if n, err = passes(r, g.Image.W); err != nil {
 				return err
@@ -224,7 +269,7 @@ func (s *Service) GenerateImages(ctx context.Context, r Request, send func(Image
 		}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			img, err := s.chain(ctx, r, g, n)
+			img, err := chain(ctx, up, r, g, n)
 			if err != nil {
 				fail(err)
 				return
@@ -247,16 +292,17 @@ func (s *Service) GenerateImages(ctx context.Context, r Request, send func(Image
 	return genErr
 }
 
-// chain upscales one generated image n times and encodes it.
-func (s *Service) chain(ctx context.Context, r Request, g Generated, n int) (Image, error) {
+// chain upscales one generated image n times with up and encodes it. The
+// provenance lists the generator (from g) and every pass's model in order.
+func chain(ctx context.Context, up Upscaler, r Request, g Generated, n int) (Image, error) {
 	prov := g.Prov
 	prov.Pipeline = r.Pipeline
 	prov.Timings = append([]Timing(nil), g.Prov.Timings...)
 	img := g.Image
 	for range n {
-		out, p, err := s.up.Upscale(ctx, img, r.Upscaler)
+		out, p, err := up.Upscale(ctx, img, r.Upscaler)
 		if err != nil {
-			return Image{}, fmt.Errorf("image %d: upscale %d×%d: %w", g.Index, img.W, img.H, err)
+			return Image{}, fmt.Errorf("image %d: %s ×2 of %d×%d: %w", g.Index, stageName(r.Pipeline), img.W, img.H, err)
 		}
 		if out.W != 2*img.W || out.H != 2*img.H {
 			return Image{}, fmt.Errorf("image %d: upscaler returned %d×%d for %d×%d", g.Index, out.W, out.H, img.W, img.H)
@@ -272,6 +318,14 @@ func (s *Service) chain(ctx context.Context, r Request, g Generated, n int) (Ima
 	}
 	prov.Timings = append(prov.Timings, Timing{Stage: "encode", Duration: time.Since(start)})
 	return Image{Index: g.Index, Seed: prov.Seed, RGB: img, PNG: png, Prov: prov}, nil
+}
+
+// stageName names a pipeline's ×2 stage in errors.
+func stageName(k Kind) string {
+	if k == MultiStage {
+		return "Up Sampler"
+	}
+	return "upscale"
 }
 
 // Text returns the PNG tEXt chunks that carry p.
@@ -298,10 +352,15 @@ func Text(p Provenance) []imageio.Text {
 	return t
 }
 
+// edgePNG is the encoder for every image the gateway returns. PNG encoding is
+// most of the gateway's own CPU; BestSpeed is about 4× faster than the default
+// level for about 5 % more bytes at 256² (docs/serving.md), and lossless either way.
+var edgePNG = imageio.PNGEncoder{Compression: png.BestSpeed}
+
 // EncodePNG encodes img with p in tEXt chunks.
 func EncodePNG(img *imageio.RGB, p Provenance) ([]byte, error) {
 	var buf bytes.Buffer
-	if err := imageio.EncodePNG(&buf, img, Text(p)...); err != nil {
+	if err := edgePNG.Encode(&buf, img, Text(p)...); err != nil {
 		return nil, fmt.Errorf("encode png: %w", err)
 	}
 	return buf.Bytes(), nil

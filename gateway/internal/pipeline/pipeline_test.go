@@ -51,6 +51,7 @@ func (g seedGen) Generate(ctx context.Context, seeds []int64, _ ModelRef, yield 
 
 // nearest doubles images by pixel repetition; fail, when set, decides errors.
 type nearest struct {
+	name  string // the model in provenance; "" is "sr"
 	calls atomic.Int64
 	fail  func(img *imageio.RGB) error
 	delay func(img *imageio.RGB) time.Duration
@@ -77,7 +78,11 @@ func (u *nearest) Upscale(ctx context.Context, img *imageio.RGB, _ ModelRef) (*i
 			out.Set(x, y, r, g, b)
 		}
 	}
-	return out, Provenance{Upscalers: []ModelRef{{"sr", "sha256:s"}}, Timings: []Timing{{Stage: "upscale", BatchSize: 1}}}, nil
+	name := u.name
+	if name == "" {
+		name = "sr"
+	}
+	return out, Provenance{Upscalers: []ModelRef{{name, "sha256:" + name}}, Timings: []Timing{{Stage: "upscale", BatchSize: 1}}}, nil
 }
 
 func collect(t *testing.T, s *Service, r Request) ([]Image, error) {
@@ -118,7 +123,7 @@ func TestGenerateImagesChainsToSize(t *testing.T) {
 			got[tx.Key] = tx.Value
 		}
 		if got["hirez:seed"] != strconv.FormatInt(img.Seed, 10) || got["hirez:generator"] != "g@sha256:g" ||
-			got["hirez:upscalers"] != "sr@sha256:s,sr@sha256:s,sr@sha256:s" || got["hirez:pipeline"] != "DCGAN_SRCNN" || got["hirez:latent_dim"] != "100" {
+			got["hirez:upscalers"] != "sr@sha256:sr,sr@sha256:sr,sr@sha256:sr" || got["hirez:pipeline"] != "DCGAN_SRCNN" || got["hirez:latent_dim"] != "100" {
 			t.Fatalf("tEXt chunks %v", got)
 		}
 	}
@@ -162,9 +167,9 @@ func TestValidation(t *testing.T) {
 		{"too many", Request{Count: 257}, fault.KindInvalid, "got 257"},
 		{"size not power of two", Request{Count: 1, Size: 100}, fault.KindInvalid, "power of two"},
 		{"size too big", Request{Count: 1, Size: 512}, fault.KindInvalid, "got 512"},
-		{"multistage", Request{Count: 1, Pipeline: MultiStage}, fault.KindFailedPrecondition, "needs an Up Sampler model; none is configured"},
+		{"multistage without a pool", Request{Count: 1, Pipeline: MultiStage}, fault.KindFailedPrecondition, "needs an Up Sampler model: this gateway has no pool of upscalers serving one (start it with --upsampler-target"},
+		{"single without a pool", Request{Count: 1, Pipeline: SingleDCGAN, Size: 32}, fault.KindFailedPrecondition, "this gateway has no pool of generators serving one (start it with --single-generator-target"},
 		{"single with upscaler", Request{Count: 1, Pipeline: SingleDCGAN, Upscaler: ModelRef{Name: "x"}}, fault.KindInvalid, "leave upscaler unset"},
-		{"single at another size", Request{Count: 1, Pipeline: SingleDCGAN, Size: 256}, fault.KindInvalid, "makes 32 px images"},
 		{"unknown kind", Request{Count: 1, Pipeline: Kind(9)}, fault.KindInvalid, "unknown pipeline"},
 	}
 	for _, tt := range tests {
@@ -175,12 +180,8 @@ func TestValidation(t *testing.T) {
 			}
 		})
 	}
-	imgs, err := collect(t, s, Request{Count: 2, Pipeline: SingleDCGAN, Size: 32})
-	if err != nil || len(imgs) != 2 || imgs[0].RGB.W != 32 {
-		t.Fatalf("single DCGAN at the generator's size: %d images, %v", len(imgs), err)
-	}
 	// Seed 0 picks a random non-zero base.
-	imgs, err = collect(t, s, Request{Count: 1, Size: 32})
+	imgs, err := collect(t, s, Request{Count: 1, Size: 32})
 	if err != nil || imgs[0].Seed == 0 {
 		t.Fatalf("seed 0: %v, %v", imgs, err)
 	}
@@ -282,5 +283,104 @@ func TestUpscaleCallerImage(t *testing.T) {
 	}
 	if up.calls.Load() != calls {
 		t.Fatal("a rejected image reached the upscaler")
+	}
+}
+
+// provNames lists the generator and upscaler names of p.
+func provNames(p Provenance) string {
+	names := []string{p.Generator.Name}
+	for _, u := range p.Upscalers {
+		names = append(names, u.Name)
+	}
+	return strings.Join(names, ",")
+}
+
+// seedGenNamed is seedGen with its own model name in provenance.
+type seedGenNamed struct {
+	seedGen
+	name string
+}
+
+func (g seedGenNamed) Generate(ctx context.Context, seeds []int64, m ModelRef, yield func(Generated) error) error {
+	return g.seedGen.Generate(ctx, seeds, m, func(gen Generated) error {
+		gen.Prov.Generator = ModelRef{g.name, "sha256:" + g.name}
+		return yield(gen)
+	})
+}
+
+func TestEachPipelineRunsItsOwnStages(t *testing.T) {
+	sr, ups := &nearest{name: "sr"}, &nearest{name: "ups"}
+	s := New(seedGen{side: 32}, sr, limits, WithUpsampler(ups), WithSingleGenerator(seedGenNamed{seedGen{side: 64}, "g64"}))
+	tests := []struct {
+		name               string
+		r                  Request
+		side               int
+		names              string // generator, then each ×2 pass
+		srCalls, upsCalls  int64
+		wantPipeline, text string
+	}{
+		{"default is DCGAN+SRCNN", Request{Count: 2, Seed: 5}, 256, "g,sr,sr,sr", 6, 0, "DCGAN_SRCNN", "sr@sha256:sr,sr@sha256:sr,sr@sha256:sr"},
+		{"multi-stage to 256", Request{Count: 2, Seed: 5, Pipeline: MultiStage}, 256, "g,ups,ups,ups", 0, 6, "MULTISTAGE_GAN", "ups@sha256:ups,ups@sha256:ups,ups@sha256:ups"},
+		{"multi-stage to 64", Request{Count: 3, Seed: 5, Pipeline: MultiStage, Size: 64}, 64, "g,ups", 0, 3, "MULTISTAGE_GAN", "ups@sha256:ups"},
+		{"single at its side", Request{Count: 2, Seed: 5, Pipeline: SingleDCGAN, Size: 64}, 64, "g64", 0, 0, "SINGLE_DCGAN", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sr.calls.Store(0)
+			ups.calls.Store(0)
+			imgs, err := collect(t, s, tt.r)
+			if err != nil || len(imgs) != tt.r.Count {
+				t.Fatalf("%d images, %v", len(imgs), err)
+			}
+			if sr.calls.Load() != tt.srCalls || ups.calls.Load() != tt.upsCalls {
+				t.Fatalf("SR calls %d, Up Sampler calls %d; want %d and %d", sr.calls.Load(), ups.calls.Load(), tt.srCalls, tt.upsCalls)
+			}
+			for _, img := range imgs {
+				if img.RGB.W != tt.side || img.RGB.H != tt.side || provNames(img.Prov) != tt.names || img.Prov.Pipeline.String() != tt.wantPipeline {
+					t.Fatalf("image %d: %d×%d, models %s, pipeline %v; want %d², %s, %s", img.Index, img.RGB.W, img.RGB.H, provNames(img.Prov), img.Prov.Pipeline, tt.side, tt.names, tt.wantPipeline)
+				}
+				// The seed's colour survives the chain (nearest keeps pixels).
+				if img.RGB.Pix[len(img.RGB.Pix)-1] != byte(img.Seed) {
+					t.Fatalf("image %d: last pixel %d, want the seed's %d", img.Index, img.RGB.Pix[len(img.RGB.Pix)-1], byte(img.Seed))
+				}
+				texts, err := imageio.ReadText(bytes.NewReader(img.PNG))
+				if err != nil {
+					t.Fatal(err)
+				}
+				kv := map[string]string{}
+				for _, tx := range texts {
+					kv[tx.Key] = tx.Value
+				}
+				if kv["hirez:pipeline"] != tt.wantPipeline || kv["hirez:upscalers"] != tt.text || !strings.HasPrefix(kv["hirez:generator"], strings.Split(tt.names, ",")[0]+"@") {
+					t.Fatalf("image %d tEXt %v", img.Index, kv)
+				}
+			}
+		})
+	}
+}
+
+func TestSingleDCGANAtAnotherSizeNamesTheServedSide(t *testing.T) {
+	s := New(seedGen{side: 32}, &nearest{}, limits, WithSingleGenerator(seedGen{side: 64}))
+	for _, size := range []int{32, 128, 256} {
+		_, err := collect(t, s, Request{Count: 2, Pipeline: SingleDCGAN, Size: size})
+		if fault.KindOf(err) != fault.KindInvalid || !strings.Contains(err.Error(), "trained at 64 px, so size must be 64") {
+			t.Fatalf("size %d: %v (kind %v), want InvalidArgument naming 64 px", size, err, fault.KindOf(err))
+		}
+	}
+}
+
+func TestMultiStageStageErrorsPassThrough(t *testing.T) {
+	// The Up Sampler pool's own status (here: a side it cannot take) reaches
+	// the caller with its kind, and the message says which stage failed.
+	ups := &nearest{name: "ups", fail: func(img *imageio.RGB) error {
+		if img.W == 64 {
+			return fault.Invalid("images[0] is 64×64; model ups takes sides divisible by 128")
+		}
+		return nil
+	}}
+	s := New(seedGen{side: 32}, &nearest{}, limits, WithUpsampler(ups))
+	_, err := collect(t, s, Request{Count: 2, Pipeline: MultiStage, Size: 256})
+	if fault.KindOf(err) != fault.KindInvalid || !strings.Contains(err.Error(), "Up Sampler ×2 of 64×64") || !strings.Contains(err.Error(), "divisible by 128") {
+		t.Fatalf("err = %v (kind %v)", err, fault.KindOf(err))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -79,8 +80,9 @@ func New(holder *swap.Holder[*Model], cfg batch.Config, lim Limits, obs batch.Ob
 		return nil, fmt.Errorf("upscale: limits %+v must be positive", lim)
 	}
 	s := &Service{holder: holder, lim: lim}
-	// Only images of one size (and one model version) can share a batch.
-	opts := []batch.Option[job]{batch.WithKey(func(j job) string { return j.key })}
+	// Only images of one size (and one model version) can share a batch, and
+	// on a CPU only as many as batchLimit allows.
+	opts := []batch.Option[job]{batch.WithKey(func(j job) string { return j.key }), batch.WithBatchLimit(batchLimit)}
 	if obs != nil {
 		opts = append(opts, batch.WithObserver[job](obs))
 	}
@@ -90,6 +92,24 @@ func New(holder *swap.Holder[*Model], cfg batch.Config, lim Limits, obs batch.Ob
 	}
 	s.batcher = b
 	return s, nil
+}
+
+// MaxBatchPixels bounds the input pixels of one batch on a CPU backend: 8
+// images of 32², 2 of 64², 1 of 128² and larger. Measured with the engine
+// (docs/serving.md, "Batching on a CPU"): at 32² a batch of 8 costs less per
+// image than one image alone (per-call overhead is amortised), from 64² on a
+// batch costs as much per image as single images or more (its activations
+// leave the cache), while every image of a batch waits for all of it. GPU
+// backends keep the full --max-batch: there a batch of one leaves the device
+// idle.
+const MaxBatchPixels = 8 * 32 * 32
+
+// batchLimit is how many images of j's size may share a batch.
+func batchLimit(j job) int {
+	if j.m.Backend() == "cuda" {
+		return math.MaxInt
+	}
+	return MaxBatchPixels / max(1, j.img.W*j.img.H)
 }
 
 // Close stops the batcher, draining queued work until ctx ends.
@@ -215,6 +235,17 @@ func (s *Service) UpscaleWith(ctx context.Context, v *swap.Version[*Model], imgs
 	passes, err := CheckScale(scale, v.Value.Scale)
 	if err != nil {
 		return nil, err
+	}
+	// A model that pools (the Up Sampler: sides divisible by 4) cannot take
+	// every side; say so before queueing, rather than fail inside the engine.
+	for i, img := range imgs {
+		w, h := img.W, img.H
+		for range passes {
+			if err := v.Value.CheckSize(w, h); err != nil {
+				return nil, fault.Invalid("images[%d]: %v", i, err)
+			}
+			w, h = w*v.Value.Scale, h*v.Value.Scale
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx) // one failure stops the others' queued passes
 	defer cancel()

@@ -1,0 +1,100 @@
+package app
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/hirez-ml/hirez/engine/imageio"
+	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
+)
+
+// pipelineGateway is a GatewayService on loopback TCP that records the
+// pipeline each request asked for and answers as a gateway with no optional
+// pools would: FAILED_PRECONDITION for the multi-stage GAN, one image otherwise.
+type pipelineGateway struct {
+	pb.UnimplementedGatewayServiceServer
+	mu   sync.Mutex
+	seen []pb.Pipeline
+}
+
+func (g *pipelineGateway) GenerateImages(req *pb.GenerateImagesRequest, stream pb.GatewayService_GenerateImagesServer) error {
+	g.mu.Lock()
+	g.seen = append(g.seen, req.GetPipeline())
+	g.mu.Unlock()
+	if req.GetPipeline() == pb.Pipeline_PIPELINE_MULTISTAGE_GAN {
+		return status.Error(codes.FailedPrecondition, "pipeline MULTISTAGE_GAN needs an Up Sampler model: this gateway has no pool of upscalers serving one (start it with --upsampler-target, or use PIPELINE_DCGAN_SRCNN)")
+	}
+	var png bytes.Buffer
+	if err := imageio.EncodePNG(&png, imageio.NewRGB(int(req.GetSize()), int(req.GetSize()))); err != nil {
+		return err
+	}
+	return stream.Send(&pb.GenerateImagesResponse{Png: png.Bytes(), Width: req.GetSize(), Height: req.GetSize(), Seed: 1,
+		Provenance: &pb.Provenance{Pipeline: req.GetPipeline(), Generator: &pb.ModelRef{Name: "g", Version: "v"}}})
+}
+
+func startPipelineGateway(t *testing.T) (*pipelineGateway, string) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := &pipelineGateway{}
+	srv := grpc.NewServer()
+	pb.RegisterGatewayServiceServer(srv, gw)
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(lis) }()
+	t.Cleanup(func() { srv.Stop(); <-done })
+	return gw, lis.Addr().String()
+}
+
+func TestGeneratePipelineFlag(t *testing.T) {
+	gw, addr := startPipelineGateway(t)
+	for _, tc := range []struct {
+		name string
+		want pb.Pipeline
+		code int
+		msg  string // on stderr for failures
+	}{
+		{"dcgan-srcnn", pb.Pipeline_PIPELINE_DCGAN_SRCNN, ExitOK, ""},
+		{"single", pb.Pipeline_PIPELINE_SINGLE_DCGAN, ExitOK, ""},
+		{"single-dcgan", pb.Pipeline_PIPELINE_SINGLE_DCGAN, ExitOK, ""},
+		{"MultiStage", pb.Pipeline_PIPELINE_MULTISTAGE_GAN, ExitFailure, "GenerateImages: FailedPrecondition: pipeline MULTISTAGE_GAN needs an Up Sampler model"},
+		{"multistage-gan", pb.Pipeline_PIPELINE_MULTISTAGE_GAN, ExitFailure, "--upsampler-target"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gw.mu.Lock()
+			gw.seen = nil
+			gw.mu.Unlock()
+			out := t.TempDir()
+			code, stdout, stderr := hirez(t, "generate", "--gateway", addr, "--pipeline", tc.name, "--count", "1", "--size", "64", "--out", out, "--timeout", "10s")
+			gw.mu.Lock()
+			seen := append([]pb.Pipeline(nil), gw.seen...)
+			gw.mu.Unlock()
+			if code != tc.code || len(seen) != 1 || seen[0] != tc.want || !strings.Contains(stderr, tc.msg) {
+				t.Fatalf("exit %d (want %d), gateway saw %v (want %v), stderr %q (want %q), stdout %q", code, tc.code, seen, tc.want, stderr, tc.msg, stdout)
+			}
+			if tc.code == ExitOK {
+				if _, err := os.Stat(filepath.Join(out, "image-00-seed-1.png")); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+	// An unknown name is a usage error that lists the pipelines.
+	code, _, stderr := hirez(t, "generate", "--gateway", addr, "--pipeline", "progan")
+	if code != ExitUsage || !strings.Contains(stderr, `--pipeline "progan": want dcgan-srcnn`) || !strings.Contains(stderr, "multistage") || !strings.Contains(stderr, "single") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}

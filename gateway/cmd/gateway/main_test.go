@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// replica is a real gRPC server on loopback TCP with the standard health
+// service: what the gateway's client-side health checks talk to.
+type replica struct {
+	addr   string
+	srv    *grpc.Server
+	health *health.Server
+	done   chan struct{}
+}
+
+func startReplica(t *testing.T, service string, serving bool) *replica {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &replica{addr: lis.Addr().String(), srv: grpc.NewServer(), health: health.NewServer(), done: make(chan struct{})}
+	healthpb.RegisterHealthServer(r.srv, r.health)
+	r.set(service, serving)
+	go func() { defer close(r.done); _ = r.srv.Serve(lis) }()
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *replica) set(service string, serving bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if serving {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	r.health.SetServingStatus(service, st)
+}
+
+func (r *replica) stop() { r.srv.Stop(); <-r.done }
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	return lis.Addr().String()
+}
+
+// TestHealthFollowsDownstreams runs the gateway's real main against real
+// gRPC servers: it is NOT_SERVING (gRPC health and /readyz) while no healthy
+// upscaler or no healthy generator is reachable, and SERVING otherwise.
+func TestHealthFollowsDownstreams(t *testing.T) {
+	const genSvc, upSvc = "hirez.v1.GeneratorService", "hirez.v1.UpscalerService"
+	gen := startReplica(t, genSvc, true)
+	up1 := startReplica(t, upSvc, false)
+	up2 := startReplica(t, upSvc, false)
+
+	grpcAddr, metricsAddr, httpAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	runErr := make(chan error, 1)
+	go func() {
+		runErr <- run(ctx, []string{"--grpc-addr", grpcAddr, "--metrics-addr", metricsAddr, "--http-addr", httpAddr,
+			"--generator-target", gen.addr, "--upscaler-target", up1.addr + "," + up2.addr,
+			"--shutdown-timeout", "2s", "--drain-delay", "0s", "--log-level", "warn"})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-runErr; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	hc := healthpb.NewHealthClient(conn)
+	status := func() (grpcServing, readyz, httpReady bool) {
+		cctx, ccancel := context.WithTimeout(ctx, time.Second)
+		defer ccancel()
+		resp, err := hc.Check(cctx, &healthpb.HealthCheckRequest{})
+		grpcServing = err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
+		get := func(url string) bool {
+			r, err := http.Get(url)
+			if err != nil {
+				return false
+			}
+			r.Body.Close()
+			return r.StatusCode == http.StatusOK
+		}
+		return grpcServing, get("http://" + metricsAddr + "/readyz"), get("http://" + httpAddr + "/readyz")
+	}
+	// want waits (up to 15 s: a reconnect backoff is 1 s and grows) for every
+	// health signal to read serving, and fails with what they read otherwise.
+	want := func(step string, serving bool) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			g, r, h := status()
+			if g == serving && r == serving && h == serving {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: gRPC health SERVING=%v, /readyz ok=%v, HTTP /readyz ok=%v; want all %v", step, g, r, h, serving)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	want("generator healthy, both upscalers NOT_SERVING", false)
+	up2.set(upSvc, true)
+	want("one upscaler turned SERVING", true)
+	up2.stop()
+	want("the healthy upscaler stopped", false)
+	up1.set(upSvc, true)
+	want("the other upscaler turned SERVING", true)
+	gen.set(genSvc, false)
+	want("generator NOT_SERVING", false)
+	gen.set(genSvc, true)
+	want("generator SERVING again", true)
+}
+
+// TestOptionalPoolsStayOutOfReadiness: an Up Sampler pool and a single-DCGAN
+// pool with no healthy replica leave the gateway SERVING (they serve only the
+// optional pipelines) and show as 0 in hirez_gateway_pool_ready.
+func TestOptionalPoolsStayOutOfReadiness(t *testing.T) {
+	const genSvc, upSvc = "hirez.v1.GeneratorService", "hirez.v1.UpscalerService"
+	gen := startReplica(t, genSvc, true)
+	up := startReplica(t, upSvc, true)
+	ups := startReplica(t, upSvc, false)
+	single := startReplica(t, genSvc, false)
+
+	grpcAddr, metricsAddr := freeAddr(t), freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	runErr := make(chan error, 1)
+	go func() {
+		runErr <- run(ctx, []string{"--grpc-addr", grpcAddr, "--metrics-addr", metricsAddr, "--http-addr", "",
+			"--generator-target", gen.addr, "--upscaler-target", up.addr,
+			"--upsampler-target", ups.addr, "--single-generator-target", single.addr,
+			"--shutdown-timeout", "2s", "--drain-delay", "0s", "--log-level", "warn"})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-runErr; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	hc := healthpb.NewHealthClient(conn)
+	metrics := func() string {
+		r, err := http.Get("http://" + metricsAddr + "/metrics")
+		if err != nil {
+			return ""
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return string(b)
+	}
+	want := []string{
+		`hirez_gateway_pool_ready{pool="generator"} 1`,
+		`hirez_gateway_pool_ready{pool="upscaler"} 1`,
+		`hirez_gateway_pool_ready{pool="upsampler"} 0`,
+		`hirez_gateway_pool_ready{pool="single_generator"} 0`,
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		cctx, ccancel := context.WithTimeout(ctx, time.Second)
+		resp, err := hc.Check(cctx, &healthpb.HealthCheckRequest{})
+		ccancel()
+		m := metrics()
+		ok := err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
+		for _, w := range want {
+			ok = ok && strings.Contains(m, w)
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health %v, %v; metrics:\n%s\nwant SERVING and %q", resp, err, m, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ups.set(upSvc, true)
+	for !strings.Contains(metrics(), `hirez_gateway_pool_ready{pool="upsampler"} 1`) {
+		if time.Now().After(deadline.Add(15 * time.Second)) {
+			t.Fatalf("the Up Sampler pool turned SERVING but the metric did not follow:\n%s", metrics())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
