@@ -93,6 +93,18 @@ func Describe(training bool) string {
 // Default is the fastest full backend built in: "cuda" > "cpu" > "ref".
 func Default() string { return Names()[0] }
 
+// UnavailableFor says why this binary cannot open the backend name for the
+// given use, or "" when it can: not built in, or inference only when training.
+func UnavailableFor(name string, training bool) string {
+	if why := Unavailable(name); why != "" {
+		return why
+	}
+	if training && InferenceOnly(name) {
+		return fmt.Sprintf("%s is inference-only (bfloat16); train with one of %s", name, Describe(true))
+	}
+	return ""
+}
+
 // Unavailable says why this binary cannot open the backend name, or "" when it
 // can.
 func Unavailable(name string) string {
@@ -127,11 +139,8 @@ func OpenWith(name string, o Options) (backend.Backend, error) {
 		if c.name != name {
 			continue
 		}
-		if c.open == nil {
-			return nil, fmt.Errorf("open backend %q: %s", name, c.unavailable)
-		}
-		if o.Training && c.inferenceOnly {
-			return nil, fmt.Errorf("open backend %q: it is inference-only (bfloat16); train with cpu or cuda", name)
+		if why := UnavailableFor(name, o.Training); why != "" {
+			return nil, fmt.Errorf("open backend %q: %s", name, why)
 		}
 		b, err := c.open(o)
 		if err != nil {

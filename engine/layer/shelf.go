@@ -12,9 +12,11 @@ import (
 // under load went there (docs/serving.md). Sixteen shapes cover what the
 // upscaler's pixel-capped batches make of the sides 32, 64 and 128 (batches of
 // 1–8, 1–2 and 1: eleven shapes) and a generator's batch sizes 1–8. The value
-// bound (32 MiB of idle buffers per layer) fits srcnn-classic's largest layer
-// at all three sides (64 channels at 256² is 16 MiB) and keeps a large
-// training batch from being held twice.
+// bound (32 MiB of idle buffers per layer) keeps a large training batch from
+// being held twice. It holds srcnn-classic's largest layer (64 channels at the
+// output side) at one batch size per side (4 + 16 MiB at 128² and 256²), not at
+// every batch size: all eleven shapes would need ≈ 64 MiB, so under mixed batch
+// sizes that layer still reallocates now and then — a trade against RSS.
 const (
 	shelfShapes = 16
 	shelfValues = 8 << 20 // float32 values, 32 MiB

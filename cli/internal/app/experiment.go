@@ -84,7 +84,11 @@ func runExperiment(ctx context.Context, env Env, args []string) error {
 	fs.IntVar(&e.side, "side", 32, "h: the first stage's side (output 2h)")
 	fs.Float64Var(&e.epochs, "epochs", 5, "epochs per stage in the equal-epochs part (fractions allowed; 0 skips)")
 	fs.DurationVar(&e.budget, "budget", 10*time.Minute, "compute per approach in the equal-budget part, measured by --budget-clock (0 skips)")
-	clock := fs.String("budget-clock", "cpu", "what --budget measures: cpu (process CPU time, all threads) or wall (wall-clock time)")
+	defaultClock := "cpu"
+	if _, ok := processCPU(); !ok {
+		defaultClock = "wall"
+	}
+	clock := fs.String("budget-clock", defaultClock, "what --budget measures: cpu (process CPU time, all threads) or wall (wall-clock time)")
 	fs.IntVar(&e.n, "n", 500, "SWD images per set (capped at half the held-out images)")
 	fs.IntVar(&e.srEvalLimit, "sr-eval", 200, "held-out images for the SR stage's PSNR")
 	fs.StringVar(&e.srPreset, "sr", "srcnn-classic", "SR preset of approach (c)")

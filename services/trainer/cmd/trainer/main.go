@@ -147,7 +147,7 @@ func serve(ctx context.Context, args []string, opts ...server.Option) error {
 	if err != nil {
 		return err
 	}
-	env := job.Env{DataDir: dataDir, Unavailable: trainingUnavailable, Registry: reg}
+	env := job.Env{DataDir: dataDir, Unavailable: func(name string) string { return backends.UnavailableFor(name, true) }, Registry: reg}
 	jobs := job.NewManager(job.NewStore(db), reg, eng, env, logger)
 	reg.Retain(jobs.StartsFrom, f.keepVersions)
 	if err := jobs.Recover(ctx, f.autoResume); err != nil {
@@ -187,17 +187,4 @@ func serve(ctx context.Context, args []string, opts ...server.Option) error {
 		return nil
 	})
 	return srv.Run(ctx)
-}
-
-// trainingUnavailable says why a job cannot train on the named backend: not
-// built in, or inference only (bfloat16 has too little mantissa for Adam's
-// updates, and cpu-bf16 implements no backward ops).
-func trainingUnavailable(name string) string {
-	if why := backends.Unavailable(name); why != "" {
-		return why
-	}
-	if backends.InferenceOnly(name) {
-		return "it is inference only; train with one of " + backends.Describe(true)
-	}
-	return ""
 }

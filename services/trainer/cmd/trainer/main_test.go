@@ -144,7 +144,7 @@ func TestCreateJobRejectsBadInput(t *testing.T) {
 	mod := func(f func(s *pb.JobSpec)) *pb.JobSpec { s := goodSpec(); f(s); return s }
 	// cpu-bf16 exists only where oneDNN has native bf16; elsewhere it is refused
 	// for that reason instead.
-	bf16 := "it is inference only"
+	bf16 := "is inference-only"
 	if why := backends.Unavailable("cpu-bf16"); why != "" {
 		bf16 = why
 	}
