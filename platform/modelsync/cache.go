@@ -77,6 +77,11 @@ func withoutDigest(ds []string, d string) []string {
 	return slices.DeleteFunc(slices.Clone(ds), func(x string) bool { return x == d })
 }
 
+// partialFile is where a download of version digest in progress lives.
+func (s *Syncer) partialFile(digest string) string {
+	return filepath.Join(s.dir, "."+strings.TrimPrefix(digest, pb.DigestPrefix)+partialExt)
+}
+
 func (s *Syncer) pointerPath() string { return filepath.Join(s.dir, s.opts.Alias+pointerExt) }
 
 // readPointer returns the digest the alias's pointer file names, or "".
@@ -118,9 +123,13 @@ func (s *Syncer) writePointer(digest string) error {
 }
 
 // prune keeps the Keep newest versions (serving always among them) and
-// removes leftovers of abandoned downloads and pointer writes. It runs from
-// the goroutine that downloads, so no download is in progress.
-func (s *Syncer) prune(serving string) {
+// removes leftovers of pointer writes and stale partial downloads. A partial
+// is kept when it is the download of keepPartial; with keepPartial "" (at
+// start-up, before the registry has said what it wants) the newest partial
+// is kept, since it is most likely the download a restart broke and the
+// alias still points at. It runs from the goroutine that downloads, so no
+// download is in progress.
+func (s *Syncer) prune(serving, keepPartial string) {
 	kept := 1 // serving
 	for _, c := range s.cachedFiles() {
 		if c.digest == serving {
@@ -138,10 +147,32 @@ func (s *Syncer) prune(serving string) {
 	if err != nil {
 		return
 	}
+	var partials []cachedFile
 	for _, e := range entries {
 		n := e.Name()
-		if strings.HasPrefix(n, ".") && (strings.HasSuffix(n, partialExt) || strings.HasPrefix(n, tempPrefix)) {
+		switch {
+		case !strings.HasPrefix(n, "."):
+		case strings.HasPrefix(n, tempPrefix):
 			_ = os.Remove(filepath.Join(s.dir, n))
+		case strings.HasSuffix(n, partialExt):
+			d := pb.DigestPrefix + strings.TrimSuffix(strings.TrimPrefix(n, "."), partialExt)
+			fi, err := e.Info()
+			if !pb.IsDigest(d) || err != nil {
+				_ = os.Remove(filepath.Join(s.dir, n))
+				continue
+			}
+			partials = append(partials, cachedFile{d, fi.ModTime()})
+		}
+	}
+	if keepPartial == "" && len(partials) > 0 {
+		keepPartial = slices.MaxFunc(partials, func(a, b cachedFile) int { return a.mtime.Compare(b.mtime) }).digest
+	}
+	for _, p := range partials {
+		if p.digest == keepPartial {
+			continue
+		}
+		if err := os.Remove(s.partialFile(p.digest)); err == nil {
+			s.log.Info("removed a stale partial download", zap.String("version", p.digest))
 		}
 	}
 }

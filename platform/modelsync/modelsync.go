@@ -4,7 +4,7 @@
 // A Syncer watches one model's alias (WatchModels: a snapshot, then events;
 // the stream is re-opened with backoff whenever it breaks), downloads each new
 // version into a local cache (chunked; resumed from the partial file after a
-// broken stream; sha256 checked against the version's digest; fsync and
+// broken stream or a restart; sha256 checked against the version's digest; fsync and
 // rename, so the cache only ever holds complete files under their digest) and
 // hands it to a Loader — a *swap.Holder, which loads it fully and then swaps
 // it in without dropping requests.
@@ -15,7 +15,9 @@
 // and a registry outage later never takes the served version away. Cached
 // files are checked against their digest before they are served; a corrupt
 // one is logged, removed and ignored. The cache keeps the last few versions
-// (Options.Keep) and never deletes the one being served.
+// (Options.Keep) and never deletes the one being served; a partial download
+// stays until the alias's version is served (at start-up the newest partial
+// is kept, as the one a restart most likely broke).
 //
 // Cache layout, per model: <cache>/<model>/<sha256 hex>.safetensors for
 // versions, <cache>/<model>/<alias>.alias holding the digest last served for
@@ -204,7 +206,7 @@ func (s *Syncer) serveCached(ctx context.Context) {
 			s.log.Error("cached version does not load; skipped", zap.String("version", d), zap.Error(err))
 			continue
 		}
-		s.served(d)
+		s.served(d, "") // the registry has not said what it wants yet: keep the newest partial
 		s.log.Info("serving cached version until the registry says otherwise", zap.String("version", d), zap.String("path", path))
 		return
 	}
@@ -392,7 +394,7 @@ func (s *Syncer) forget(digest string) {
 		s.log.Warn("the served version was deleted from the registry; keeping it", zap.String("version", digest))
 		return
 	}
-	_ = os.Remove(filepath.Join(s.dir, "."+strings.TrimPrefix(digest, pb.DigestPrefix)+partialExt))
+	_ = os.Remove(s.partialFile(digest))
 	if err := os.Remove(s.file(digest)); err == nil {
 		s.log.Info("removed cached version deleted from the registry", zap.String("version", digest))
 	}
@@ -406,7 +408,7 @@ func (s *Syncer) fetchAndLoad(ctx context.Context, digest string) error {
 		_, err := s.loader.Load(ctx, path, digest)
 		switch {
 		case err == nil:
-			s.served(digest)
+			s.served(digest, digest)
 			s.log.Info("swapped to cached version", zap.String("version", digest))
 			return nil
 		case errors.Is(err, swap.ErrDigestMismatch):
@@ -429,21 +431,22 @@ func (s *Syncer) fetchAndLoad(ctx context.Context, digest string) error {
 		}
 		return fmt.Errorf("%w: %w", errUnloadable, err)
 	}
-	s.served(digest)
+	s.served(digest, digest)
 	s.log.Info("swapped", zap.String("version", digest))
 	return nil
 }
 
 // served records digest as the served version: the pointer file names it, its
-// file counts as the newest, and the cache is trimmed.
+// file counts as the newest, and the cache is trimmed (see prune for
+// keepPartial: once the alias's version is served, other partials are stale).
 // Serving changes last, once the cache is in its new state.
-func (s *Syncer) served(digest string) {
+func (s *Syncer) served(digest, keepPartial string) {
 	now := time.Now()
 	_ = os.Chtimes(s.file(digest), now, now) // recency for the cache bound
 	if err := s.writePointer(digest); err != nil {
 		s.log.Warn("cannot record the served version in the cache", zap.Error(err))
 	}
-	s.prune(digest)
+	s.prune(digest, keepPartial)
 	s.mu.Lock()
 	s.serving = digest
 	s.mu.Unlock()
@@ -452,8 +455,7 @@ func (s *Syncer) served(digest string) {
 // download fetches digest into path, resuming from a partial file left by a
 // broken stream; it returns the size.
 func (s *Syncer) download(ctx context.Context, digest, path string) (int64, error) {
-	hexsum := strings.TrimPrefix(digest, pb.DigestPrefix)
-	part := filepath.Join(s.dir, "."+hexsum+partialExt)
+	part := s.partialFile(digest)
 	f, err := os.OpenFile(part, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return 0, fmt.Errorf("download %s: %w", digest, err)

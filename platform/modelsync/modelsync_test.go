@@ -521,6 +521,59 @@ func TestBrokenDownloadResumes(t *testing.T) {
 	}
 }
 
+// TestRestartResumesThePartialDownload: a download broken by a restart (not
+// just by a stream) is resumed from the partial file the previous process
+// left, although the restart first serves the cached version and trims the
+// cache; a stale partial (an older download the alias moved away from) is
+// removed.
+func TestRestartResumesThePartialDownload(t *testing.T) {
+	r := newRegistry(t)
+	r.setAlias(pb.AliasProduction, r.add("served before"))
+	cache := t.TempDir()
+	// A retry backoff far longer than the test: after its broken download the
+	// first process waits, and is stopped, with the partial file on disk.
+	first := startSyncer(t, r.addr, cache, func(o *Options) { o.MinBackoff, o.MaxBackoff = time.Hour, time.Hour })
+	first.waitServing(t, "served before")
+	r.mu.Lock()
+	r.breakOne = 1
+	r.mu.Unlock()
+	content := "twenty-one bytes long"
+	v2 := r.add(content)
+	r.setAlias(pb.AliasProduction, v2)
+	waitFor(t, "the broken download", func() bool {
+		return first.count("fetching version failed; keeping the current one and retrying") == 1
+	})
+	first.stop()
+	part := filepath.Join(cache, model, "."+strings.TrimPrefix(v2, pb.DigestPrefix)+partialExt)
+	if fi, err := os.Stat(part); err != nil || fi.Size() != 7 {
+		t.Fatalf("partial file after the broken download: %v, %v; want 7 bytes", fi, err)
+	}
+	stale := filepath.Join(cache, model, "."+strings.TrimPrefix(swap.Digest([]byte("abandoned")), pb.DigestPrefix)+partialExt)
+	if err := os.WriteFile(stale, []byte("aban"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+
+	s := startSyncer(t, r.addr, cache, nil)
+	s.waitServing(t, content)
+	// The first process fetched v1 from 0 and v2's first chunk; the restart
+	// asks for the rest of v2 only.
+	if got := r.downloadOffsets(); !slices.Equal(got, []int64{0, 0, 7}) {
+		t.Fatalf("download offsets %v, want [0 0 7]: the restart did not resume the partial file", got)
+	}
+	for _, n := range cacheFiles(t, cache) {
+		if strings.HasSuffix(n, partialExt) {
+			t.Fatalf("partial download %s left in the cache after the alias's version is served", n)
+		}
+	}
+	if s.count("removed a stale partial download") != 1 {
+		t.Fatal("the stale partial was not removed (or not logged)")
+	}
+}
+
 func TestUnloadableVersionIsNotRetriedUntilTheAliasMoves(t *testing.T) {
 	r := newRegistry(t)
 	r.setAlias(pb.AliasProduction, r.add("ok"))

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -68,20 +67,14 @@ func TestSourceFeedsFromPath(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()
-	waitFor := func(want string) {
-		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-			if v := h.Current(); v != nil && v.Value == want {
-				return
-			}
-		}
-		t.Fatalf("holder never served %q", want)
+	serves := func(want string) func() bool {
+		return func() bool { v := h.Current(); return v != nil && v.Value == want }
 	}
-	waitFor("v1")
+	waitFor(t, "the holder serving v1", serves("v1"))
 	if err := os.WriteFile(path, []byte("v2"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("v2")
+	waitFor(t, "the holder serving v2", serves("v2"))
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run: %v", err)

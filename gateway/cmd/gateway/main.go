@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,8 +33,52 @@ func main() { platform.Main(run) }
 
 // pool is one downstream pool, named as in logs and metrics.
 type pool struct {
-	name string
-	conn *grpc.ClientConn
+	name     string
+	conn     *grpc.ClientConn
+	required bool // the default pipeline needs it: part of the gateway's readiness
+}
+
+// readiness is the gateway's readiness, derived from the states of the pools
+// it requires: ready while every one of them is.
+type readiness struct {
+	mu       sync.Mutex
+	pools    map[string]bool // required pool → ready
+	ready    bool
+	onChange func(ready bool) // called with mu held, so changes apply in order
+}
+
+func newReadiness(pools []pool, onChange func(bool)) *readiness {
+	r := &readiness{pools: map[string]bool{}, onChange: onChange}
+	for _, p := range pools {
+		if p.required {
+			r.pools[p.name] = false
+		}
+	}
+	return r
+}
+
+// set records pool's state; a pool that is not required changes nothing.
+func (r *readiness) set(pool string, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, required := r.pools[pool]; !required {
+		return
+	}
+	r.pools[pool] = ok
+	all := true
+	for _, ready := range r.pools {
+		all = all && ready
+	}
+	if all != r.ready {
+		r.ready = all
+		r.onChange(all)
+	}
+}
+
+func (r *readiness) get() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ready
 }
 
 func run(ctx context.Context, args []string) error {
@@ -54,7 +99,7 @@ func run(ctx context.Context, args []string) error {
 	defer func() { _ = logger.Sync() }()
 
 	// The gateway is SERVING only while a healthy generator and a healthy
-	// upscaler are reachable (WatchReady below), so a load balancer or a
+	// upscaler are reachable (the pool watches below), so a load balancer or a
 	// Kubernetes readiness probe stops sending it work it can only fail.
 	gwService := pb.GatewayService_ServiceDesc.ServiceName
 	srv, err := server.New(*shared, logger, server.WithMaxMsgSize(pb.MaxMessageBytes, pb.MaxMessageBytes),
@@ -93,7 +138,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer upConn.Close()
-	pools := []pool{{"generator", genConn}, {"upscaler", upConn}}
+	pools := []pool{{"generator", genConn, true}, {"upscaler", upConn, true}}
 
 	// The optional pools serve the other two pipelines. They do not take
 	// part in the gateway's readiness (a gateway that can run the default
@@ -109,7 +154,7 @@ func run(ctx context.Context, args []string) error {
 		defer conn.Close()
 		opts = append(opts, pipeline.WithUpsampler(downstream.NewUpscaler(conn, downstream.DefaultRetry).
 			InPool(fmt.Sprintf("the Up Sampler pool (%s %s)", pipeline.UpsamplerFlag, *upsamplerTarget))))
-		pools = append(pools, pool{"upsampler", conn})
+		pools = append(pools, pool{"upsampler", conn, false})
 	}
 	if *singleTarget != "" {
 		conn, err := dial("single-generator-target", *singleTarget, "hirez.v1.GeneratorService")
@@ -119,7 +164,7 @@ func run(ctx context.Context, args []string) error {
 		defer conn.Close()
 		opts = append(opts, pipeline.WithSingleGenerator(downstream.NewGenerator(conn, downstream.DefaultRetry).
 			InPool(fmt.Sprintf("the single-DCGAN pool (%s %s)", pipeline.SingleGeneratorFlag, *singleTarget))))
-		pools = append(pools, pool{"single_generator", conn})
+		pools = append(pools, pool{"single_generator", conn, false})
 	}
 
 	svc := pipeline.New(
@@ -127,14 +172,11 @@ func run(ctx context.Context, args []string) error {
 		downstream.NewUpscaler(upConn, downstream.DefaultRetry),
 		grpcapi.Limits, opts...)
 	pb.RegisterGatewayServiceServer(srv, grpcapi.New(svc))
-	var downstreamsReady atomic.Bool
-	srv.Go(func(ctx context.Context) error {
-		downstream.WatchReady(ctx, func(ok bool) {
-			downstreamsReady.Store(ok)
-			srv.SetServing(gwService, ok)
-			logger.Info("downstreams", zap.Bool("ready", ok))
-		}, genConn, upConn)
-		return nil
+	// One watch per pool: its state goes to the log and the metric, and the
+	// required pools' states make the gateway's readiness.
+	gw := newReadiness(pools, func(ok bool) {
+		srv.SetServing(gwService, ok)
+		logger.Info("downstreams", zap.Bool("ready", ok))
 	})
 	for _, p := range pools {
 		srv.Go(func(ctx context.Context) error {
@@ -145,6 +187,7 @@ func run(ctx context.Context, args []string) error {
 				}
 				poolReady.WithLabelValues(p.name).Set(v)
 				logger.Info("pool", zap.String("pool", p.name), zap.Bool("ready", ok))
+				gw.set(p.name, ok)
 			}, p.conn)
 			return nil
 		})
@@ -156,7 +199,7 @@ func run(ctx context.Context, args []string) error {
 			return fmt.Errorf("listen --http-addr %s: %w", *httpAddr, err)
 		}
 		var serving atomic.Bool
-		ready := func() bool { return serving.Load() && downstreamsReady.Load() }
+		ready := func() bool { return serving.Load() && gw.get() }
 		hs := &http.Server{Handler: grpcapi.HTTP(svc, ready), ReadHeaderTimeout: 10 * time.Second}
 		srv.Go(func(ctx context.Context) error {
 			serving.Store(true)

@@ -112,10 +112,12 @@ func (g *Generator) Generate(ctx context.Context, seeds []int64, model pipeline.
 	return unavailable(g.pool, err)
 }
 
-// InPool returns a copy of g that names its pool (e.g. the flag that
-// configured it) when no replica of it could take a call, so that a caller of
-// an optional pipeline learns which pool is down rather than just "connection
-// refused". The code stays UNAVAILABLE.
+// InPool returns a copy of g whose UNAVAILABLE statuses (after the retries)
+// name its pool (e.g. the flag that configured it), so that a caller of an
+// optional pipeline learns which pool failed rather than just "connection
+// refused". The rest of the status is the downstream's: code, message (after
+// the pool's name) and details, such as the ErrorInfo reason MODEL_NOT_LOADED
+// of a replica that answered but has no model yet.
 func (g *Generator) InPool(pool string) *Generator {
 	c := *g
 	c.pool = pool
@@ -159,22 +161,26 @@ func (u *Upscaler) Upscale(ctx context.Context, img *imageio.RGB, model pipeline
 	return out, FromProvenance(resp.GetProvenance()), nil
 }
 
-// InPool returns a copy of u that names its pool when no replica of it could
-// take a call (see Generator.InPool).
+// InPool returns a copy of u whose UNAVAILABLE statuses name its pool (see
+// Generator.InPool).
 func (u *Upscaler) InPool(pool string) *Upscaler {
 	c := *u
 	c.pool = pool
 	return &c
 }
 
-// unavailable rewrites an UNAVAILABLE status, after the retries gave up, to
-// say which pool had no replica to take the call; other errors and an unnamed
-// pool pass through unchanged.
+// unavailable prefixes an UNAVAILABLE status, after the retries gave up, with
+// the pool it came from. It keeps the rest of the status: the message may be
+// the client's (no replica reachable) or a replica's (say, no model loaded),
+// and the details carry the reason clients branch on. Other errors and an
+// unnamed pool pass through unchanged.
 func unavailable(pool string, err error) error {
 	if pool == "" || status.Code(err) != codes.Unavailable {
 		return err
 	}
-	return status.Errorf(codes.Unavailable, "%s: no healthy replica could take the call (%s)", pool, status.Convert(err).Message())
+	p := status.Convert(err).Proto() // a copy
+	p.Message = pool + ": " + p.GetMessage()
+	return status.FromProto(p).Err()
 }
 
 // FromRaw checks a downstream image and wraps its pixels.

@@ -13,8 +13,8 @@ import (
 //
 // A connection dialled with client-side health checking (platform client's
 // WithHealthCheck) is READY only while at least one of its backends is
-// reachable and reports SERVING, so "every conn READY" is "a healthy generator
-// and a healthy upscaler exist". A connection that went IDLE (no calls for
+// reachable and reports SERVING, so "conn READY" is "a healthy replica of its
+// pool exists" (the gateway watches each pool on its own). A connection that went IDLE (no calls for
 // gRPC's idle timeout) is asked to reconnect, so an unused gateway does not
 // report itself down. WatchReady returns once all of its goroutines have.
 func WatchReady(ctx context.Context, set func(bool), conns ...*grpc.ClientConn) {
