@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -181,86 +180,35 @@ func loadParams(f *safetensors.File, prefix string, ps []*layer.Param) error {
 
 // warmStart loads the weights file at path into the network a run publishes
 // (G of a GAN, the Up Sampler of a MultiStage run, the SR network) before step
-// 0. Loading is strict, as model.Network.LoadFile is: the file's preset (when
-// it names one) must be the network's, and it must hold every tensor of the
-// network with the same shape and nothing else; an error names the tensor, and
-// all of this is checked before any weight is set. The rest starts as a fresh run would: a GAN's
-// discriminator keeps its seeded initialisation and the optimizers their zero
-// moments, while an EMA of the generator starts at the loaded weights (an EMA
-// always starts at the initial weights).
+// 0, with that network's own strict loading (model.Network.LoadFile: the
+// file's preset, when it names one, must be the network's; every tensor must be
+// there with its shape and nothing else; all checked before any weight is set).
+// The rest starts as a fresh run would: a GAN's discriminator keeps its seeded
+// initialisation and the optimizers their zero moments, while an EMA of the
+// generator starts at the loaded weights (an EMA always starts at the initial
+// weights).
 func warmStart(path string, j job) error {
-	prefix, net := publishedNet(j)
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: initial weights %s: %s", ErrBadOptions, path, fmt.Sprintf(format, args...))
-	}
 	w, err := safetensors.ReadFile(path, safetensors.Options{CheckFinite: true})
 	if err != nil {
 		return fmt.Errorf("%w: initial weights: %w", ErrBadOptions, err)
 	}
-	if p, ok := w.Metadata[model.MetaPreset]; ok && p != net {
-		return bad("the file holds weights for preset %q; this run trains %q", p, net)
+	net, ema := j.trained()
+	if err := net.LoadFile(w); err != nil {
+		return fmt.Errorf("%w: initial weights %s: %w", ErrBadOptions, path, err)
 	}
-	byName := make(map[string]*safetensors.Tensor, len(w.Tensors))
-	for i := range w.Tensors {
-		byName[w.Tensors[i].Name] = &w.Tensors[i]
+	if ema == nil {
+		return nil
 	}
-	st := &safetensors.File{}
-	if err := j.saveState(st); err != nil {
-		return fmt.Errorf("initial weights: %w", err)
+	// The EMA's shadow was copied from the seeded weights when it was made;
+	// restart it from the loaded ones, in the order NewEMA took them.
+	src, shadow := net.Params(), ema.Params()
+	if len(src) != len(shadow) {
+		return fmt.Errorf("initial weights: EMA has %d tensors, the network %d", len(shadow), len(src))
 	}
-	used := map[string]bool{}
-	for i := range st.Tensors {
-		t := &st.Tensors[i]
-		name, ok := strings.CutPrefix(t.Name, prefix)
-		if !ok {
-			if name, ok = strings.CutPrefix(t.Name, "ema."); !ok {
-				continue
-			}
+	for i, p := range src {
+		if err := p.Value.Backend().Copy(shadow[i].Value.Buffer(), p.Value.Buffer()); err != nil {
+			return fmt.Errorf("initial weights: EMA %s: %w", p.Name, err)
 		}
-		src, ok := byName[name]
-		switch {
-		case !ok && strings.HasSuffix(name, ".num_batches_tracked"):
-			continue // optional, as in model.Network.LoadFile
-		case !ok:
-			return bad("tensor %q is missing from the file", name)
-		case !slices.Equal(src.Shape, t.Shape):
-			return bad("tensor %q has shape %v in the file, want %v", name, src.Shape, t.Shape)
-		case t.DType == safetensors.I64 && src.DType == safetensors.I64:
-			t.I64 = slices.Clone(src.I64)
-		case t.DType.IsFloat() && src.DType.IsFloat():
-			t.F32 = slices.Clone(src.F32)
-		default:
-			return bad("tensor %q has dtype %s in the file, want %s", name, src.DType, t.DType)
-		}
-		used[name] = true
-	}
-	for _, t := range w.Tensors {
-		if !used[t.Name] {
-			return bad("tensor %q in the file is not a parameter of %s", t.Name, net)
-		}
-	}
-	if err := j.loadState(st); err != nil {
-		return fmt.Errorf("initial weights %s: %w", path, err)
 	}
 	return nil
-}
-
-// publishedNet returns the checkpoint prefix of the network a job publishes
-// and its preset, read from the job's signature.
-func publishedNet(j job) (prefix, net string) {
-	sig := j.signature()
-	for _, key := range []string{"g=", "u=", "net="} {
-		if rest, ok := strings.CutPrefix(sig, key); ok {
-			net, _, _ = strings.Cut(rest, " ")
-			break
-		}
-	}
-	var c model.Config // an explicit config (not a preset) is named by its JSON
-	if strings.HasPrefix(net, "{") && json.Unmarshal([]byte(net), &c) == nil {
-		net = c.Preset
-	}
-	if j.kind() == "sr" {
-		return "net.", net
-	}
-	return "g.", net
 }

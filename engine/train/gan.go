@@ -12,6 +12,7 @@ import (
 	"github.com/hirez-ml/hirez/engine/layer"
 	"github.com/hirez-ml/hirez/engine/metrics"
 	"github.com/hirez-ml/hirez/engine/model"
+	"github.com/hirez-ml/hirez/engine/optim"
 	"github.com/hirez-ml/hirez/engine/safetensors"
 	"github.com/hirez-ml/hirez/engine/tensor"
 )
@@ -212,6 +213,8 @@ func (j *ganJob) evalSWD(ctx context.Context) error {
 }
 
 func (j *ganJob) kind() string { return "gan" }
+
+func (j *ganJob) trained() (*model.Network, *optim.EMA) { return j.g, j.gopt.ema }
 
 func (j *ganJob) signature() string {
 	return fmt.Sprintf("g=%s d=%s side=%d recipe=%s", netName(j.c.Generator, j.c.GeneratorConfig), netName(j.c.Discriminator, j.c.DiscriminatorConfig), j.c.Side, j.c.Recipe)

@@ -11,6 +11,7 @@ import (
 	"github.com/hirez-ml/hirez/engine/layer"
 	"github.com/hirez-ml/hirez/engine/loss"
 	"github.com/hirez-ml/hirez/engine/model"
+	"github.com/hirez-ml/hirez/engine/optim"
 	"github.com/hirez-ml/hirez/engine/safetensors"
 	"github.com/hirez-ml/hirez/engine/tensor"
 )
@@ -154,6 +155,8 @@ func boxHalf(dst, x []float32, n, s int) []float32 {
 }
 
 func (j *multiStageJob) kind() string { return "multistage" }
+
+func (j *multiStageJob) trained() (*model.Network, *optim.EMA) { return j.u, j.gopt.ema }
 
 func (j *multiStageJob) signature() string {
 	return fmt.Sprintf("u=%s d=%s side=%d content=%v recipe=%s", netName(j.c.Upsampler, j.c.UpsamplerConfig), netName(j.c.Discriminator, j.c.DiscriminatorConfig), j.c.Side, j.c.ContentWeight, j.c.Recipe)

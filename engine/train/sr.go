@@ -147,6 +147,8 @@ func newSRJob(ctx context.Context, c SRConfig, o Options) (_ *srJob, err error) 
 
 func (j *srJob) kind() string { return "sr" }
 
+func (j *srJob) trained() (*model.Network, *optim.EMA) { return j.net, nil }
+
 func (j *srJob) signature() string {
 	s := fmt.Sprintf("net=%s patch=%d ppi=%d batch=%d lr=%v betas=%v,%v", netName(j.c.Preset, j.c.Config), j.c.Patch, j.c.PatchesPerImage, j.c.Batch, j.c.LR, j.c.Beta1, j.c.Beta2)
 	if j.c.Decay > 0 {

@@ -23,6 +23,8 @@ import (
 	"github.com/hirez-ml/hirez/engine/backend"
 	"github.com/hirez-ml/hirez/engine/dataset"
 	"github.com/hirez-ml/hirez/engine/imageio"
+	"github.com/hirez-ml/hirez/engine/model"
+	"github.com/hirez-ml/hirez/engine/optim"
 	"github.com/hirez-ml/hirez/engine/safetensors"
 )
 
@@ -135,6 +137,9 @@ type job interface {
 	loadState(f *safetensors.File) error
 	sample(ctx context.Context) (*imageio.RGB, error)
 	publish(path string, meta map[string]string) error
+	// trained is the network the run trains and publishes (G, the Up Sampler,
+	// the SR network) and the EMA of it that is published instead, or nil.
+	trained() (*model.Network, *optim.EMA)
 	free()
 }
 

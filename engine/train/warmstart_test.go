@@ -87,8 +87,9 @@ func TestWarmStart(t *testing.T) {
 	}
 }
 
-// TestWarmStartRefusesOtherWeights: another preset's file, and a file with a
-// tensor of the wrong shape, are ErrBadOptions naming the problem, before step 1.
+// TestWarmStartRefusesOtherWeights: another preset's file, a file with a
+// tensor of the wrong shape and one with an extra tensor are ErrBadOptions
+// naming the problem, before step 1.
 func TestWarmStartRefusesOtherWeights(t *testing.T) {
 	ctx := context.Background()
 	data16 := writeImages(t, 10, 16)
@@ -122,6 +123,20 @@ func TestWarmStartRefusesOtherWeights(t *testing.T) {
 	res, err := srRunner(ctx, o)
 	if !errors.Is(err, ErrBadOptions) || !strings.Contains(err.Error(), `tensor "`+bad.Name+`" has shape`) || res.Steps != 0 {
 		t.Fatalf("wrong shape: %d steps, %v", res.Steps, err)
+	}
+
+	// A tensor the network does not have is refused too (torch's strict loading).
+	f.Tensors[0].Shape = bad.Shape
+	f.Tensors = append(f.Tensors, safetensors.Tensor{Name: "extra.weight", DType: safetensors.F32, Shape: []int{1}, F32: []float32{0}})
+	path = t.TempDir() + "/extra.safetensors"
+	if err := safetensors.WriteFile(path, f); err != nil {
+		t.Fatal(err)
+	}
+	o = refOptions(t, data16, t.TempDir())
+	o.Steps, o.Init = 1, path
+	res, err = srRunner(ctx, o)
+	if !errors.Is(err, ErrBadOptions) || !strings.Contains(err.Error(), `tensor "extra.weight" in the file is not a parameter`) || res.Steps != 0 {
+		t.Fatalf("extra tensor: %d steps, %v", res.Steps, err)
 	}
 }
 

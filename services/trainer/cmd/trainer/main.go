@@ -147,9 +147,10 @@ func serve(ctx context.Context, args []string, opts ...server.Option) error {
 	if err != nil {
 		return err
 	}
-	env := job.Env{DataDir: dataDir, Unavailable: func(name string) string { return backends.UnavailableFor(name, true) }, Registry: reg}
+	env := job.Env{DataDir: dataDir, Unavailable: func(name string) string { return backends.UnavailableFor(name, true) }}
 	jobs := job.NewManager(job.NewStore(db), reg, eng, env, logger)
 	reg.Retain(jobs.StartsFrom, f.keepVersions)
+	reg.SetLogger(logger.Named("registry"))
 	if err := jobs.Recover(ctx, f.autoResume); err != nil {
 		return err
 	}

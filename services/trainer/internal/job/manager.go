@@ -173,17 +173,37 @@ func (m *Manager) Create(ctx context.Context, id string, spec Spec) (Job, error)
 		n, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
 		spec.Seed = n.Int64() + 1
 	}
-	if spec.InitFrom != nil { // pin the version the job starts from
-		v, err := m.reg.Resolve(ctx, spec.InitFrom.Name, spec.InitFrom.Version)
-		if err != nil {
+	var j Job
+	var created bool
+	insert := func() (err error) {
+		now := m.now()
+		j, created, err = m.store.Insert(ctx, Job{ID: id, Spec: spec, State: Queued, Created: now, Updated: now}, request)
+		return err
+	}
+	if spec.InitFrom == nil {
+		if err := insert(); err != nil {
 			return Job{}, err
 		}
-		spec.InitFrom = &Ref{Name: v.Model, Version: v.Digest}
-	}
-	now := m.now()
-	j, created, err := m.store.Insert(ctx, Job{ID: id, Spec: spec, State: Queued, Created: now, Updated: now}, request)
-	if err != nil {
-		return Job{}, err
+	} else {
+		// Resolve init_from once and insert the job pinned to that digest
+		// while the registry holds off deletes: from then on StartsFrom
+		// reports the job, so no delete or retention pass can remove the
+		// version the job needs between the lookup and the insert.
+		resolved := false
+		_, err := m.reg.Pin(ctx, spec.InitFrom.Name, spec.InitFrom.Version, func(v registry.Version) error {
+			resolved = true
+			if err := checkInitFrom(spec, v); err != nil {
+				return err
+			}
+			spec.InitFrom = &Ref{Name: v.Model, Version: v.Digest}
+			return insert()
+		})
+		if err != nil {
+			if !resolved && fault.KindOf(err) == fault.KindNotFound {
+				return Job{}, fault.Invalid("spec.init_from: %v", err)
+			}
+			return Job{}, err
+		}
 	}
 	if created {
 		m.log.Info("job queued", zap.String("job", id), zap.String("model", spec.ModelName), zap.String("preset", spec.Preset))

@@ -86,7 +86,7 @@ func newFixture(t *testing.T, r job.Runner, dir string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := job.Env{DataDir: dir, Registry: reg}
+	env := job.Env{DataDir: dir}
 	m := job.NewManager(job.NewStore(db), reg, r, env, zaptest.NewLogger(t))
 	if err := m.Recover(context.Background(), false); err != nil {
 		t.Fatal(err)
@@ -260,7 +260,7 @@ func newFixtureAuto(t *testing.T, r job.Runner, dir string) *job.Manager {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := job.NewManager(job.NewStore(db), reg, r, job.Env{DataDir: dir, Registry: reg}, zaptest.NewLogger(t))
+	m := job.NewManager(job.NewStore(db), reg, r, job.Env{DataDir: dir}, zaptest.NewLogger(t))
 	if err := m.Recover(context.Background(), true); err != nil {
 		t.Fatal(err)
 	}

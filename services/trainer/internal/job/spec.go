@@ -124,12 +124,12 @@ type Env struct {
 	DataDir string
 	// Unavailable says why this trainer cannot open a backend ("" when it can).
 	Unavailable func(backend string) string
-	Registry    *registry.Registry
 }
 
 // Validate checks every field of spec and returns a fault.KindInvalid error
 // whose message says which field is wrong and what would be right. It
-// resolves nothing and creates nothing.
+// resolves nothing (spec.init_from is resolved and checked by Create, see
+// checkInitFrom) and creates nothing.
 func (e Env) Validate(ctx context.Context, s Spec) error {
 	if !s.Kind.Valid() {
 		return fault.Invalid("spec.model_kind is required: one of MODEL_KIND_DCGAN_GENERATOR, MODEL_KIND_UPSAMPLER, MODEL_KIND_SRCNN, MODEL_KIND_ESPCN")
@@ -171,21 +171,23 @@ func (e Env) Validate(ctx context.Context, s Spec) error {
 		if !hirezv1.ValidName(s.InitFrom.Name) {
 			return fault.Invalid("spec.init_from.name %q is not a valid model name", s.InitFrom.Name)
 		}
-		if e.Registry != nil {
-			v, err := e.Registry.Resolve(ctx, s.InitFrom.Name, s.InitFrom.Version)
-			if err != nil {
-				if fault.KindOf(err) == fault.KindNotFound {
-					return fault.Invalid("spec.init_from: %v", err)
-				}
-				return err
-			}
-			if v.Kind != s.Kind {
-				return fault.Invalid("spec.init_from %s is a %s model; this job trains a %s", s.InitFrom.Name, v.Kind, s.Kind)
-			}
-			if v.Preset != rec.Net {
-				return fault.Invalid("spec.init_from %s@%s has preset %q; this job's preset is %q", s.InitFrom.Name, v.Digest, v.Preset, rec.Net)
-			}
-		}
+	}
+	return nil
+}
+
+// checkInitFrom checks the registry version v that spec.init_from resolved to
+// (Manager.Create resolves it once, holding the registry's lock) against the
+// job: same kind, same network preset.
+func checkInitFrom(s Spec, v registry.Version) error {
+	rec, ok := LookupRecipe(s.Kind, s.Preset)
+	if !ok { // Validate refused it already
+		return fault.Invalid("spec.preset %q is not a preset for %s", s.Preset, s.Kind)
+	}
+	if v.Kind != s.Kind {
+		return fault.Invalid("spec.init_from %s is a %s model; this job trains a %s", v.Model, v.Kind, s.Kind)
+	}
+	if v.Preset != rec.Net {
+		return fault.Invalid("spec.init_from %s@%s has preset %q; this job's preset is %q", v.Model, v.Digest, v.Preset, rec.Net)
 	}
 	return nil
 }

@@ -22,6 +22,8 @@ import (
 	"sync"
 	"time"
 
+	"go.uber.org/zap"
+
 	engineatomic "github.com/hirez-ml/hirez/engine/atomicfile"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/engine/safetensors"
@@ -165,6 +167,7 @@ type Registry struct {
 	topic *pubsub.Topic[Change]
 	inUse InUse
 	keep  int
+	log   *zap.Logger
 }
 
 // InUse says why a version must be kept although no alias points at it (a
@@ -179,13 +182,18 @@ func (r *Registry) Retain(inUse InUse, keep int) {
 	r.inUse, r.keep = inUse, keep
 }
 
+// SetLogger sets where the registry reports what fails after a change has
+// been committed (retention, removing a deleted version's file): the change
+// stands, so the caller gets no error. Call it before the registry is used.
+func (r *Registry) SetLogger(l *zap.Logger) { r.log = l }
+
 // New returns a registry on db storing files under dataDir/models.
 func New(db *sql.DB, dataDir string, eval Evaluator) (*Registry, error) {
 	root := filepath.Join(dataDir, "models")
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	return &Registry{db: db, dataDir: dataDir, root: root, eval: eval, now: time.Now, topic: pubsub.New[Change]()}, nil
+	return &Registry{db: db, dataDir: dataDir, root: root, eval: eval, now: time.Now, topic: pubsub.New[Change](), log: zap.NewNop()}, nil
 }
 
 // Close ends every watch.
@@ -238,12 +246,6 @@ func (r *Registry) Publish(ctx context.Context, name string, kind Kind, src, sou
 		return Version{}, fmt.Errorf("publish %s: copy: %w", name, err)
 	}
 	digest := hirezv1.DigestPrefix + hex.EncodeToString(h.Sum(nil))
-	if err := os.Rename(tmp.Name(), r.Path(name, digest)); err != nil {
-		return Version{}, fmt.Errorf("publish %s: %w", name, err)
-	}
-	if err := engineatomic.SyncDir(dir); err != nil {
-		return Version{}, err
-	}
 
 	md := map[string]string{}
 	for k, v := range f.Metadata {
@@ -259,8 +261,18 @@ func (r *Registry) Publish(ctx context.Context, name string, kind Kind, src, sou
 	}
 	mdJSON, _ := json.Marshal(md)
 
+	// The file goes into place under r.mu, as deleteLocked removes it: a
+	// delete of the same digest (deterministic training republishes the same
+	// bytes) then runs wholly before (and this puts file and record back) or
+	// wholly after (and sees the record), never between rename and insert.
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if err := os.Rename(tmp.Name(), r.Path(name, digest)); err != nil {
+		return Version{}, fmt.Errorf("publish %s: %w", name, err)
+	}
+	if err := engineatomic.SyncDir(dir); err != nil {
+		return Version{}, err
+	}
 	now := r.now()
 	tx, err := r.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -304,8 +316,11 @@ func (r *Registry) Publish(ctx context.Context, name string, kind Kind, src, sou
 	if err != nil {
 		return Version{}, err
 	}
+	// The version is committed and announced: a failing retention pass
+	// (--keep-versions) leaves old versions behind, it does not undo this one.
 	if err := r.pruneLocked(ctx, name); err != nil {
-		return Version{}, fmt.Errorf("publish %s: retention: %w", name, err)
+		r.log.Error("retention after publish failed; older versions are kept until the next publish",
+			zap.String("model", name), zap.String("version", digest), zap.Int("keep", r.keep), zap.Error(err))
 	}
 	return v, nil
 }
@@ -403,15 +418,20 @@ func (r *Registry) deleteLocked(ctx context.Context, v Version) (Version, error)
 		return Version{}, err
 	}
 	// The record is gone first: a crash now leaves an unreferenced file, never
-	// a record without its file. Open descriptors (downloads) keep reading.
-	path := r.Path(v.Model, v.Digest)
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return Version{}, fmt.Errorf("delete %s: %w", ref, err)
-	}
-	if err := engineatomic.SyncDir(filepath.Dir(path)); err != nil {
-		return Version{}, err
-	}
+	// a record without its file. The deletion is committed, so watchers hear
+	// of it whatever happens to the file; a file left behind is only disk
+	// space (a later publish of the same bytes replaces it). Open descriptors
+	// (downloads) keep reading.
 	r.topic.Publish(Change{Event: &Event{Type: VersionDeleted, Model: v.Model, Version: v.Digest, Time: now}}, "")
+	path := r.Path(v.Model, v.Digest)
+	err = os.Remove(path)
+	if err == nil || errors.Is(err, os.ErrNotExist) {
+		err = engineatomic.SyncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		r.log.Error("version deleted but its file could not be removed; remove it by hand",
+			zap.String("model", v.Model), zap.String("version", v.Digest), zap.String("path", path), zap.Error(err))
+	}
 	return v, nil
 }
 
@@ -429,6 +449,24 @@ func setAliasTx(ctx context.Context, tx *sql.Tx, name, alias, digest string, now
 		return "", err
 	}
 	return prev, nil
+}
+
+// Pin resolves ref as Resolve does and calls record with the version while
+// holding the lock that deletes and retention take: what record writes (a
+// queued job that starts from the version, which InUse then reports) is in
+// place before any delete can look, so the version cannot go between the
+// lookup and the record. record must not call back into the registry.
+func (r *Registry) Pin(ctx context.Context, name, ref string, record func(Version) error) (Version, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, err := r.Resolve(ctx, name, ref)
+	if err != nil {
+		return Version{}, err
+	}
+	if err := record(v); err != nil {
+		return Version{}, err
+	}
+	return v, nil
 }
 
 // Resolve returns the version ref names: a digest, an alias, or "" for production.
