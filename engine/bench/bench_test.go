@@ -5,6 +5,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
+	"runtime/pprof"
 	"testing"
 
 	"github.com/hirez-ml/hirez/engine/backend"
@@ -188,5 +190,31 @@ func TestForwardRuns(t *testing.T) {
 	}
 	if len(s) != 2 {
 		t.Errorf("%d timed train steps, want 2", len(s))
+	}
+}
+
+// TestTrainingUnderCPUProfiler: the engine's training loop on the cpu backend
+// survives Go's CPU profiler. SIGPROF reaching OpenMP's worker threads used to
+// corrupt the C heap (free() aborted the process within a few steps); hz.c now
+// starts those threads with SIGPROF blocked. A regression kills the test binary.
+func TestTrainingUnderCPUProfiler(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains for a few seconds")
+	}
+	be, err := cpu.New(cpu.Options{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	data := t.TempDir()
+	if err := WriteImages(data, 32, 32); err != nil {
+		t.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(io.Discard); err != nil {
+		t.Skipf("CPU profiler busy: %v", err)
+	}
+	defer pprof.StopCPUProfile()
+	if _, err := TrainSteps(context.Background(), be, data, 16, 32, 12); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -6,11 +6,33 @@
 #include <stdlib.h>
 #include <string.h>
 #include <omp.h>
+#include <pthread.h>
+#include <signal.h>
 #include <dnnl_debug.h>
 
 // Below this many values a loop runs on the calling thread: waking the OpenMP
 // team costs more than it saves.
 #define PAR_MIN 32768
+
+// OpenMP starts its worker threads from whichever thread first runs a parallel
+// region, and a thread inherits its creator's signal mask. Go's CPU profiler
+// sends SIGPROF to every thread of the process, and a SIGPROF handled by Go on a
+// thread C created corrupts the malloc heap (reproduced: `go test -cpuprofile` on
+// a training step aborted in free() every time; with SIGPROF blocked in those
+// threads it never did). So every entry point that may run a parallel region
+// blocks SIGPROF for its duration: the workers it starts are born with SIGPROF
+// blocked and keep it so, and the Go thread gets its mask back on return (a
+// signal that arrived meanwhile is delivered then). Two cheap syscalls per call.
+static void hz_restore_mask(sigset_t *old) { pthread_sigmask(SIG_SETMASK, old, NULL); }
+static void hz_block_sigprof(sigset_t *old) {
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGPROF);
+	pthread_sigmask(SIG_BLOCK, &s, old);
+}
+#define HZ_NO_SIGPROF \
+	sigset_t hz_old_mask_ __attribute__((cleanup(hz_restore_mask))); \
+	hz_block_sigprof(&hz_old_mask_)
 
 #define CHECK(x) do { dnnl_status_t s_ = (x); if (s_ != dnnl_success) return s_; } while (0)
 
@@ -28,6 +50,7 @@ void *hz_alloc(size_t bytes) {
 void hz_free(void *p) { free(p); }
 
 int hz_init(hz_ctx **out, int nthr) {
+	HZ_NO_SIGPROF;
 	hz_ctx *c = calloc(1, sizeof *c);
 	if (!c) return dnnl_out_of_memory;
 	c->nthr = nthr;
@@ -107,6 +130,7 @@ int hz_native_bf16(void) {
 
 int hz_conv_create(hz_ctx *c, hz_prim **out, int kind, int n, int ic, int ih, int iw,
 	int oc, int kh, int kw, int stride, int pad, int has_bias, int bf16, int dst_bf16) {
+	HZ_NO_SIGPROF;
 	if (bf16 && kind != HZ_CONV_FWD) return dnnl_unimplemented;
 	omp_set_num_threads(c->nthr);
 	int oh = (ih + 2 * pad - kh) / stride + 1, ow = (iw + 2 * pad - kw) / stride + 1;
@@ -185,6 +209,7 @@ int hz_conv_create(hz_ctx *c, hz_prim **out, int kind, int n, int ic, int ih, in
 }
 
 int hz_reorder_create(hz_ctx *c, hz_prim **out, int n, int ch, int h, int w, int from, int to) {
+	HZ_NO_SIGPROF;
 	omp_set_num_threads(c->nthr);
 	dnnl_dims_t d = {n, ch, h, w};
 	dnnl_memory_desc_t a, b;
@@ -201,6 +226,7 @@ int hz_reorder_create(hz_ctx *c, hz_prim **out, int n, int ch, int h, int w, int
 
 int hz_crop_create(hz_ctx *c, hz_prim **out, int n, int ch, int h, int w, int hc, int wc, int fmt,
 	int wfmt, int dir) {
+	HZ_NO_SIGPROF;
 	omp_set_num_threads(c->nthr);
 	dnnl_dims_t d = {n, ch, hc, wc};
 	dnnl_dims_t st;
@@ -223,6 +249,7 @@ int hz_crop_create(hz_ctx *c, hz_prim **out, int n, int ch, int h, int w, int hc
 }
 
 int hz_eltwise_create(hz_ctx *c, hz_prim **out, int bwd, int alg, float alpha, int64_t n, int bf16) {
+	HZ_NO_SIGPROF;
 	omp_set_num_threads(c->nthr);
 	if (bf16 && bwd) return dnnl_unimplemented;
 	dnnl_dims_t d = {n};
@@ -253,6 +280,7 @@ int hz_eltwise_create(hz_ctx *c, hz_prim **out, int bwd, int alg, float alpha, i
 }
 
 int hz_exec(hz_ctx *c, hz_prim *p, void *a0, void *a1, void *a2, void *a3) {
+	HZ_NO_SIGPROF;
 	void *h[4] = {a0, a1, a2, a3};
 	omp_set_num_threads(c->nthr);
 	for (int i = 0; i < p->nargs && i < 4; i++)
@@ -262,6 +290,7 @@ int hz_exec(hz_ctx *c, hz_prim *p, void *a0, void *a1, void *a2, void *a3) {
 }
 
 int hz_exec_wreo(hz_ctx *c, hz_prim *p, void *from, void *to) {
+	HZ_NO_SIGPROF;
 	if (!p->wreo) return dnnl_invalid_arguments;
 	omp_set_num_threads(c->nthr);
 	CHECK(dnnl_memory_set_data_handle_v2(p->wargs[0].memory, from, c->strm));
@@ -272,6 +301,7 @@ int hz_exec_wreo(hz_ctx *c, hz_prim *p, void *from, void *to) {
 
 int hz_sgemm(hz_ctx *c, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
 	const float *a, const float *b, float beta, float *cc) {
+	HZ_NO_SIGPROF;
 	omp_set_num_threads(c->nthr);
 	return dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, ta ? m : k, b,
 		tb ? k : n, beta, cc, n);
@@ -280,11 +310,13 @@ int hz_sgemm(hz_ctx *c, int ta, int tb, int64_t m, int64_t n, int64_t k, float a
 // ---- loops ----
 
 void hz_fill(int nthr, float *x, int64_t n, float v) {
+	HZ_NO_SIGPROF;
 #pragma omp parallel for num_threads(nthr) if (n > PAR_MIN) schedule(static)
 	for (int64_t i = 0; i < n; i++) x[i] = v;
 }
 
 void hz_axpby(int nthr, float a, const float *x, float b, float *y, int64_t n) {
+	HZ_NO_SIGPROF;
 	if (b == 0.f) {
 #pragma omp parallel for num_threads(nthr) if (n > PAR_MIN) schedule(static)
 		for (int64_t i = 0; i < n; i++) y[i] = a * x[i];
@@ -295,11 +327,13 @@ void hz_axpby(int nthr, float a, const float *x, float b, float *y, int64_t n) {
 }
 
 void hz_mul(int nthr, const float *x, const float *y, float *o, int64_t n) {
+	HZ_NO_SIGPROF;
 #pragma omp parallel for num_threads(nthr) if (n > PAR_MIN) schedule(static)
 	for (int64_t i = 0; i < n; i++) o[i] = x[i] * y[i];
 }
 
 void hz_clamp(int nthr, const float *x, float *y, int64_t n, float lo, float hi) {
+	HZ_NO_SIGPROF;
 #pragma omp parallel for num_threads(nthr) if (n > PAR_MIN) schedule(static)
 	for (int64_t i = 0; i < n; i++) {
 		float v = x[i];
@@ -309,6 +343,7 @@ void hz_clamp(int nthr, const float *x, float *y, int64_t n, float lo, float hi)
 }
 
 float hz_sum(int nthr, const float *x, int64_t n) {
+	HZ_NO_SIGPROF;
 	double s = 0;
 #pragma omp parallel for num_threads(nthr) if (n > PAR_MIN) reduction(+ : s) schedule(static)
 	for (int64_t i = 0; i < n; i++) s += x[i];
@@ -316,6 +351,7 @@ float hz_sum(int nthr, const float *x, int64_t n) {
 }
 
 void hz_add_bias(int nthr, int layout, int n, int ch, int64_t hw, float *x, const float *b) {
+	HZ_NO_SIGPROF;
 	if (layout == HZ_NHWC) {
 		int64_t rows = (int64_t)n * hw;
 #pragma omp parallel for num_threads(nthr) if (rows * ch > PAR_MIN) schedule(static)
@@ -331,6 +367,7 @@ void hz_add_bias(int nthr, int layout, int n, int ch, int64_t hw, float *x, cons
 }
 
 void hz_bias_grad(int nthr, int layout, int n, int ch, int64_t hw, const float *dy, float *db) {
+	HZ_NO_SIGPROF;
 	if (layout == HZ_NHWC) {
 		int64_t rows = (int64_t)n * hw;
 		for (int c = 0; c < ch; c++) db[c] = 0;
@@ -364,6 +401,7 @@ void hz_bias_grad(int nthr, int layout, int n, int ch, int64_t hw, const float *
 }
 
 void hz_upsample2x(int nthr, int layout, int esz, int n, int ch, int h, int w, const void *xv, void *yv) {
+	HZ_NO_SIGPROF;
 	int64_t tot = (int64_t)n * ch * h * w * 4;
 	if (layout == HZ_NHWC) {
 		const char *x = xv;
@@ -397,6 +435,7 @@ void hz_upsample2x(int nthr, int layout, int esz, int n, int ch, int h, int w, c
 }
 
 void hz_upsample2x_bwd(int nthr, int layout, int n, int ch, int h, int w, const float *dy, float *dx) {
+	HZ_NO_SIGPROF;
 	int64_t tot = (int64_t)n * ch * h * w * 4;
 	if (layout == HZ_NHWC) {
 #pragma omp parallel for num_threads(nthr) if (tot > PAR_MIN) schedule(static)
@@ -431,6 +470,7 @@ static inline int argmax4(float a, float b, float c, float d) {
 }
 
 void hz_maxpool2(int nthr, int layout, int n, int ch, int h, int w, const float *x, float *y) {
+	HZ_NO_SIGPROF;
 	int oh = h / 2, ow = w / 2;
 	int64_t tot = (int64_t)n * ch * h * w;
 	if (layout == HZ_NHWC) {
@@ -468,6 +508,7 @@ void hz_maxpool2(int nthr, int layout, int n, int ch, int h, int w, const float 
 
 void hz_maxpool2_bwd(int nthr, int layout, int n, int ch, int h, int w, const float *x,
 	const float *dy, float *dx) {
+	HZ_NO_SIGPROF;
 	int oh = h / 2, ow = w / 2;
 	int64_t tot = (int64_t)n * ch * h * w;
 	if (layout == HZ_NHWC) {
@@ -508,6 +549,7 @@ void hz_maxpool2_bwd(int nthr, int layout, int n, int ch, int h, int w, const fl
 // x (n, c, h·r, w·r) back to y (n, c·r², h, w). Here c is the small channel count
 // and h, w the small sides.
 void hz_pixel_shuffle(int nthr, int inverse, int n, int c, int h, int w, int r, const float *x, float *y) {
+	HZ_NO_SIGPROF;
 	int64_t tot = (int64_t)n * c * r * r * h * w;
 #pragma omp parallel for num_threads(nthr) if (tot > PAR_MIN) schedule(static)
 	for (int64_t nc = 0; nc < (int64_t)n * c; nc++) {
@@ -527,6 +569,7 @@ void hz_pixel_shuffle(int nthr, int inverse, int n, int c, int h, int w, int r, 
 
 void hz_bn_train(int nthr, int n, int ch, int64_t hw, float eps, float mom, const float *x,
 	const float *g, const float *b, float *y, float *smean, float *sinv, float *rmean, float *rvar) {
+	HZ_NO_SIGPROF;
 	int64_t m = (int64_t)n * hw;
 #pragma omp parallel for num_threads(nthr) if (m * ch > PAR_MIN) schedule(static)
 	for (int c = 0; c < ch; c++) {
@@ -558,6 +601,7 @@ void hz_bn_train(int nthr, int n, int ch, int64_t hw, float eps, float mom, cons
 
 void hz_bn_infer(int nthr, int n, int ch, int64_t hw, float eps, const float *x, const float *g,
 	const float *b, const float *rmean, const float *rvar, float *y) {
+	HZ_NO_SIGPROF;
 #pragma omp parallel for num_threads(nthr) if ((int64_t)n * ch * hw > PAR_MIN) schedule(static)
 	for (int64_t p = 0; p < (int64_t)n * ch; p++) {
 		int c = p % ch;
@@ -570,6 +614,7 @@ void hz_bn_infer(int nthr, int n, int ch, int64_t hw, float eps, const float *x,
 
 void hz_bn_bwd(int nthr, int n, int ch, int64_t hw, const float *x, const float *dy, const float *g,
 	const float *smean, const float *sinv, float *dx, float *dg, float *db) {
+	HZ_NO_SIGPROF;
 	int64_t m = (int64_t)n * hw;
 #pragma omp parallel for num_threads(nthr) if (m * ch > PAR_MIN) schedule(static)
 	for (int c = 0; c < ch; c++) {
@@ -596,6 +641,7 @@ void hz_bn_bwd(int nthr, int n, int ch, int64_t hw, const float *x, const float 
 }
 
 void hz_bce_logits(int nthr, const float *x, const float *t, int64_t n, float *loss, float *grad) {
+	HZ_NO_SIGPROF;
 	double s = 0;
 	float inv = 1.f / (float)n;
 #pragma omp parallel for num_threads(nthr) if (n > PAR_MIN) reduction(+ : s) schedule(static)
@@ -609,6 +655,7 @@ void hz_bce_logits(int nthr, const float *x, const float *t, int64_t n, float *l
 }
 
 void hz_mse(int nthr, const float *x, const float *t, int64_t n, float *loss, float *grad) {
+	HZ_NO_SIGPROF;
 	double s = 0;
 	float k = 2.f / (float)n;
 #pragma omp parallel for num_threads(nthr) if (n > PAR_MIN) reduction(+ : s) schedule(static)
@@ -621,6 +668,7 @@ void hz_mse(int nthr, const float *x, const float *t, int64_t n, float *loss, fl
 }
 
 void hz_hinge(int nthr, const float *x, float sign, int64_t n, float *loss, float *grad) {
+	HZ_NO_SIGPROF;
 	double s = 0;
 	float k = -sign / (float)n;
 #pragma omp parallel for num_threads(nthr) if (n > PAR_MIN) reduction(+ : s) schedule(static)
@@ -634,6 +682,7 @@ void hz_hinge(int nthr, const float *x, float sign, int64_t n, float *loss, floa
 
 void hz_adam(int nthr, float lr, float b1, float b2, float eps, int step, float *p,
 	const float *g, float *m, float *v, int64_t n) {
+	HZ_NO_SIGPROF;
 	// PyTorch's form: p -= lr/bc1 · m / (sqrt(v)/sqrt(bc2) + eps).
 	float bc1 = 1.f - powf(b1, (float)step), bc2 = 1.f - powf(b2, (float)step);
 	float sl = lr / bc1, rs = 1.f / sqrtf(bc2);
