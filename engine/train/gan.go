@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 
 	"github.com/hirez-ml/hirez/engine/backend"
 	"github.com/hirez-ml/hirez/engine/dataset"
@@ -104,7 +103,6 @@ type ganJob struct {
 	zHost  []float32
 	fixed  [][]float32
 	latent int
-	steps  int // steps taken, resumed ones included (the probe's clock)
 	probe  *swdState
 }
 
@@ -207,7 +205,7 @@ func (j *ganJob) evalSWD(ctx context.Context) error {
 	}
 	p.last, p.has = r.Mean, true
 	if p.OnEval != nil {
-		p.OnEval(SWDPoint{Step: j.steps, SWD: r, Floor: p.floor, N: p.N})
+		p.OnEval(SWDPoint{Step: j.gopt.opt.Steps(), SWD: r, Floor: p.floor, N: p.N})
 	}
 	return nil
 }
@@ -256,8 +254,9 @@ func (j *ganJob) step(ctx context.Context, b *dataset.Batch, rng *rand.Rand) err
 	if err := j.gopt.step(); err != nil {
 		return err
 	}
-	j.steps++
-	if j.probe != nil && j.steps%j.probe.Every == 0 {
+	// The probe's clock is G's Adam step count: checkpointed with the optimizer,
+	// so it continues across a resume.
+	if j.probe != nil && j.gopt.opt.Steps()%j.probe.Every == 0 {
 		return j.evalSWD(ctx)
 	}
 	return nil
@@ -297,14 +296,6 @@ func (j *ganJob) loadState(f *safetensors.File) error {
 	}
 	if err := j.adv.opt.Load(getter(f, "")); err != nil {
 		return err
-	}
-	// The probe's clock continues from the checkpoint's step.
-	if v, ok := f.Metadata[metaStep]; ok {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return fmt.Errorf("checkpoint step %q: %w", v, err)
-		}
-		j.steps = n
 	}
 	return j.gopt.load(f)
 }
