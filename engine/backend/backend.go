@@ -18,7 +18,10 @@
 // must not be written by one goroutine while another reads or writes it.
 package backend
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Buffer is a device allocation of Len float32 values, created by Backend.Alloc and
 // usable only with the backend that made it.
@@ -63,6 +66,23 @@ type Dims struct {
 // Size is the number of elements N·C·H·W.
 func (d Dims) Size() int { return d.N * d.C * d.H * d.W }
 
+// MaxElements bounds every tensor an op takes. The native backends hand
+// dimensions and counts to C as 32-bit ints, and a product that overflowed
+// could match a small buffer's length check and send C past its end.
+const MaxElements = math.MaxInt32
+
+// Check reports a shape with an empty dimension or more than MaxElements values
+// (counted in float64, so the check itself cannot overflow).
+func (d Dims) Check() error {
+	if d.N <= 0 || d.C <= 0 || d.H <= 0 || d.W <= 0 {
+		return fmt.Errorf("shape %v has an empty dimension", d)
+	}
+	if float64(d.N)*float64(d.C)*float64(d.H)*float64(d.W) > MaxElements {
+		return fmt.Errorf("shape %v has more than %d values", d, MaxElements)
+	}
+	return nil
+}
+
 func (d Dims) String() string { return fmt.Sprintf("%d×%d×%d×%d", d.N, d.C, d.H, d.W) }
 
 // Conv2D describes a 2-D convolution (cross-correlation, as in PyTorch) with
@@ -96,20 +116,26 @@ func (c Conv2D) FLOPs() float64 {
 
 // Validate reports a shape that no backend can run.
 func (c Conv2D) Validate() error {
+	if err := c.In.Check(); err != nil {
+		return fmt.Errorf("conv2d: input: %w", err)
+	}
 	switch {
-	case c.In.N <= 0 || c.In.C <= 0 || c.In.H <= 0 || c.In.W <= 0:
-		return fmt.Errorf("conv2d: input %v has an empty dimension", c.In)
-	case c.Out <= 0:
+	case c.Out <= 0 || c.Out > MaxElements:
 		return fmt.Errorf("conv2d: %d output channels", c.Out)
-	case c.KH <= 0 || c.KW <= 0:
-		return fmt.Errorf("conv2d: kernel %d×%d", c.KH, c.KW)
-	case c.Stride <= 0:
+	case c.KH <= 0 || c.KW <= 0 || c.KH > c.In.H+2*c.Pad || c.KW > c.In.W+2*c.Pad:
+		return fmt.Errorf("conv2d: kernel %d×%d for input %v with padding %d", c.KH, c.KW, c.In, c.Pad)
+	case c.Stride <= 0 || c.Stride > MaxElements:
 		return fmt.Errorf("conv2d: stride %d", c.Stride)
 	case c.Pad < 0 || c.Pad >= c.KH || c.Pad >= c.KW:
 		return fmt.Errorf("conv2d: padding %d for a %d×%d kernel", c.Pad, c.KH, c.KW)
 	}
 	if o := c.OutDims(); o.H <= 0 || o.W <= 0 {
 		return fmt.Errorf("conv2d: input %v is smaller than the %d×%d kernel", c.In, c.KH, c.KW)
+	} else if err := o.Check(); err != nil {
+		return fmt.Errorf("conv2d: output: %w", err)
+	}
+	if float64(c.Out)*float64(c.In.C)*float64(c.KH)*float64(c.KW) > MaxElements {
+		return fmt.Errorf("conv2d: %d×%d×%d×%d weights: more than %d values", c.Out, c.In.C, c.KH, c.KW, MaxElements)
 	}
 	return nil
 }
@@ -121,6 +147,15 @@ type Gemm struct {
 	TransA, TransB bool
 	M, N, K        int
 	Alpha, Beta    float32
+}
+
+// Validate reports an empty shape or one whose matrices exceed MaxElements.
+func (g Gemm) Validate() error {
+	m, n, k := float64(g.M), float64(g.N), float64(g.K)
+	if g.M <= 0 || g.N <= 0 || g.K <= 0 || m*k > MaxElements || k*n > MaxElements || m*n > MaxElements {
+		return fmt.Errorf("matmul: shape M=%d N=%d K=%d (each ≥ 1, each matrix at most %d values)", g.M, g.N, g.K, MaxElements)
+	}
+	return nil
 }
 
 // BatchNorm describes per-channel batch normalisation over N·H·W values.

@@ -40,6 +40,13 @@ func badInput(t *testing.T, b, other backend.Backend) {
 	c2 := alloc(2)
 	adam := backend.Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-8, Step: 1}
 
+	// wrap is a shape whose element count overflows int64 back to exactly 8, so
+	// it passes a plain length check against an 8-value buffer; C code given
+	// its dimensions would run far past the buffer.
+	wrap := backend.Dims{N: 1<<62 + 2, C: 4, H: 1, W: 1}
+	if wrap.Size() != 8 {
+		t.Fatalf("wrap.Size() = %d, want 8 (int64 overflow)", wrap.Size())
+	}
 	cases := []struct {
 		name string
 		call func() error
@@ -70,6 +77,29 @@ func badInput(t *testing.T, b, other backend.Backend) {
 		{"matmul foreign", func() error { return b.MatMul(backend.Gemm{M: 2, N: 2, K: 4, Alpha: 1}, foreign, y8, c2) }},
 		{"add bias zero dims", func() error { return b.AddBias(backend.Dims{N: 0, C: 2, H: 2, W: 2}, x8, c2) }},
 		{"add bias lengths", func() error { return b.AddBias(d, x8, one) }},
+		{"add bias overflowing shape", func() error { return b.AddBias(wrap, x8, alloc(4)) }},
+		{"upsample overflowing shape", func() error { return b.Upsample2x(wrap, x8, alloc(32)) }},
+		{"maxpool overflowing shape", func() error {
+			w := wrap
+			w.H, w.W = 2, 2
+			return b.MaxPool2(w, x8, y8)
+		}},
+		{"batchnorm overflowing shape", func() error {
+			z := bn
+			z.Dims = wrap
+			return b.BatchNormInfer(z, x8, alloc(4), alloc(4), alloc(4), alloc(4), y8)
+		}},
+		{"conv overflowing shape", func() error {
+			c := conv
+			c.In = wrap
+			return b.Conv2DForward(c, x8, cw, cb, cy)
+		}},
+		{"conv huge kernel", func() error {
+			c := conv
+			c.KH, c.KW, c.Pad = 1<<40, 1<<40, 1<<40-1
+			return b.Conv2DForward(c, cx, cw, cb, cy)
+		}},
+		{"matmul overflowing shape", func() error { return b.MatMul(backend.Gemm{M: 1<<62 + 2, N: 1, K: 4, Alpha: 1}, x8, alloc(4), x8) }},
 		{"bias grad lengths", func() error { return b.BiasGrad(d, one, c2) }},
 		{"conv zero batch", func() error {
 			c := conv

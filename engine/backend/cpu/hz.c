@@ -57,7 +57,11 @@ int hz_init(hz_ctx **out, int nthr) {
 	omp_set_num_threads(nthr);
 	dnnl_status_t s = dnnl_engine_create(&c->eng, dnnl_cpu, 0);
 	if (s == dnnl_success) s = dnnl_stream_create(&c->strm, c->eng, dnnl_stream_default_flags);
+	if (s == dnnl_success) s = dnnl_primitive_attr_create(&c->attr);
+	if (s == dnnl_success) s = dnnl_primitive_attr_set_scratchpad_mode(c->attr, dnnl_scratchpad_mode_user);
 	if (s != dnnl_success) {
+		if (c->attr) dnnl_primitive_attr_destroy(c->attr);
+		if (c->strm) dnnl_stream_destroy(c->strm);
 		if (c->eng) dnnl_engine_destroy(c->eng);
 		free(c);
 		return s;
@@ -68,8 +72,10 @@ int hz_init(hz_ctx **out, int nthr) {
 
 void hz_destroy(hz_ctx *c) {
 	if (!c) return;
+	dnnl_primitive_attr_destroy(c->attr);
 	dnnl_stream_destroy(c->strm);
 	dnnl_engine_destroy(c->eng);
+	free(c->scratch);
 	free(c);
 }
 
@@ -77,12 +83,38 @@ void hz_prim_destroy(hz_prim *p) {
 	if (!p) return;
 	for (int i = 0; i < p->nargs; i++) dnnl_memory_destroy(p->args[i].memory);
 	if (p->p) dnnl_primitive_destroy(p->p);
-	if (p->wreo) {
-		dnnl_primitive_destroy(p->wreo);
-		dnnl_memory_destroy(p->wargs[0].memory);
-		dnnl_memory_destroy(p->wargs[1].memory);
-	}
+	for (int i = 0; i < p->nwargs; i++) dnnl_memory_destroy(p->wargs[i].memory);
+	if (p->wreo) dnnl_primitive_destroy(p->wreo);
 	free(p);
+}
+
+// add_scratchpad appends pd's scratchpad argument to args (*nargs of them so far)
+// when pd needs one, and grows the context's scratch buffer to fit it.
+static dnnl_status_t add_scratchpad(hz_ctx *c, const_dnnl_primitive_desc_t pd, dnnl_exec_arg_t *args,
+	int *nargs, int maxargs) {
+	const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+	size_t bytes = md ? dnnl_memory_desc_get_size(md) : 0;
+	if (bytes == 0) return dnnl_success;
+	if (*nargs >= maxargs) return dnnl_runtime_error;
+	if (bytes > c->scratch_bytes) {
+		void *m = hz_alloc(bytes);
+		if (!m) return dnnl_out_of_memory;
+		free(c->scratch);
+		c->scratch = m;
+		c->scratch_bytes = bytes;
+	}
+	args[*nargs].arg = DNNL_ARG_SCRATCHPAD;
+	CHECK(dnnl_memory_create(&args[*nargs].memory, md, c->eng, DNNL_MEMORY_NONE));
+	(*nargs)++;
+	return dnnl_success;
+}
+
+// set_handles points a primitive's arguments at the caller's buffers h (nuser of
+// them) and the rest, the scratchpad, at the context's scratch buffer.
+static dnnl_status_t set_handles(hz_ctx *c, dnnl_exec_arg_t *args, int nargs, int nuser, void **h) {
+	for (int i = 0; i < nargs; i++)
+		CHECK(dnnl_memory_set_data_handle_v2(args[i].memory, i < nuser ? h[i] : c->scratch, c->strm));
+	return dnnl_success;
 }
 
 // finish turns a primitive descriptor into an hz_prim with one handle-less memory
@@ -99,23 +131,35 @@ static dnnl_status_t finish(hz_ctx *c, dnnl_primitive_desc_t pd, int nargs, cons
 		s = dnnl_memory_create(&p->args[i].memory, md, c->eng, DNNL_MEMORY_NONE);
 		if (s == dnnl_success) p->nargs = i + 1;
 	}
+	p->nuser = p->nargs;
+	if (s == dnnl_success) s = add_scratchpad(c, pd, p->args, &p->nargs, HZ_MAXARGS);
 	dnnl_primitive_desc_destroy(pd);
 	if (s != dnnl_success) { hz_prim_destroy(p); return s; }
 	*out = p;
 	return dnnl_success;
 }
 
+// make_reorder creates a reorder and its arguments (from, to, then the scratchpad
+// when it needs one: args must hold 3); *nargs counts the memory objects made,
+// which the caller destroys even on failure.
 static dnnl_status_t make_reorder(hz_ctx *c, const dnnl_memory_desc_t *from,
-	const dnnl_memory_desc_t *to, dnnl_primitive_t *prim, dnnl_exec_arg_t args[2]) {
+	const dnnl_memory_desc_t *to, dnnl_primitive_t *prim, dnnl_exec_arg_t args[3], int *nargs) {
 	dnnl_primitive_desc_t pd;
-	CHECK(dnnl_reorder_primitive_desc_create(&pd, from, c->eng, to, c->eng, NULL));
+	*nargs = 0;
+	CHECK(dnnl_reorder_primitive_desc_create(&pd, from, c->eng, to, c->eng, c->attr));
 	dnnl_status_t s = dnnl_primitive_create(prim, pd);
-	dnnl_primitive_desc_destroy(pd);
-	CHECK(s);
 	args[0].arg = DNNL_ARG_FROM;
 	args[1].arg = DNNL_ARG_TO;
-	s = dnnl_memory_create(&args[0].memory, from, c->eng, DNNL_MEMORY_NONE);
-	if (s == dnnl_success) s = dnnl_memory_create(&args[1].memory, to, c->eng, DNNL_MEMORY_NONE);
+	if (s == dnnl_success) s = dnnl_memory_create(&args[0].memory, from, c->eng, DNNL_MEMORY_NONE);
+	if (s == dnnl_success) {
+		*nargs = 1;
+		s = dnnl_memory_create(&args[1].memory, to, c->eng, DNNL_MEMORY_NONE);
+	}
+	if (s == dnnl_success) {
+		*nargs = 2;
+		s = add_scratchpad(c, pd, args, nargs, 3);
+	}
+	dnnl_primitive_desc_destroy(pd);
 	return s;
 }
 
@@ -153,7 +197,7 @@ int hz_conv_create(hz_ctx *c, hz_prim **out, int kind, int n, int ic, int ih, in
 		kind == HZ_CONV_FWD ? dnnl_forward_inference : dnnl_forward_training,
 		dnnl_convolution_direct, &smd, &wany, bp, &dmd, st, pl, pr));
 	dnnl_primitive_desc_t fpd;
-	CHECK(dnnl_primitive_desc_create(&fpd, &fd, NULL, c->eng, NULL));
+	CHECK(dnnl_primitive_desc_create(&fpd, &fd, c->attr, c->eng, NULL));
 
 	dnnl_primitive_desc_t pd = NULL;
 	dnnl_status_t s = dnnl_success;
@@ -175,7 +219,7 @@ int hz_conv_create(hz_ctx *c, hz_prim **out, int kind, int n, int ic, int ih, in
 		dnnl_convolution_desc_t bd_;
 		s = dnnl_convolution_backward_data_desc_init(&bd_, dnnl_convolution_direct, &smd, &wany,
 			&dmd, st, pl, pr);
-		if (s == dnnl_success) s = dnnl_primitive_desc_create(&pd, &bd_, NULL, c->eng, fpd);
+		if (s == dnnl_success) s = dnnl_primitive_desc_create(&pd, &bd_, c->attr, c->eng, fpd);
 		argk[0] = DNNL_ARG_DIFF_DST; q[0] = dnnl_query_diff_dst_md;
 		argk[1] = DNNL_ARG_WEIGHTS; q[1] = dnnl_query_weights_md;
 		argk[2] = DNNL_ARG_DIFF_SRC; q[2] = dnnl_query_diff_src_md;
@@ -184,7 +228,7 @@ int hz_conv_create(hz_ctx *c, hz_prim **out, int kind, int n, int ic, int ih, in
 		dnnl_convolution_desc_t bd_;
 		s = dnnl_convolution_backward_weights_desc_init(&bd_, dnnl_convolution_direct, &smd,
 			&wany, bp, &dmd, st, pl, pr);
-		if (s == dnnl_success) s = dnnl_primitive_desc_create(&pd, &bd_, NULL, c->eng, fpd);
+		if (s == dnnl_success) s = dnnl_primitive_desc_create(&pd, &bd_, c->attr, c->eng, fpd);
 		argk[0] = DNNL_ARG_SRC; q[0] = dnnl_query_src_md;
 		argk[1] = DNNL_ARG_DIFF_DST; q[1] = dnnl_query_diff_dst_md;
 		argk[2] = DNNL_ARG_DIFF_WEIGHTS; q[2] = dnnl_query_diff_weights_md;
@@ -200,8 +244,8 @@ int hz_conv_create(hz_ctx *c, hz_prim **out, int kind, int n, int ic, int ih, in
 	CHECK(finish(c, pd, nargs, argk, q, qi, &p));
 	p->wbytes = dnnl_memory_desc_get_size(&wmd);
 	if (!dnnl_memory_desc_equal(&wmd, &wplain)) {
-		s = kind == HZ_CONV_BWD_WEIGHTS ? make_reorder(c, &wmd, &wplain, &p->wreo, p->wargs)
-						: make_reorder(c, &wplain, &wmd, &p->wreo, p->wargs);
+		s = kind == HZ_CONV_BWD_WEIGHTS ? make_reorder(c, &wmd, &wplain, &p->wreo, p->wargs, &p->nwargs)
+						: make_reorder(c, &wplain, &wmd, &p->wreo, p->wargs, &p->nwargs);
 		if (s != dnnl_success) { hz_prim_destroy(p); return s; }
 	}
 	*out = p;
@@ -217,8 +261,8 @@ int hz_reorder_create(hz_ctx *c, hz_prim **out, int n, int ch, int h, int w, int
 	CHECK(dnnl_memory_desc_init_by_tag(&b, 4, d, dt_of(to), tag_of(to)));
 	hz_prim *p = calloc(1, sizeof *p);
 	if (!p) return dnnl_out_of_memory;
-	dnnl_status_t s = make_reorder(c, &a, &b, &p->p, p->args);
-	p->nargs = 2;
+	dnnl_status_t s = make_reorder(c, &a, &b, &p->p, p->args, &p->nargs);
+	p->nuser = 2;
 	if (s != dnnl_success) { hz_prim_destroy(p); return s; }
 	*out = p;
 	return dnnl_success;
@@ -240,9 +284,9 @@ int hz_crop_create(hz_ctx *c, hz_prim **out, int n, int ch, int h, int w, int hc
 	CHECK(dnnl_memory_desc_init_by_tag(&win, 4, d, dt_of(wfmt), tag_of(wfmt)));
 	hz_prim *p = calloc(1, sizeof *p);
 	if (!p) return dnnl_out_of_memory;
-	dnnl_status_t s = dir == 0 ? make_reorder(c, &view, &win, &p->p, p->args)
-				   : make_reorder(c, &win, &view, &p->p, p->args);
-	p->nargs = 2;
+	dnnl_status_t s = dir == 0 ? make_reorder(c, &view, &win, &p->p, p->args, &p->nargs)
+				   : make_reorder(c, &win, &view, &p->p, p->args, &p->nargs);
+	p->nuser = 2;
 	if (s != dnnl_success) { hz_prim_destroy(p); return s; }
 	*out = p;
 	return dnnl_success;
@@ -260,7 +304,7 @@ int hz_eltwise_create(hz_ctx *c, hz_prim **out, int bwd, int alg, float alpha, i
 	CHECK(dnnl_eltwise_forward_desc_init(&fd, bwd ? dnnl_forward_training : dnnl_forward_inference,
 		(dnnl_alg_kind_t)alg, &md, alpha, beta));
 	dnnl_primitive_desc_t fpd, pd;
-	CHECK(dnnl_primitive_desc_create(&fpd, &fd, NULL, c->eng, NULL));
+	CHECK(dnnl_primitive_desc_create(&fpd, &fd, c->attr, c->eng, NULL));
 	if (!bwd) {
 		int argk[2] = {DNNL_ARG_SRC, DNNL_ARG_DST};
 		dnnl_query_t q[2] = {dnnl_query_src_md, dnnl_query_dst_md};
@@ -270,7 +314,7 @@ int hz_eltwise_create(hz_ctx *c, hz_prim **out, int bwd, int alg, float alpha, i
 	int usedst = alg == dnnl_eltwise_tanh_use_dst_for_bwd || alg == dnnl_eltwise_logistic_use_dst_for_bwd;
 	dnnl_eltwise_desc_t bd;
 	dnnl_status_t s = dnnl_eltwise_backward_desc_init(&bd, (dnnl_alg_kind_t)alg, &md, &md, alpha, beta);
-	if (s == dnnl_success) s = dnnl_primitive_desc_create(&pd, &bd, NULL, c->eng, fpd);
+	if (s == dnnl_success) s = dnnl_primitive_desc_create(&pd, &bd, c->attr, c->eng, fpd);
 	dnnl_primitive_desc_destroy(fpd);
 	CHECK(s);
 	int argk[3] = {usedst ? DNNL_ARG_DST : DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC};
@@ -282,20 +326,22 @@ int hz_eltwise_create(hz_ctx *c, hz_prim **out, int bwd, int alg, float alpha, i
 int hz_exec(hz_ctx *c, hz_prim *p, void *a0, void *a1, void *a2, void *a3) {
 	HZ_NO_SIGPROF;
 	void *h[4] = {a0, a1, a2, a3};
+	if (p->nuser > 4) return dnnl_invalid_arguments;
+	for (int i = 0; i < p->nuser; i++)
+		if (!h[i]) return dnnl_invalid_arguments;
 	omp_set_num_threads(c->nthr);
-	for (int i = 0; i < p->nargs && i < 4; i++)
-		CHECK(dnnl_memory_set_data_handle_v2(p->args[i].memory, h[i], c->strm));
+	CHECK(set_handles(c, p->args, p->nargs, p->nuser, h));
 	CHECK(dnnl_primitive_execute(p->p, c->strm, p->nargs, p->args));
 	return dnnl_stream_wait(c->strm);
 }
 
 int hz_exec_wreo(hz_ctx *c, hz_prim *p, void *from, void *to) {
 	HZ_NO_SIGPROF;
-	if (!p->wreo) return dnnl_invalid_arguments;
+	if (!p->wreo || !from || !to) return dnnl_invalid_arguments;
+	void *h[2] = {from, to};
 	omp_set_num_threads(c->nthr);
-	CHECK(dnnl_memory_set_data_handle_v2(p->wargs[0].memory, from, c->strm));
-	CHECK(dnnl_memory_set_data_handle_v2(p->wargs[1].memory, to, c->strm));
-	CHECK(dnnl_primitive_execute(p->wreo, c->strm, 2, p->wargs));
+	CHECK(set_handles(c, p->wargs, p->nwargs, 2, h));
+	CHECK(dnnl_primitive_execute(p->wreo, c->strm, p->nwargs, p->wargs));
 	return dnnl_stream_wait(c->strm);
 }
 

@@ -14,20 +14,33 @@ typedef struct hz_ctx {
 	dnnl_engine_t eng;
 	dnnl_stream_t strm;
 	int nthr;
+	// Every primitive is created with a user-managed scratchpad and runs with this
+	// one buffer, grown to the largest primitive's need. oneDNN's default (library)
+	// scratchpad is a thread-local of the thread that created the primitive, and Go
+	// runs each cgo call on whichever OS thread is free: a primitive executed on
+	// another thread got that thread's scratchpad, NULL or too small (the SIGSEGVs on
+	// AVX2/SSE4.1, whose kernels need a scratchpad where the AVX-512 ones did not).
+	// Executions are serialised by the caller, so one buffer serves them all.
+	dnnl_primitive_attr_t attr;
+	void *scratch;
+	size_t scratch_bytes;
 } hz_ctx;
 
 enum { HZ_MAXARGS = 6 };
 
 // hz_prim is a created primitive with one memory object per argument; the data
-// handles are set just before each execution (callers serialise executions).
+// handles are set just before each execution (callers serialise executions). The
+// first nuser arguments are the caller's (hz_exec's a0…a3 in order); one more, the
+// scratchpad, follows when the primitive needs one.
 typedef struct hz_prim {
 	dnnl_primitive_t p;
-	int nargs;
+	int nargs, nuser;
 	dnnl_exec_arg_t args[HZ_MAXARGS];
 	// Weights: the layout the primitive wants and the reorder from (fwd, bwd data)
 	// or to (bwd weights) plain oihw; wreo is NULL when the primitive takes oihw.
 	dnnl_primitive_t wreo;
-	dnnl_exec_arg_t wargs[2];
+	int nwargs;
+	dnnl_exec_arg_t wargs[3];
 	size_t wbytes;
 } hz_prim;
 

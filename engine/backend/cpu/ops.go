@@ -298,8 +298,8 @@ func (b *Backend) MatMul(g backend.Gemm, a, bb, c backend.Buffer) error {
 		return err
 	}
 	defer b.mu.Unlock()
-	if g.M <= 0 || g.N <= 0 || g.K <= 0 {
-		return fmt.Errorf("cpu: matmul: shape M=%d N=%d K=%d", g.M, g.N, g.K)
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("cpu: %w", err)
 	}
 	ab, err := b.get("matmul", "a", a, g.M*g.K)
 	if err != nil {
@@ -333,10 +333,10 @@ func (b *Backend) MatMul(g backend.Gemm, a, bb, c backend.Buffer) error {
 	return nil
 }
 
-// checkDims reports a shape with an empty dimension.
+// checkDims reports a shape no op can take (backend.Dims.Check).
 func checkDims(op string, d backend.Dims) error {
-	if d.N <= 0 || d.C <= 0 || d.H <= 0 || d.W <= 0 {
-		return fmt.Errorf("cpu: %s: shape %v has an empty dimension", op, d)
+	if err := d.Check(); err != nil {
+		return fmt.Errorf("cpu: %s: %w", op, err)
 	}
 	return nil
 }

@@ -2,6 +2,8 @@ package ref
 
 import (
 	"fmt"
+	"runtime"
+	"sync"
 
 	"github.com/hirez-ml/hirez/engine/backend"
 )
@@ -9,37 +11,112 @@ import (
 // gemm computes c = alpha·op(a)·op(b) + beta·c for row-major matrices, op(a)
 // m×k and op(b) k×n, with float64 dot products. beta = 0 writes c without
 // reading it.
+//
+// Every element's sum runs over p = 0…k−1 in order, whichever loop shape walks
+// the memory: the dot form when b is stored n×k (both operands contiguous in
+// p), else row updates (b's rows contiguous in j). Rows of c are independent and
+// split over the CPUs, so the result does not depend on the split either.
 func gemm(transA, transB bool, m, n, k int, alpha float32, a, b []float32, beta float32, c []float32) {
-	for i := 0; i < m; i++ {
-		for j := 0; j < n; j++ {
-			var s float64
+	g := gemmArgs{transA, transB, m, n, k, alpha, a, b, beta, c}
+	if workers := min(runtime.GOMAXPROCS(0), m); workers >= 2 && int64(m)*int64(n)*int64(k) >= parallelMinWork {
+		g.parallel(workers)
+		return
+	}
+	g.rows(0, m)
+}
+
+// parallel splits the rows over workers goroutines (a method of a copy, so
+// that the serial path's arguments stay on the stack).
+func (g gemmArgs) parallel(workers int) {
+	m := g.m
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g.rows(w*m/workers, (w+1)*m/workers)
+		}()
+	}
+	wg.Wait()
+}
+
+// gemmArgs is one gemm call, so that its row loop is a method rather than a
+// closure (closures passed on escape to the heap, and inference must not
+// allocate).
+type gemmArgs struct {
+	transA, transB bool
+	m, n, k        int
+	alpha          float32
+	a, b           []float32
+	beta           float32
+	c              []float32
+}
+
+// at is op(a)[i, p].
+func (g *gemmArgs) at(i, p int) float32 {
+	if g.transA {
+		return g.a[p*g.m+i] // a is stored k×m
+	}
+	return g.a[i*g.k+p]
+}
+
+// rows computes rows [i0, i1) of c.
+func (g *gemmArgs) rows(i0, i1 int) {
+	n, k := g.n, g.k
+	ap := takeAcc(n)
+	defer accPool.Put(ap)
+	acc := *ap
+	for i := i0; i < i1; i++ {
+		if g.transB { // b is stored n×k
+			for j := range acc {
+				var s float64
+				for p := 0; p < k; p++ {
+					s += float64(g.at(i, p)) * float64(g.b[j*k+p])
+				}
+				acc[j] = s
+			}
+		} else {
+			clear(acc)
 			for p := 0; p < k; p++ {
-				var av, bv float32
-				if transA {
-					av = a[p*m+i] // a is stored k×m
-				} else {
-					av = a[i*k+p]
+				av := float64(g.at(i, p))
+				for j, bv := range g.b[p*n : (p+1)*n] {
+					acc[j] += av * float64(bv)
 				}
-				if transB {
-					bv = b[j*k+p] // b is stored n×k
-				} else {
-					bv = b[p*n+j]
-				}
-				s += float64(av) * float64(bv)
 			}
-			v := alpha * float32(s)
-			if beta != 0 {
-				v += beta * c[i*n+j]
+		}
+		for j, s := range acc {
+			v := g.alpha * float32(s)
+			if g.beta != 0 {
+				v += g.beta * g.c[i*n+j]
 			}
-			c[i*n+j] = v
+			g.c[i*n+j] = v
 		}
 	}
 }
 
+// accPool keeps gemm's row accumulators, so that steady-state inference on
+// small shapes allocates nothing (TestForwardDoesNotAllocate).
+var accPool sync.Pool
+
+func takeAcc(n int) *[]float64 {
+	p, _ := accPool.Get().(*[]float64)
+	if p == nil || cap(*p) < n {
+		s := make([]float64, n)
+		return &s
+	}
+	*p = (*p)[:n]
+	return p
+}
+
+// parallelMinWork is the multiply-adds below which gemm stays on the calling
+// goroutine: starting goroutines costs more than it saves there, and it
+// allocates.
+const parallelMinWork = 1 << 22
+
 // MatMul implements backend.Backend.
 func (r *Backend) MatMul(g backend.Gemm, a, b, c backend.Buffer) error {
-	if g.M <= 0 || g.N <= 0 || g.K <= 0 {
-		return fmt.Errorf("ref: matmul: empty shape M=%d N=%d K=%d", g.M, g.N, g.K)
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("ref: %w", err)
 	}
 	as, err := r.get("matmul", "a", a, g.M*g.K)
 	if err != nil {

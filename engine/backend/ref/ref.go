@@ -11,7 +11,6 @@ package ref
 
 import (
 	"fmt"
-	"math"
 	"sync"
 	"sync/atomic"
 
@@ -113,11 +112,8 @@ func noAlias(op string, out []float32, outName string, in []float32, inName stri
 }
 
 func checkDims(op string, d backend.Dims) error {
-	if d.N <= 0 || d.C <= 0 || d.H <= 0 || d.W <= 0 {
-		return fmt.Errorf("ref: %s: shape %v has an empty dimension", op, d)
-	}
-	if float64(d.N)*float64(d.C)*float64(d.H)*float64(d.W) > math.MaxInt32 {
-		return fmt.Errorf("ref: %s: shape %v is too large", op, d)
+	if err := d.Check(); err != nil {
+		return fmt.Errorf("ref: %s: %w", op, err)
 	}
 	return nil
 }
