@@ -135,22 +135,42 @@ func TestDev(t *testing.T) {
 func TestProd(t *testing.T) {
 	objs := build(t, filesys.MakeFsOnDisk(), "overlays/prod")
 	prod(t, objs)
-	if d := objs.deployment("upscaler"); d != nil && gpus(d) > 0 {
-		t.Errorf("Deployment/upscaler: prod upscalers are CPU unless opted in")
+	// The CUDA backend is planned, not implemented (engine/backends): a server
+	// started with HIREZ_BACKEND=cuda refuses to start, so the default prod
+	// overlay must not ask for it, nor for the GPUs and -cuda images that go with it.
+	for _, d := range objs.deployments() {
+		if gpus(d) > 0 {
+			t.Errorf("Deployment/%s: prod asks for a GPU; the CUDA backend is not available yet", d.Name)
+		}
+		if b := objs.envFrom(d)["HIREZ_BACKEND"]; b == "cuda" {
+			t.Errorf("Deployment/%s: HIREZ_BACKEND=cuda; the CUDA backend is not available yet", d.Name)
+		}
+		for _, c := range d.Spec.Template.Spec.Containers {
+			if repo, _, _ := strings.Cut(c.Image, ":"); strings.HasSuffix(repo, "-cuda") {
+				t.Errorf("Deployment/%s: image %s; the CUDA backend is not available yet", d.Name, c.Image)
+			}
+		}
+	}
+	if b := objs.envFrom(objs.deployment("trainer"))["HIREZ_BACKEND"]; b != "cpu" {
+		t.Errorf("Deployment/trainer: HIREZ_BACKEND=%q, want cpu", b)
 	}
 }
 
-// TestProdGPUUpscalers applies the documented opt-in — uncommenting the
-// gpu-upscaler line in overlays/prod — to an in-memory copy and builds it.
-func TestProdGPUUpscalers(t *testing.T) {
-	objs := buildProdWith(t, "gpu-upscaler")
+// TestProdGPUComponents applies the commented-out GPU opt-in of overlays/prod —
+// both the gpu-upscaler and gpu lines — to an in-memory copy and builds it. The
+// CUDA backend they select is planned, not available, so nothing deploys this
+// today; the test keeps the components within the policy for when it lands.
+func TestProdGPUComponents(t *testing.T) {
+	objs := buildProdWith(t, "gpu-upscaler", "gpu")
 	prod(t, objs)
-	d := objs.deployment("upscaler")
-	if d == nil || gpus(d) != 1 {
-		t.Fatalf("Deployment/upscaler: want one GPU after opting in")
-	}
-	if img := d.Spec.Template.Spec.Containers[0].Image; !strings.Contains(img, "/upscaler-cuda:") {
-		t.Errorf("Deployment/upscaler: image %s, want the -cuda build", img)
+	for _, name := range []string{"trainer", "upscaler"} {
+		d := objs.deployment(name)
+		if d == nil || gpus(d) != 1 {
+			t.Fatalf("Deployment/%s: want one GPU after opting in", name)
+		}
+		if img := d.Spec.Template.Spec.Containers[0].Image; !strings.Contains(img, "/"+name+"-cuda:") {
+			t.Errorf("Deployment/%s: image %s, want the -cuda build", name, img)
+		}
 	}
 }
 
@@ -194,9 +214,9 @@ func TestProdRegistryFollow(t *testing.T) {
 	}
 }
 
-// buildProdWith uncomments the documented opt-in line for component in an
+// buildProdWith uncomments the documented opt-in line of each component in an
 // in-memory copy of overlays/prod and builds it.
-func buildProdWith(t *testing.T, component string) objects {
+func buildProdWith(t *testing.T, components ...string) objects {
 	t.Helper()
 	fs := filesys.MakeFsInMemory()
 	for _, dir := range []string{"base", "components", "overlays"} {
@@ -219,11 +239,15 @@ func buildProdWith(t *testing.T, component string) objects {
 	if err != nil {
 		t.Fatal(err)
 	}
-	off, on := "  # - ../../components/"+component+"\n", "  - ../../components/"+component+"\n"
-	if !strings.Contains(string(data), off) {
-		t.Fatalf("%s: the commented opt-in line %q is gone; update docs/kubernetes.md and this test", kust, strings.TrimSpace(off))
+	text := string(data)
+	for _, component := range components {
+		off, on := "  # - ../../components/"+component+"\n", "  - ../../components/"+component+"\n"
+		if !strings.Contains(text, off) {
+			t.Fatalf("%s: the commented opt-in line %q is gone; update docs/kubernetes.md and this test", kust, strings.TrimSpace(off))
+		}
+		text = strings.Replace(text, off, on, 1)
 	}
-	if err := fs.WriteFile(kust, []byte(strings.Replace(string(data), off, on, 1))); err != nil {
+	if err := fs.WriteFile(kust, []byte(text)); err != nil {
 		t.Fatal(err)
 	}
 	return build(t, fs, "/k8s/overlays/prod")
@@ -231,9 +255,6 @@ func buildProdWith(t *testing.T, component string) objects {
 
 func prod(t *testing.T, objs objects) {
 	t.Helper()
-	if d := objs.deployment("trainer"); d == nil || gpus(d) != 1 {
-		t.Errorf("Deployment/trainer: prod wants an nvidia.com/gpu limit of 1")
-	}
 	if d := objs.deployment("gateway"); d == nil || d.Spec.Replicas == nil || *d.Spec.Replicas < 2 {
 		t.Errorf("Deployment/gateway: prod wants at least 2 replicas")
 	}

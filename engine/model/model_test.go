@@ -79,7 +79,7 @@ func TestStudyReadings(t *testing.T) {
 	}
 	_, _, flops := mustCounts(t, "srcnn-study", 128)
 	if math.Abs(flops/1e9-48.07) > 0.01 {
-		t.Errorf("srcnn-study at 128→256: %.2f GFLOP, DESIGN.md says ≈ 48", flops/1e9)
+		t.Errorf("srcnn-study at 128→256: %.2f GFLOP, docs/models.md says ≈ 48", flops/1e9)
 	}
 }
 

@@ -1,7 +1,7 @@
 // Package model turns presets (data: a Config of layer Specs) into networks built
 // from engine/layer, and reads and writes their weights as safetensors files with
-// PyTorch's names and layouts (DESIGN.md §4). It also holds the two serving helpers:
-// Generate (seed → image) and Upscale (image → 2× image).
+// PyTorch's names and layouts (docs/models.md, "Weights files"). It also holds the
+// two serving helpers: Generate (seed → image) and Upscale (image → 2× image).
 package model
 
 import (

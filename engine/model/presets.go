@@ -11,8 +11,9 @@ import (
 type Preset struct {
 	Name string
 	Role Role
-	// Reading says how the preset reads the study's tables (DESIGN.md §1), or for
-	// the stable variants where it departs from them and why.
+	// Reading says how the preset reads the study's tables (docs/models.md, "How
+	// the presets read the study's tables"), or for the stable variants where it
+	// departs from them and why.
 	Reading string
 	// Sides lists the sides the preset is meant for (input side for
 	// discriminators and upscalers, output side for generators); the first is the

@@ -18,7 +18,8 @@ type Upscaler interface {
 	Upscale(ctx context.Context, images []*imageio.RGB) ([]*imageio.RGB, error)
 }
 
-// SRScore is one image's SR verdict beside the bicubic baseline (METRICS.md protocol).
+// SRScore is one image's SR verdict beside the bicubic baseline (the protocol of
+// docs/metrics.md).
 type SRScore struct {
 	Name           string
 	Bicubic, Model metrics.Quality
@@ -89,7 +90,7 @@ func pow(a, n int) int {
 }
 
 // toGray makes a colour output grey like its grey reference (a grey image's Y is
-// its own value, METRICS.md step 1): the mean of the channels, flagged Gray.
+// its own value, docs/metrics.md step 1): the mean of the channels, flagged Gray.
 func toGray(m *imageio.RGB) *imageio.RGB {
 	g := m.Clone()
 	for i := 0; i < len(g.Pix); i += 3 {
@@ -182,7 +183,7 @@ type GANScore struct {
 
 // EvalGAN compares fake with real: SWD(fake[:n], real[:n]) and the floor between
 // two disjoint real halves, where n = min(len(fake), len(real)/2) so both use the
-// same count (METRICS.md).
+// same count (docs/metrics.md).
 func EvalGAN(ctx context.Context, fake, real []*imageio.RGB, cfg metrics.SWDConfig) (GANScore, error) {
 	n := min(len(fake), len(real)/2)
 	if n < 1 {

@@ -24,8 +24,8 @@ const (
 )
 
 // Recipe is how the adversarial loops train, the same for every approach a
-// comparison puts side by side. Stabilisers from DESIGN.md that are recipe choices
-// live here (BatchNorm in G is a preset choice: dcgan-g-stable).
+// comparison puts side by side. The stabilisers that are recipe choices live here
+// (BatchNorm in G is a preset choice: dcgan-g-stable).
 type Recipe struct {
 	Loss           Loss    `json:"loss"`
 	LRG            float32 `json:"lr_g"` // Adam learning rate of G
@@ -47,8 +47,9 @@ func DefaultRecipe() Recipe {
 }
 
 // StableRecipe adds the usual stabilisers: a slower D (TTUR, 2e-4 vs 1e-4),
-// one-sided label smoothing 0.1 and an EMA of G (0.999, warmed up). DESIGN.md
-// measured the study's recipe collapsing on the emoji within minutes.
+// one-sided label smoothing 0.1 and an EMA of G (0.999, warmed up): with the
+// study's recipe, D wins on the emoji within minutes and G collapses
+// (docs/training.md).
 func StableRecipe() Recipe {
 	r := DefaultRecipe()
 	r.LRD = 1e-4

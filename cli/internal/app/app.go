@@ -1,6 +1,6 @@
 // Package app is the hirez command line: a small dispatcher and one file per
-// subcommand. A subcommand is a Command value in commands(); adding one (the
-// serving side's generate or models, say) is a new file and one line there.
+// command. A command is a Command value in commands(); adding one is a new
+// file and one line there, and TestHelp covers its -h without more.
 package app
 
 import (
@@ -10,7 +10,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
+
+	"github.com/hirez-ml/hirez/services/trainer/cmdline/subcmd"
 )
 
 // Exit codes.
@@ -25,21 +26,21 @@ type Env struct {
 	Stdout, Stderr io.Writer
 }
 
-// Command is one subcommand.
-type Command struct {
-	Name    string
-	Summary string
-	// Run parses args (after the subcommand's name) and does the work. Errors
-	// wrapping ErrUsage exit with code 2, others with 1.
-	Run func(ctx context.Context, env Env, args []string) error
-}
+// RunFunc runs a leaf command: it parses args (after the command's name) and
+// does the work. Errors matching ErrUsage exit with code 2, others with 1.
+type RunFunc func(ctx context.Context, env Env, args []string) error
+
+// Command is a command or subcommand: a leaf has Run, a group ("eval", "jobs")
+// has Subs. Main dispatches on commands(); help flags and unknown subcommands
+// follow package subcmd's rules, the ones the trainer's commands follow too.
+type Command = subcmd.Command[RunFunc]
 
 // ErrUsage marks an error in how the command was called.
-var ErrUsage = errors.New("usage")
+var ErrUsage = subcmd.ErrUsage
 
 // usagef is an ErrUsage with a message a person can act on.
 func usagef(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrUsage, fmt.Sprintf(format, args...))
+	return subcmd.Usagef(format, args...)
 }
 
 func commands() []Command {
@@ -55,57 +56,37 @@ func commands() []Command {
 
 // Main runs the command line args and returns the exit code.
 func Main(ctx context.Context, env Env, args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		printUsage(env.Stderr)
-		if len(args) == 0 {
-			return ExitUsage
-		}
+	c, path, rest, err := subcmd.Find("hirez", commands(), args, env.Stderr)
+	if err != nil {
+		// A help request, or a missing or unknown (sub)command, whose error
+		// names the valid ones: no hint needed.
+		return report(env.Stderr, path, err, "")
+	}
+	return report(env.Stderr, path, c.Run(ctx, env, rest), "Run '"+path+" -h' for its flags.\n")
+}
+
+// report prints err of the command path (then hint, after a usage error) and
+// returns the exit code.
+func report(w io.Writer, path string, err error, hint string) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
 		return ExitOK
+	case errors.Is(err, ErrUsage):
+		fmt.Fprintf(w, "%s: %v\n%s", path, err, hint)
+		return ExitUsage
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintf(w, "%s: interrupted\n", path)
+		return ExitFailure
+	default:
+		fmt.Fprintf(w, "%s: %v\n", path, err)
+		return ExitFailure
 	}
-	for _, c := range commands() {
-		if c.Name != args[0] {
-			continue
-		}
-		err := c.Run(ctx, env, args[1:])
-		switch {
-		case err == nil:
-			return ExitOK
-		case errors.Is(err, flag.ErrHelp):
-			return ExitOK
-		case errors.Is(err, ErrUsage):
-			fmt.Fprintf(env.Stderr, "hirez %s: %v\nRun 'hirez %s -h' for its flags.\n", c.Name, strings.TrimPrefix(err.Error(), "usage: "), c.Name)
-			return ExitUsage
-		case errors.Is(err, context.Canceled):
-			fmt.Fprintf(env.Stderr, "hirez %s: interrupted\n", c.Name)
-			return ExitFailure
-		default:
-			fmt.Fprintf(env.Stderr, "hirez %s: %v\n", c.Name, err)
-			return ExitFailure
-		}
-	}
-	fmt.Fprintf(env.Stderr, "hirez: unknown command %q\n\n", args[0])
-	printUsage(env.Stderr)
-	return ExitUsage
 }
 
-func printUsage(w io.Writer) {
-	fmt.Fprintln(w, "usage: hirez <command> [flags]\n\ncommands:")
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-15s %s\n", c.Name, c.Summary)
-	}
-	fmt.Fprintln(w, "\nRun 'hirez <command> -h' for a command's flags.")
-}
-
-// newFlags makes a FlagSet that reports errors instead of exiting, with usage on
-// env.Stderr.
+// newFlags makes the FlagSet of "hirez <name>": it reports errors instead of
+// exiting, with usage on env.Stderr.
 func newFlags(env Env, name, synopsis string) *flag.FlagSet {
-	fs := flag.NewFlagSet("hirez "+name, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(env.Stderr, "usage: hirez %s %s\n\nflags:\n", name, synopsis)
-		fs.PrintDefaults()
-	}
-	return fs
+	return subcmd.NewFlags("hirez "+name, synopsis, env.Stderr)
 }
 
 // parse parses args and turns flag errors (already printed) into usage errors.

@@ -19,17 +19,9 @@ func evalCommand() Command {
 	return Command{
 		Name:    "eval",
 		Summary: "measure a model: 'eval sr' (PSNR/SSIM vs bicubic) or 'eval gan' (SWD vs held-out, with floor)",
-		Run: func(ctx context.Context, env Env, args []string) error {
-			if len(args) == 0 {
-				return usagef("say what to evaluate: 'hirez eval sr …' or 'hirez eval gan …'")
-			}
-			switch args[0] {
-			case "sr":
-				return runEvalSR(ctx, env, args[1:])
-			case "gan":
-				return runEvalGAN(ctx, env, args[1:])
-			}
-			return usagef("unknown evaluation %q: want sr or gan", args[0])
+		Subs: []Command{
+			{Name: "sr", Summary: "PSNR/SSIM of an upscaler against bicubic on a folder of HR images", Run: runEvalSR},
+			{Name: "gan", Summary: "SWD of a generator (and upscalers) against held-out images, with the real-vs-real floor", Run: runEvalGAN},
 		},
 	}
 }

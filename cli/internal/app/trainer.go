@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 
 	"github.com/hirez-ml/hirez/services/trainer/cmdline"
 )
@@ -12,13 +11,21 @@ import (
 func trainerCommands() []Command {
 	var out []Command
 	for _, c := range cmdline.Commands() {
-		out = append(out, Command{Name: c.Name, Summary: c.Summary, Run: func(ctx context.Context, env Env, args []string) error {
-			err := c.Run(ctx, args, env.Stdout, env.Stderr)
-			if errors.Is(err, cmdline.ErrUsage) {
-				return usagef("%v", err)
-			}
-			return err
-		}})
+		out = append(out, fromTrainer(c))
+	}
+	return out
+}
+
+// fromTrainer mounts a trainer command, and its subcommands, under Main.
+func fromTrainer(c cmdline.Command) Command {
+	out := Command{Name: c.Name, Summary: c.Summary}
+	if run := c.Run; run != nil {
+		out.Run = func(ctx context.Context, env Env, args []string) error {
+			return run(ctx, args, env.Stdout, env.Stderr)
+		}
+	}
+	for _, s := range c.Subs {
+		out.Subs = append(out.Subs, fromTrainer(s))
 	}
 	return out
 }

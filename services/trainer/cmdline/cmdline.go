@@ -1,9 +1,10 @@
 // Package cmdline holds the trainer's subcommands of the hirez CLI: "hirez
 // train" (create a job and follow it), "hirez jobs" (list, get, watch, cancel,
-// resume) and "hirez models" (list, versions, get, promote, alias, download, rm).
-// Each runner has the shape func(ctx, args, stdout, stderr) int (exit codes: 0
-// ok, 1 the call failed or the job did not succeed, 2 bad usage); Commands
-// lists error-returning forms for a dispatcher that prints errors itself.
+// resume) and "hirez models" (list, versions, get, promote, alias, download,
+// rm). Commands is their table, which the hirez dispatcher (cli/internal/app)
+// mounts; Train, Jobs and Models run them on their own and return the exit
+// code (0 ok, 1 the call failed or the job did not succeed, 2 bad usage). Help
+// flags and unknown subcommands follow the rules of package subcmd.
 package cmdline
 
 import (
@@ -27,10 +28,89 @@ import (
 	"github.com/hirez-ml/hirez/engine/atomicfile"
 	"github.com/hirez-ml/hirez/platform/client"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
+	"github.com/hirez-ml/hirez/services/trainer/cmdline/subcmd"
 )
 
 // DefaultTarget is the trainer address when neither --trainer nor HIREZ_TRAINER is set.
 const DefaultTarget = "localhost:9003"
+
+// ErrUsage is matched (errors.Is) by every error about how a command was
+// called. It is subcmd's, so the hirez dispatcher recognises these too.
+var ErrUsage = subcmd.ErrUsage
+
+// RunFunc runs a leaf command; args are those after its name. Usage mistakes
+// match ErrUsage; gRPC failures read "<Code>: <message>".
+type RunFunc func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+
+// Command is one of the trainer's commands: a leaf (Run) or a group (Subs).
+type Command = subcmd.Command[RunFunc]
+
+// Commands lists the trainer's commands: train, and the groups jobs and models.
+func Commands() []Command {
+	return []Command{
+		{Name: "train", Summary: "create a training job on the trainer and follow it (--detach to return at once)", Run: pretty(train)},
+		{Name: "jobs", Summary: "list, get, watch, cancel or resume the trainer's jobs", Subs: []Command{
+			{Name: "list", Summary: "list the jobs, newest first (--all: every page)", Run: pretty(jobsList)},
+			{Name: "get", Summary: "show one job", Run: pretty(jobsGet)},
+			{Name: "watch", Summary: "follow a job until it ends", Run: pretty(jobsWatch)},
+			{Name: "cancel", Summary: "ask a queued, running or interrupted job to stop", Run: pretty(jobsChange("cancel", cancelJob))},
+			{Name: "resume", Summary: "queue an interrupted, failed or cancelled job again, from its latest checkpoint", Run: pretty(jobsChange("resume", resumeJob))},
+		}},
+		{Name: "models", Summary: "list, inspect, promote, alias, download or delete (rm) registry models", Subs: []Command{
+			{Name: "list", Summary: "list the registry's models and their aliases", Run: pretty(modelsList)},
+			{Name: "versions", Summary: "list a model's versions", Run: pretty(modelsVersions)},
+			{Name: "get", Summary: "show one version", Run: pretty(modelsGet)},
+			{Name: "promote", Summary: "point production at a version after the canary check (--force: despite it)", Run: pretty(modelsPromote)},
+			{Name: "alias", Summary: "point an alias at a version, without a check", Run: pretty(modelsAlias)},
+			{Name: "download", Summary: "download a version's weights, sha256 verified", Run: pretty(modelsDownload)},
+			{Name: "rm", Summary: "delete a version no alias points at", Run: pretty(modelsRm)},
+		}},
+	}
+}
+
+// Train runs "hirez train": create a job and follow it until it ends.
+func Train(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return run(ctx, "train", args, stdout, stderr)
+}
+
+// Jobs runs "hirez jobs list|get|watch|cancel|resume".
+func Jobs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return run(ctx, "jobs", args, stdout, stderr)
+}
+
+// Models runs "hirez models list|versions|get|promote|alias|download|rm".
+func Models(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return run(ctx, "models", args, stdout, stderr)
+}
+
+// run runs "hirez <name> args…" from Commands and returns the exit code.
+func run(ctx context.Context, name string, args []string, stdout, stderr io.Writer) int {
+	c, path, rest, err := subcmd.Find("hirez", Commands(), append([]string{name}, args...), stderr)
+	if err == nil {
+		err = c.Run(ctx, rest, stdout, stderr)
+	}
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, ErrUsage):
+		fmt.Fprintf(stderr, "%s: %v\n", path, err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "%s: %v\n", path, err)
+		return 1
+	}
+}
+
+// pretty turns gRPC status errors into "<Code>: <message>".
+func pretty(run RunFunc) RunFunc {
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+		err := run(ctx, args, stdout, stderr)
+		if s, ok := status.FromError(err); ok && err != nil {
+			return fmt.Errorf("%s: %s", s.Code(), s.Message())
+		}
+		return err
+	}
+}
 
 // conn holds the connection flags every subcommand shares.
 type conn struct {
@@ -72,83 +152,62 @@ func (c *conn) writeCtx(ctx context.Context) (context.Context, error) {
 	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+strings.TrimSpace(string(b))), nil
 }
 
-// ErrUsage is matched (errors.Is) by every error about how a command was called.
-var ErrUsage = errors.New("usage")
-
-type usageError struct{ error }
-
-func (usageError) Is(target error) bool { return target == ErrUsage }
-
-// Command is one subcommand for a dispatcher (cli/internal/app).
-type Command struct {
-	Name    string
-	Summary string
-	// Run parses args (after the command name) and does the work. Usage
-	// mistakes match ErrUsage; gRPC failures read "<Code>: <message>".
-	Run func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+// flags are a leaf's FlagSet, with the connection flags every leaf shares, and
+// the positional arguments it takes.
+type flags struct {
+	*flag.FlagSet
+	conn
+	args string // the positional arguments as usage shows them, one word each ("<job>")
 }
 
-// Commands lists the trainer's subcommands: train, jobs, models.
-func Commands() []Command {
-	return []Command{
-		{"train", "create a training job on the trainer and follow it (--detach to return at once)", pretty(train)},
-		{"jobs", "list, get, watch, cancel or resume the trainer's jobs", pretty(jobs)},
-		{"models", "list, inspect, promote, alias, download or delete (rm) registry models", pretty(models)},
-	}
-}
-
-// pretty turns gRPC status errors into "<Code>: <message>".
-func pretty(run func(context.Context, []string, io.Writer, io.Writer) error) func(context.Context, []string, io.Writer, io.Writer) error {
-	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		err := run(ctx, args, stdout, stderr)
-		if s, ok := status.FromError(err); ok && err != nil {
-			return fmt.Errorf("%s: %s", s.Code(), s.Message())
-		}
-		return err
-	}
-}
-
-// exit prints err and returns the exit code.
-func exit(stderr io.Writer, err error) int {
-	if err == nil {
-		return 0
-	}
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	var ue usageError
-	if errors.As(err, &ue) {
-		fmt.Fprintln(stderr, "hirez:", err)
-		return 2
-	}
-	if s, ok := status.FromError(err); ok {
-		fmt.Fprintf(stderr, "hirez: %s: %s\n", s.Code(), s.Message())
-		return 1
-	}
-	fmt.Fprintln(stderr, "hirez:", err)
-	return 1
+// newFlags returns the flags of the leaf path, which takes the positional
+// arguments args ("" for none).
+func newFlags(path, args string, stderr io.Writer) *flags {
+	f := &flags{args: args}
+	f.FlagSet = subcmd.NewFlags(path, strings.TrimSpace("[flags] "+args), stderr)
+	f.register(f.FlagSet)
+	return f
 }
 
 // parse parses args, allowing flags after positional arguments too
-// ("hirez jobs resume job-1 --trainer host:9003"); the positional ones are left
-// in fs.Args().
-func parse(fs *flag.FlagSet, args []string, stderr io.Writer) error {
-	fs.SetOutput(stderr)
+// ("hirez jobs resume job-1 --trainer host:9003"), and checks that the
+// positional ones, left in Args(), are as many as f.args names.
+func (f *flags) parse(args []string) error {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := f.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return err
 			}
-			return usageError{err}
+			return subcmd.Usagef("%v", err)
 		}
-		if fs.NArg() == 0 {
+		if f.NArg() == 0 {
 			break
 		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+		pos = append(pos, f.Arg(0))
+		args = f.Args()[1:]
 	}
-	return fs.Parse(append([]string{"--"}, pos...))
+	if err := f.Parse(append([]string{"--"}, pos...)); err != nil {
+		return subcmd.Usagef("%v", err)
+	}
+	switch want := len(strings.Fields(f.args)); {
+	case f.NArg() == want:
+		return nil
+	case want == 0:
+		return subcmd.Usagef("unexpected arguments %q", f.Args())
+	case f.NArg() == 0:
+		return subcmd.Usagef("missing %s", f.args)
+	default:
+		return subcmd.Usagef("want %s, got %q", f.args, f.Args())
+	}
+}
+
+// open parses args and dials the trainer.
+func (f *flags) open(args []string) (*grpc.ClientConn, error) {
+	if err := f.parse(args); err != nil {
+		return nil, err
+	}
+	return f.dial()
 }
 
 func jobName(s string) string {
@@ -169,60 +228,50 @@ var kinds = map[string]pb.ModelKind{
 
 var losses = map[string]pb.Loss{"": pb.Loss_LOSS_UNSPECIFIED, "bce": pb.Loss_LOSS_BCE, "hinge": pb.Loss_LOSS_HINGE, "mse": pb.Loss_LOSS_MSE}
 
-// Train runs "hirez train": create a job and follow it until it ends.
-func Train(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return exit(stderr, train(ctx, args, stdout, stderr))
-}
-
 func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("hirez train", flag.ContinueOnError)
-	var c conn
-	c.register(fs)
-	kind := fs.String("kind", "dcgan", "what to train: dcgan, upsampler, srcnn, espcn")
-	preset := fs.String("preset", "stable", "preset: study or stable (dcgan, upsampler); study or classic (srcnn); x2 (espcn)")
-	dataset := fs.String("dataset", "", "dataset name or directory relative to the trainer's --data-dir (required)")
-	model := fs.String("model", "", "registry name to publish under (required)")
-	id := fs.String("id", "", "job id (makes a retry idempotent); empty = server-chosen")
-	size := fs.Int("size", 0, "training resolution (0 = preset's)")
-	steps := fs.Int64("steps", 0, "optimizer steps (or --epochs)")
-	epochs := fs.Int("epochs", 0, "epochs (or --steps)")
-	batch := fs.Int("batch", 0, "batch size (0 = preset's)")
-	lr := fs.Float64("lr", 0, "generator (or network) learning rate (0 = preset's)")
-	lrD := fs.Float64("lr-d", 0, "discriminator learning rate (0 = preset's)")
-	lossName := fs.String("loss", "", "bce, hinge or mse (empty = preset's)")
-	ckpt := fs.Int64("checkpoint-every", 0, "steps between checkpoints (0 = preset's)")
-	sample := fs.Int64("sample-every", 0, "steps between sample grids (0 = preset's)")
-	backend := fs.String("backend", "", "engine backend: ref, cpu, cuda (empty = trainer's default)")
-	seed := fs.Int64("seed", 0, "seed (0 = chosen by the trainer)")
-	detach := fs.Bool("detach", false, "print the job and return without watching it")
-	samples := fs.String("samples", "", "write sample grids into this directory while watching")
-	initFrom := fs.String("init-from", "", "start from a registry version's weights: <model>[@version|alias] (same kind and preset)")
-	if err := parse(fs, args, stderr); err != nil {
+	f := newFlags("hirez train", "", stderr)
+	kind := f.String("kind", "dcgan", "what to train: dcgan, upsampler, srcnn, espcn")
+	preset := f.String("preset", "stable", "preset: study or stable (dcgan, upsampler); study or classic (srcnn); x2 (espcn)")
+	dataset := f.String("dataset", "", "dataset name or directory relative to the trainer's --data-dir (required)")
+	model := f.String("model", "", "registry name to publish under (required)")
+	id := f.String("id", "", "job id (makes a retry idempotent); empty = server-chosen")
+	size := f.Int("size", 0, "training resolution (0 = preset's)")
+	steps := f.Int64("steps", 0, "optimizer steps (or --epochs)")
+	epochs := f.Int("epochs", 0, "epochs (or --steps)")
+	batch := f.Int("batch", 0, "batch size (0 = preset's)")
+	lr := f.Float64("lr", 0, "generator (or network) learning rate (0 = preset's)")
+	lrD := f.Float64("lr-d", 0, "discriminator learning rate (0 = preset's)")
+	lossName := f.String("loss", "", "bce, hinge or mse (empty = preset's)")
+	ckpt := f.Int64("checkpoint-every", 0, "steps between checkpoints (0 = preset's)")
+	sample := f.Int64("sample-every", 0, "steps between sample grids (0 = preset's)")
+	backend := f.String("backend", "", "engine backend: ref or cpu (empty = trainer's default; a cuda backend is planned, not available)")
+	seed := f.Int64("seed", 0, "seed (0 = chosen by the trainer)")
+	detach := f.Bool("detach", false, "print the job and return without watching it")
+	samples := f.String("samples", "", "write sample grids into this directory while watching")
+	initFrom := f.String("init-from", "", "start from a registry version's weights: <model>[@version|alias] (same kind and preset)")
+	if err := f.parse(args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
 	k, ok := kinds[*kind]
 	if !ok {
-		return usageError{fmt.Errorf("--kind %q: want dcgan, upsampler, srcnn or espcn", *kind)}
+		return subcmd.Usagef("--kind %q: want dcgan, upsampler, srcnn or espcn", *kind)
 	}
 	l, ok := losses[*lossName]
 	if !ok {
-		return usageError{fmt.Errorf("--loss %q: want bce, hinge or mse", *lossName)}
+		return subcmd.Usagef("--loss %q: want bce, hinge or mse", *lossName)
 	}
 	var from *pb.ModelRef
 	if *initFrom != "" {
 		n, v, _ := strings.Cut(*initFrom, "@")
 		from = &pb.ModelRef{Name: n, Version: v}
 	}
-	cc, err := c.dial()
+	cc, err := f.dial()
 	if err != nil {
 		return err
 	}
 	defer cc.Close()
 	tc := pb.NewTrainerServiceClient(cc)
-	wctx, err := c.writeCtx(ctx)
+	wctx, err := f.writeCtx(ctx)
 	if err != nil {
 		return err
 	}
@@ -239,8 +288,8 @@ func train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	j := resp.GetJob()
-	if f := j.GetSpec().GetInitFrom(); f != nil {
-		fmt.Fprintf(stdout, "created %s (%s, seed %d, from %s@%s)\n", j.GetName(), shortState(j.GetState()), j.GetSpec().GetSeed(), f.GetName(), f.GetVersion())
+	if src := j.GetSpec().GetInitFrom(); src != nil {
+		fmt.Fprintf(stdout, "created %s (%s, seed %d, from %s@%s)\n", j.GetName(), shortState(j.GetState()), j.GetSpec().GetSeed(), src.GetName(), src.GetVersion())
 	} else {
 		fmt.Fprintf(stdout, "created %s (%s, seed %d)\n", j.GetName(), shortState(j.GetState()), j.GetSpec().GetSeed())
 	}
@@ -334,104 +383,96 @@ func progressLine(p *pb.JobProgress) string {
 	return b.String()
 }
 
-// Jobs runs "hirez jobs list|get|watch|cancel|resume".
-func Jobs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return exit(stderr, jobs(ctx, args, stdout, stderr))
-}
-
-func jobs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usageError{errors.New("want a subcommand: hirez jobs list|get|watch|cancel|resume [flags] [job]")}
-	}
-	sub := args[0]
-	fs := flag.NewFlagSet("hirez jobs "+sub, flag.ContinueOnError)
-	var c conn
-	c.register(fs)
-	all := fs.Bool("all", false, "list: every page")
-	samples := fs.String("samples", "", "watch: write sample grids into this directory")
-	if err := parse(fs, args[1:], stderr); err != nil {
-		return err
-	}
-	cc, err := c.dial()
+func jobsList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newFlags("hirez jobs list", "", stderr)
+	all := f.Bool("all", false, "every page, not just the first")
+	cc, err := f.open(args)
 	if err != nil {
 		return err
 	}
 	defer cc.Close()
 	tc := pb.NewTrainerServiceClient(cc)
-	needJob := func() (string, error) {
-		if fs.NArg() != 1 {
-			return "", usageError{fmt.Errorf("hirez jobs %s needs one job name", sub)}
+	tok := ""
+	for {
+		resp, err := tc.ListJobs(ctx, &pb.ListJobsRequest{PageToken: tok})
+		if err != nil {
+			return err
 		}
-		return jobName(fs.Arg(0)), nil
+		if tok == "" {
+			fmt.Fprintf(stdout, "%-24s %-12s %-10s %-20s %s\n", "JOB", "STATE", "STEP", "MODEL", "RESULT")
+		}
+		for _, j := range resp.GetJobs() {
+			res := ""
+			if r := j.GetResult(); r != nil {
+				res = r.GetVersion()
+			}
+			fmt.Fprintf(stdout, "%-24s %-12s %-10s %-20s %s\n", j.GetName(), shortState(j.GetState()),
+				fmt.Sprintf("%d/%d", j.GetProgress().GetStep(), j.GetProgress().GetTotalSteps()), j.GetSpec().GetModelName(), res)
+		}
+		tok = resp.GetNextPageToken()
+		if tok == "" || !*all {
+			return nil
+		}
 	}
-	switch sub {
-	case "list":
-		tok := ""
-		for {
-			resp, err := tc.ListJobs(ctx, &pb.ListJobsRequest{PageToken: tok})
-			if err != nil {
-				return err
-			}
-			if tok == "" {
-				fmt.Fprintf(stdout, "%-24s %-12s %-10s %-20s %s\n", "JOB", "STATE", "STEP", "MODEL", "RESULT")
-			}
-			for _, j := range resp.GetJobs() {
-				res := ""
-				if r := j.GetResult(); r != nil {
-					res = r.GetVersion()
-				}
-				fmt.Fprintf(stdout, "%-24s %-12s %-10s %-20s %s\n", j.GetName(), shortState(j.GetState()),
-					fmt.Sprintf("%d/%d", j.GetProgress().GetStep(), j.GetProgress().GetTotalSteps()), j.GetSpec().GetModelName(), res)
-			}
-			tok = resp.GetNextPageToken()
-			if tok == "" || !*all {
-				return nil
-			}
-		}
-	case "get":
-		name, err := needJob()
+}
+
+func jobsGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newFlags("hirez jobs get", "<job>", stderr)
+	cc, err := f.open(args)
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	resp, err := pb.NewTrainerServiceClient(cc).GetJob(ctx, &pb.GetJobRequest{Name: jobName(f.Arg(0))})
+	if err != nil {
+		return err
+	}
+	printJob(stdout, resp.GetJob())
+	return nil
+}
+
+func jobsWatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newFlags("hirez jobs watch", "<job>", stderr)
+	samples := f.String("samples", "", "write sample grids into this directory")
+	cc, err := f.open(args)
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	return watch(ctx, pb.NewTrainerServiceClient(cc), jobName(f.Arg(0)), *samples, stdout)
+}
+
+// jobsChange makes "hirez jobs <sub> <job>" for a call that changes the job's
+// state and returns it (cancel, resume).
+func jobsChange(sub string, call func(context.Context, pb.TrainerServiceClient, string) (*pb.Job, error)) RunFunc {
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+		f := newFlags("hirez jobs "+sub, "<job>", stderr)
+		cc, err := f.open(args)
 		if err != nil {
 			return err
 		}
-		resp, err := tc.GetJob(ctx, &pb.GetJobRequest{Name: name})
+		defer cc.Close()
+		wctx, err := f.writeCtx(ctx)
 		if err != nil {
 			return err
 		}
-		printJob(stdout, resp.GetJob())
-		return nil
-	case "watch":
-		name, err := needJob()
+		j, err := call(wctx, pb.NewTrainerServiceClient(cc), jobName(f.Arg(0)))
 		if err != nil {
 			return err
-		}
-		return watch(ctx, tc, name, *samples, stdout)
-	case "cancel", "resume":
-		name, err := needJob()
-		if err != nil {
-			return err
-		}
-		wctx, err := c.writeCtx(ctx)
-		if err != nil {
-			return err
-		}
-		var j *pb.Job
-		if sub == "cancel" {
-			resp, err := tc.CancelJob(wctx, &pb.CancelJobRequest{Name: name})
-			if err != nil {
-				return err
-			}
-			j = resp.GetJob()
-		} else {
-			resp, err := tc.ResumeJob(wctx, &pb.ResumeJobRequest{Name: name})
-			if err != nil {
-				return err
-			}
-			j = resp.GetJob()
 		}
 		fmt.Fprintf(stdout, "%s: %s\n", j.GetName(), shortState(j.GetState()))
 		return nil
 	}
-	return usageError{fmt.Errorf("unknown subcommand %q: want list, get, watch, cancel or resume", sub)}
+}
+
+func cancelJob(ctx context.Context, tc pb.TrainerServiceClient, name string) (*pb.Job, error) {
+	resp, err := tc.CancelJob(ctx, &pb.CancelJobRequest{Name: name})
+	return resp.GetJob(), err
+}
+
+func resumeJob(ctx context.Context, tc pb.TrainerServiceClient, name string) (*pb.Job, error) {
+	resp, err := tc.ResumeJob(ctx, &pb.ResumeJobRequest{Name: name})
+	return resp.GetJob(), err
 }
 
 func printJob(w io.Writer, j *pb.Job) {
@@ -450,141 +491,158 @@ func printJob(w io.Writer, j *pb.Job) {
 	}
 }
 
-// Models runs "hirez models list|versions|get|promote|alias|download|rm".
-func Models(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return exit(stderr, models(ctx, args, stdout, stderr))
+// ref reads <model>[@version|alias].
+func ref(s string) *pb.ModelRef {
+	n, v, _ := strings.Cut(s, "@")
+	return &pb.ModelRef{Name: n, Version: v}
 }
 
-func models(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usageError{errors.New("want a subcommand: hirez models list|versions|get|promote|alias|download|rm [flags] [args]")}
-	}
-	sub := args[0]
-	fs := flag.NewFlagSet("hirez models "+sub, flag.ContinueOnError)
-	var c conn
-	c.register(fs)
-	force := fs.Bool("force", false, "promote: even when the canary check fails")
-	out := fs.String("o", "", "download: output file (default <model>-<digest prefix>.safetensors)")
-	if err := parse(fs, args[1:], stderr); err != nil {
-		return err
-	}
-	cc, err := c.dial()
+func modelsList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newFlags("hirez models list", "", stderr)
+	cc, err := f.open(args)
 	if err != nil {
 		return err
 	}
 	defer cc.Close()
-	rc := pb.NewModelRegistryServiceClient(cc)
-	arg := func(i int) string { return fs.Arg(i) }
-	// name[@version]
-	ref := func(s string) *pb.ModelRef {
-		n, v, _ := strings.Cut(s, "@")
-		return &pb.ModelRef{Name: n, Version: v}
+	resp, err := pb.NewModelRegistryServiceClient(cc).ListModels(ctx, &pb.ListModelsRequest{})
+	if err != nil {
+		return err
 	}
-	switch sub {
-	case "list":
-		resp, err := rc.ListModels(ctx, &pb.ListModelsRequest{})
-		if err != nil {
-			return err
+	fmt.Fprintf(stdout, "%-24s %-26s %-9s %s\n", "MODEL", "KIND", "VERSIONS", "ALIASES")
+	for _, m := range resp.GetModels() {
+		var al []string
+		for a, d := range m.GetAliases() {
+			al = append(al, a+"="+short(d))
 		}
-		fmt.Fprintf(stdout, "%-24s %-26s %-9s %s\n", "MODEL", "KIND", "VERSIONS", "ALIASES")
-		for _, m := range resp.GetModels() {
-			var al []string
-			for a, d := range m.GetAliases() {
-				al = append(al, a+"="+short(d))
-			}
-			sort.Strings(al)
-			fmt.Fprintf(stdout, "%-24s %-26s %-9d %s\n", m.GetName(), m.GetKind(), m.GetVersionCount(), strings.Join(al, " "))
-		}
-		return nil
-	case "versions":
-		if fs.NArg() != 1 {
-			return usageError{errors.New("hirez models versions <model>")}
-		}
-		resp, err := rc.ListModelVersions(ctx, &pb.ListModelVersionsRequest{Model: arg(0)})
-		if err != nil {
-			return err
-		}
-		for _, v := range resp.GetVersions() {
-			fmt.Fprintf(stdout, "%s %8d bytes %s %v %s\n", v.GetRef().GetVersion(), v.GetSizeBytes(), v.GetSourceJob(), v.GetAliases(), fmtMetrics(v.GetMetrics()))
-		}
-		return nil
-	case "get":
-		if fs.NArg() != 1 {
-			return usageError{errors.New("hirez models get <model>[@version|alias]")}
-		}
-		resp, err := rc.GetModelVersion(ctx, &pb.GetModelVersionRequest{Ref: ref(arg(0))})
-		if err != nil {
-			return err
-		}
-		v := resp.GetVersion()
-		fmt.Fprintf(stdout, "%s@%s\nkind: %s preset: %s size: %d image_size: %d aliases: %v\nsource: %s metrics: %s\n",
-			v.GetRef().GetName(), v.GetRef().GetVersion(), v.GetKind(), v.GetPreset(), v.GetSizeBytes(), v.GetImageSize(), v.GetAliases(), v.GetSourceJob(), fmtMetrics(v.GetMetrics()))
-		return nil
-	case "promote":
-		if fs.NArg() != 1 {
-			return usageError{errors.New("hirez models promote [--force] <model>[@version|alias]")}
-		}
-		r := ref(arg(0))
-		wctx, err := c.writeCtx(ctx)
-		if err != nil {
-			return err
-		}
-		resp, err := rc.PromoteModel(wctx, &pb.PromoteModelRequest{Model: r.GetName(), Version: r.GetVersion(), Force: *force})
-		if err != nil {
-			return err
-		}
-		cn := resp.GetCanary()
-		old := "none"
-		if cn.OldValue != nil {
-			old = fmt.Sprintf("%.4f", cn.GetOldValue())
-		}
-		fmt.Fprintf(stdout, "canary %s: new %.4f, production %s (passed: %v)\n", cn.GetMetric(), cn.GetNewValue(), old, cn.GetPassed())
-		if !resp.GetPromoted() {
-			return fmt.Errorf("not promoted: %s", cn.GetRefusedReason())
-		}
-		fmt.Fprintf(stdout, "production → %s (was %s)\n", resp.GetVersion().GetRef().GetVersion(), orNone(resp.GetPreviousVersion()))
-		return nil
-	case "alias":
-		if fs.NArg() != 3 {
-			return usageError{errors.New("hirez models alias <model> <alias> <sha256:digest>")}
-		}
-		wctx, err := c.writeCtx(ctx)
-		if err != nil {
-			return err
-		}
-		resp, err := rc.SetAlias(wctx, &pb.SetAliasRequest{Model: arg(0), Alias: arg(1), Version: arg(2)})
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s → %s (was %s)\n", arg(1), resp.GetVersion().GetRef().GetVersion(), orNone(resp.GetPreviousVersion()))
-		return nil
-	case "download":
-		if fs.NArg() != 1 {
-			return usageError{errors.New("hirez models download [-o file] <model>[@version|alias]")}
-		}
-		path, digest, err := Download(ctx, rc, ref(arg(0)), *out)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "wrote %s (%s, sha256 verified)\n", path, digest)
-		return nil
-	case "rm":
-		if fs.NArg() != 1 || !strings.Contains(arg(0), "@") {
-			return usageError{errors.New("hirez models rm <model>@<sha256:digest>")}
-		}
-		wctx, err := c.writeCtx(ctx)
-		if err != nil {
-			return err
-		}
-		resp, err := rc.DeleteModelVersion(wctx, &pb.DeleteModelVersionRequest{Ref: ref(arg(0))})
-		if err != nil {
-			return err
-		}
-		v := resp.GetVersion()
-		fmt.Fprintf(stdout, "deleted %s@%s (%d bytes)\n", v.GetRef().GetName(), v.GetRef().GetVersion(), v.GetSizeBytes())
-		return nil
+		sort.Strings(al)
+		fmt.Fprintf(stdout, "%-24s %-26s %-9d %s\n", m.GetName(), m.GetKind(), m.GetVersionCount(), strings.Join(al, " "))
 	}
-	return usageError{fmt.Errorf("unknown subcommand %q: want list, versions, get, promote, alias, download or rm", sub)}
+	return nil
+}
+
+func modelsVersions(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newFlags("hirez models versions", "<model>", stderr)
+	cc, err := f.open(args)
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	resp, err := pb.NewModelRegistryServiceClient(cc).ListModelVersions(ctx, &pb.ListModelVersionsRequest{Model: f.Arg(0)})
+	if err != nil {
+		return err
+	}
+	for _, v := range resp.GetVersions() {
+		fmt.Fprintf(stdout, "%s %8d bytes %s %v %s\n", v.GetRef().GetVersion(), v.GetSizeBytes(), v.GetSourceJob(), v.GetAliases(), fmtMetrics(v.GetMetrics()))
+	}
+	return nil
+}
+
+func modelsGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newFlags("hirez models get", "<model>[@version|alias]", stderr)
+	cc, err := f.open(args)
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	resp, err := pb.NewModelRegistryServiceClient(cc).GetModelVersion(ctx, &pb.GetModelVersionRequest{Ref: ref(f.Arg(0))})
+	if err != nil {
+		return err
+	}
+	v := resp.GetVersion()
+	fmt.Fprintf(stdout, "%s@%s\nkind: %s preset: %s size: %d image_size: %d aliases: %v\nsource: %s metrics: %s\n",
+		v.GetRef().GetName(), v.GetRef().GetVersion(), v.GetKind(), v.GetPreset(), v.GetSizeBytes(), v.GetImageSize(), v.GetAliases(), v.GetSourceJob(), fmtMetrics(v.GetMetrics()))
+	return nil
+}
+
+func modelsPromote(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newFlags("hirez models promote", "<model>[@version|alias]", stderr)
+	force := f.Bool("force", false, "promote even when the canary check fails")
+	cc, err := f.open(args)
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	wctx, err := f.writeCtx(ctx)
+	if err != nil {
+		return err
+	}
+	r := ref(f.Arg(0))
+	resp, err := pb.NewModelRegistryServiceClient(cc).PromoteModel(wctx, &pb.PromoteModelRequest{Model: r.GetName(), Version: r.GetVersion(), Force: *force})
+	if err != nil {
+		return err
+	}
+	cn := resp.GetCanary()
+	old := "none"
+	if cn.OldValue != nil {
+		old = fmt.Sprintf("%.4f", cn.GetOldValue())
+	}
+	fmt.Fprintf(stdout, "canary %s: new %.4f, production %s (passed: %v)\n", cn.GetMetric(), cn.GetNewValue(), old, cn.GetPassed())
+	if !resp.GetPromoted() {
+		return fmt.Errorf("not promoted: %s", cn.GetRefusedReason())
+	}
+	fmt.Fprintf(stdout, "production → %s (was %s)\n", resp.GetVersion().GetRef().GetVersion(), orNone(resp.GetPreviousVersion()))
+	return nil
+}
+
+func modelsAlias(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newFlags("hirez models alias", "<model> <alias> <sha256:digest>", stderr)
+	cc, err := f.open(args)
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	wctx, err := f.writeCtx(ctx)
+	if err != nil {
+		return err
+	}
+	resp, err := pb.NewModelRegistryServiceClient(cc).SetAlias(wctx, &pb.SetAliasRequest{Model: f.Arg(0), Alias: f.Arg(1), Version: f.Arg(2)})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s → %s (was %s)\n", f.Arg(1), resp.GetVersion().GetRef().GetVersion(), orNone(resp.GetPreviousVersion()))
+	return nil
+}
+
+func modelsDownload(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newFlags("hirez models download", "<model>[@version|alias]", stderr)
+	out := f.String("o", "", "output file (default <model>-<digest prefix>.safetensors)")
+	cc, err := f.open(args)
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	path, digest, err := Download(ctx, pb.NewModelRegistryServiceClient(cc), ref(f.Arg(0)), *out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s (%s, sha256 verified)\n", path, digest)
+	return nil
+}
+
+func modelsRm(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newFlags("hirez models rm", "<model>@<sha256:digest>", stderr)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if !strings.Contains(f.Arg(0), "@") {
+		return subcmd.Usagef("want <model>@<sha256:digest>, got %q", f.Arg(0))
+	}
+	cc, err := f.dial()
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	wctx, err := f.writeCtx(ctx)
+	if err != nil {
+		return err
+	}
+	resp, err := pb.NewModelRegistryServiceClient(cc).DeleteModelVersion(wctx, &pb.DeleteModelVersionRequest{Ref: ref(f.Arg(0))})
+	if err != nil {
+		return err
+	}
+	v := resp.GetVersion()
+	fmt.Fprintf(stdout, "deleted %s@%s (%d bytes)\n", v.GetRef().GetName(), v.GetRef().GetVersion(), v.GetSizeBytes())
+	return nil
 }
 
 // Download streams a model version into path (default
