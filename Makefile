@@ -35,19 +35,23 @@ lint: ## gofmt, go vet on every module, buf lint
 	@scripts/lint.sh $(MODULES)
 
 .PHONY: test
-test: ## every module with -race (the README's test command runs this after deps)
+test: test-isa ## every module with -race, after the oneDNN ISA matrix (the README's test command runs this after deps)
 	@scripts/test.sh $(MODULES)
 
+.PHONY: test-isa
+test-isa: ## cpu backend and every preset at every side vs ref, under each oneDNN ISA (SSE4.1, AVX2, AVX-512, native)
+	@scripts/test-isa.sh
+
 .PHONY: bench
-bench: ## benchmarks side by side with PyTorch (ratios, GFLOP/s)
+bench: deps ## benchmarks side by side with PyTorch (ratios, GFLOP/s)
 	@scripts/bench.sh
 
 .PHONY: build
-build: ## all binaries into bin/
+build: deps ## all binaries into bin/
 	@scripts/build.sh
 
 .PHONY: data
-data: ## fetch and verify the datasets into data/
+data: deps ## fetch and verify the datasets into data/
 	@scripts/data.sh
 
 .PHONY: demo
@@ -59,11 +63,11 @@ up: build ## run the stack in the foreground until Ctrl-C
 	@scripts/up.sh
 
 .PHONY: experiment
-experiment: ## the study's three pipelines compared (QUICK=1 for the short run)
+experiment: deps ## the study's three pipelines compared (QUICK=1 for the short run)
 	@scripts/experiment.sh
 
 .PHONY: models
-models: ## retrain the bundled default models into models/ (≈ 30 min on 2 cores; needs make data)
+models: deps ## retrain the bundled default models into models/ (≈ 30 min on 2 cores; needs make data)
 	@go build -o bin/hirez ./cli/cmd/hirez && bin/hirez train-defaults --out models
 
 .PHONY: images
