@@ -25,7 +25,7 @@ import (
 	"github.com/hirez-ml/hirez/engine/train"
 )
 
-// The study's nets as the presets read them (DESIGN.md §1).
+// The study's nets, as the engine/model presets of these names build them.
 const (
 	SRCNNPreset     = "srcnn-study"   // nearest 2×, conv 3→256 9×9, 256→128 3×3, 128→3 5×5
 	GeneratorPreset = "dcgan-g-study" // z 100 → Dense → [up 2× → conv 3×3] × 3

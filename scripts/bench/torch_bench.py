@@ -2,11 +2,17 @@
 generator, one DCGAN training step), timed the same way (warm-up, median of
 --reps), printed as one JSON line each. The inference workloads run again under
 CPU bfloat16 autocast (channels_last; the output converted back to float32, as
-the Go side downloads float32). Run with Debian's /usr/bin/python3."""
+the Go side downloads float32). Run with Debian's /usr/bin/python3.
+
+With --onnx DIR it times nothing: it writes the inference nets, built as below
+(same seed, same shapes), to DIR as ONNX (torch.onnx.export, opset 13, static
+shapes) for scripts/bench/ort_bench.js: srcnn_b1.onnx, srcnn_b8.onnx (the
+nearest 2x upsampling inside the graph), generator_h128_b16.onnx."""
 import contextlib
 import argparse
 import json
 import statistics
+import sys
 import time
 
 import torch
@@ -56,6 +62,48 @@ class Discriminator(nn.Module):
         return self.fc2(x)
 
 
+class Upscaler(nn.Module):
+    """Nearest 2x, then the SRCNN: what srcnn_b* times, as one graph."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+def export_onnx(out):
+    """The fp32 inference nets of main() (the first, channels_last pass: same
+    seed, same construction order) as ONNX files in out."""
+    import os
+    import warnings
+    warnings.filterwarnings("ignore", category=UserWarning)  # the exporter's shape-inference notes
+    os.makedirs(out, exist_ok=True)
+    torch.manual_seed(0)
+    net = srcnn().eval()
+    nets = []
+    for b in (1, 8):
+        nets.append((f"srcnn_b{b}", Upscaler(net).eval(), torch.rand(b, 3, 128, 128)))
+    g = Generator(128).eval()
+    nets.append(("generator_h128_b16", g, torch.rand(16, 100)))
+    for name, m, x in nets:
+        path = os.path.join(out, name + ".onnx")
+        with torch.no_grad():
+            torch.onnx.export(m, (x,), path, opset_version=13, input_names=["x"], output_names=["y"],
+                              do_constant_folding=True)
+        print(json.dumps({"name": name, "onnx": path, "input_shape": list(x.shape),
+                          "torch_version": torch.__version__}), flush=True)
+
+
+def cpu_capability():
+    """ATen's vector ISA (ATEN_CPU_CAPABILITY picks it; oneDNN's is separate)."""
+    for line in torch.__config__.show().splitlines():
+        if "CPU capability usage:" in line:
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
 def timed(fn, reps):
     fn()
     runs = []
@@ -71,16 +119,33 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--only", default="")
+    ap.add_argument("--onnx", default="", help="export the inference nets as ONNX into this folder and exit")
+    ap.add_argument("--no-bf16", action="store_true", help="leave out the bf16 autocast pass")
     a = ap.parse_args()
+    if a.onnx:
+        export_onnx(a.onnx)
+        return
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
+    cap = cpu_capability()
+
+    skip_bf16 = [a.no_bf16]
 
     def emit(name, fn, cl, dtype="fp32"):
-        if a.only and a.only != name:
+        if a.only and a.only != name or dtype == "bf16" and skip_bf16[0]:
             return
-        ms, runs = timed(fn, a.reps)
+        try:
+            ms, runs = timed(fn, a.reps)
+        except RuntimeError as e:
+            if dtype != "bf16":
+                raise
+            # oneDNN has no bf16 convolution below AVX-512 (e.g. under DNNL_MAX_CPU_ISA=AVX2).
+            print(f"torch_bench: bf16 autocast unavailable here, no PT bf16 rows: {e}", file=sys.stderr)
+            skip_bf16[0] = True
+            return
         print(json.dumps({"name": name, "ms": ms, "runs_ms": runs, "channels_last": cl, "dtype": dtype,
-                          "threads": torch.get_num_threads()}), flush=True)
+                          "threads": torch.get_num_threads(), "torch_version": torch.__version__,
+                          "aten_cpu_capability": cap}), flush=True)
 
     def precision(bf16):
         if bf16:

@@ -7,6 +7,7 @@
 //	hzbench -threads 2 -reps 5                        all workloads, cpu and cpu-bf16 (when native)
 //	hzbench -backends cpu -only srcnn_b1              one workload on one backend
 //	hzbench -rss srcnn -backends cpu-bf16             peak RSS of one 256² SRCNN inference
+//	ONEDNN_VERBOSE=1 hzbench -probe                   one tiny SRCNN forward, for oneDNN's info lines (its ISA)
 package main
 
 import (
@@ -33,6 +34,7 @@ type result struct {
 	Allocs  float64   `json:"allocs_per_op"`
 	RSSMB   float64   `json:"rss_mb,omitempty"`
 	Peak    float64   `json:"peak_gflops,omitempty"`
+	PeakISA string    `json:"peak_isa,omitempty"`
 	Threads int       `json:"threads"`
 }
 
@@ -49,6 +51,7 @@ func run() error {
 	rss := flag.String("rss", "", "measure the peak RSS of one workload (srcnn) and exit")
 	only := flag.String("only", "", "run only the named workload")
 	names := flag.String("backends", defaultBackends(), "comma-separated backends; inference-only ones skip the training step")
+	probe := flag.Bool("probe", false, "run one tiny SRCNN forward (16² output) on the first backend and exit: with ONEDNN_VERBOSE=1, oneDNN prints its version, runtime and effective ISA")
 	list := flag.Bool("list", false, "print the default -backends (cpu, and cpu-bf16 where this CPU has native bfloat16) and exit")
 	flag.Parse()
 	if *list {
@@ -56,6 +59,20 @@ func run() error {
 		return nil
 	}
 	enc := json.NewEncoder(os.Stdout)
+
+	if *probe {
+		be, err := backends.OpenWith(strings.Split(*names, ",")[0], backends.Options{Threads: *threads})
+		if err != nil {
+			return err
+		}
+		defer be.Close()
+		f, err := bench.SRCNN(be, 1, 8)
+		if err != nil {
+			return err
+		}
+		defer f.Free()
+		return f.Run()
+	}
 
 	if *rss != "" {
 		if *rss != "srcnn" {
@@ -85,7 +102,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if err := enc.Encode(result{Name: "peak", Peak: peak, Threads: *threads}); err != nil {
+	if err := enc.Encode(result{Name: "peak", Peak: peak, PeakISA: bench.PeakISA(), Threads: *threads}); err != nil {
 		return err
 	}
 	data, err := os.MkdirTemp("", "hzbench")
