@@ -123,7 +123,7 @@ func (c Conv2D) Validate() error {
 	case c.Out <= 0 || c.Out > MaxElements:
 		return fmt.Errorf("conv2d: %d output channels", c.Out)
 	case c.KH <= 0 || c.KW <= 0 || c.KH > c.In.H+2*c.Pad || c.KW > c.In.W+2*c.Pad:
-		return fmt.Errorf("conv2d: kernel %d×%d for input %v with padding %d", c.KH, c.KW, c.In, c.Pad)
+		return fmt.Errorf("conv2d: input %v with padding %d is smaller than the %d×%d kernel", c.In, c.Pad, c.KH, c.KW)
 	case c.Stride <= 0 || c.Stride > MaxElements:
 		return fmt.Errorf("conv2d: stride %d", c.Stride)
 	case c.Pad < 0 || c.Pad >= c.KH || c.Pad >= c.KW:

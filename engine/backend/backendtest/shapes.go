@@ -97,15 +97,17 @@ func (e *env) threads(t *testing.T) {
 	}
 	first := make(chan struct{})
 	done := make(chan struct{})
-	// Goroutine A holds its OS thread until B has finished, so B's thread differs.
+	// Goroutine A holds its OS thread until B has finished, so B's thread
+	// differs. The channel work is deferred so that a t.Fatal inside (which
+	// ends the goroutine) cannot leave the test waiting.
 	go func() {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
+		defer func() { <-done }()
+		defer close(first)
 		for _, c := range shapes {
 			e.convCase(t, c)
 		}
-		close(first)
-		<-done
 	}()
 	<-first
 	finished := make(chan struct{})

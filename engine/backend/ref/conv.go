@@ -60,52 +60,44 @@ func (g *gemmArgs) at(i, p int) float32 {
 	return g.a[i*g.k+p]
 }
 
+// accBlock is how many outputs of a row rows sums at a time, in a stack
+// array: no allocation (sync.Pool would allocate under -race, which drops
+// pooled items on purpose), and a block of b's row stays in cache across p.
+const accBlock = 256
+
 // rows computes rows [i0, i1) of c.
 func (g *gemmArgs) rows(i0, i1 int) {
 	n, k := g.n, g.k
-	ap := takeAcc(n)
-	defer accPool.Put(ap)
-	acc := *ap
+	var acc [accBlock]float64
 	for i := i0; i < i1; i++ {
-		if g.transB { // b is stored n×k
-			for j := range acc {
-				var s float64
+		for j0 := 0; j0 < n; j0 += accBlock {
+			blk := acc[:min(accBlock, n-j0)]
+			if g.transB { // b is stored n×k
+				for jj := range blk {
+					var s float64
+					for p, bv := range g.b[(j0+jj)*k:][:k] {
+						s += float64(g.at(i, p)) * float64(bv)
+					}
+					blk[jj] = s
+				}
+			} else {
+				clear(blk)
 				for p := 0; p < k; p++ {
-					s += float64(g.at(i, p)) * float64(g.b[j*k+p])
-				}
-				acc[j] = s
-			}
-		} else {
-			clear(acc)
-			for p := 0; p < k; p++ {
-				av := float64(g.at(i, p))
-				for j, bv := range g.b[p*n : (p+1)*n] {
-					acc[j] += av * float64(bv)
+					av := float64(g.at(i, p))
+					for jj, bv := range g.b[p*n+j0:][:len(blk)] {
+						blk[jj] += av * float64(bv)
+					}
 				}
 			}
-		}
-		for j, s := range acc {
-			v := g.alpha * float32(s)
-			if g.beta != 0 {
-				v += g.beta * g.c[i*n+j]
+			for jj, s := range blk {
+				v := g.alpha * float32(s)
+				if g.beta != 0 {
+					v += g.beta * g.c[i*n+j0+jj]
+				}
+				g.c[i*n+j0+jj] = v
 			}
-			g.c[i*n+j] = v
 		}
 	}
-}
-
-// accPool keeps gemm's row accumulators, so that steady-state inference on
-// small shapes allocates nothing (TestForwardDoesNotAllocate).
-var accPool sync.Pool
-
-func takeAcc(n int) *[]float64 {
-	p, _ := accPool.Get().(*[]float64)
-	if p == nil || cap(*p) < n {
-		s := make([]float64, n)
-		return &s
-	}
-	*p = (*p)[:n]
-	return p
 }
 
 // parallelMinWork is the multiply-adds below which gemm stays on the calling
