@@ -239,7 +239,9 @@ int hz_conv_create(hz_ctx *c, hz_prim **out, int kind, int n, int ic, int ih, in
 	if (fpd) dnnl_primitive_desc_destroy(fpd);
 	CHECK(s);
 
-	dnnl_memory_desc_t wmd = *dnnl_primitive_desc_query_md(pd, wq, 0);
+	const dnnl_memory_desc_t *wq_md = dnnl_primitive_desc_query_md(pd, wq, 0);
+	if (!wq_md) { dnnl_primitive_desc_destroy(pd); return dnnl_runtime_error; }
+	dnnl_memory_desc_t wmd = *wq_md;
 	hz_prim *p;
 	CHECK(finish(c, pd, nargs, argk, q, qi, &p));
 	p->wbytes = dnnl_memory_desc_get_size(&wmd);
