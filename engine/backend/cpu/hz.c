@@ -422,6 +422,11 @@ void hz_bias_grad(int nthr, int layout, int n, int ch, int64_t hw, const float *
 		// Per-thread partial sums over rows, then a serial reduction.
 		int nt = rows * ch > PAR_MIN ? nthr : 1;
 		double *part = calloc((size_t)nt * ch, sizeof(double));
+		if (!part) { // out of memory: sum serially into db instead of crashing
+			for (int64_t r = 0; r < rows; r++)
+				for (int c = 0; c < ch; c++) db[c] += dy[r * ch + c];
+			return;
+		}
 #pragma omp parallel num_threads(nt)
 		{
 			int t = omp_get_thread_num();
