@@ -249,6 +249,11 @@ func (l *Loader) stop() {
 // Next returns the next batch of the current epoch, or io.EOF once at the end of
 // each epoch (the following call starts the next epoch).
 func (l *Loader) Next(ctx context.Context) (*Batch, error) {
+	// A cancelled caller gets its error even when a batch is ready: select
+	// picks at random among ready cases.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	l.mu.Lock()
 	if l.failed != nil {
 		err := l.failed
