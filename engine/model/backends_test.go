@@ -20,13 +20,13 @@ import (
 // allSides makes TestPresetsMatchRef check every side in each preset's Sides,
 // the sides the services, the trainer and the experiment run. That costs
 // minutes in the reference backend, so the plain test run checks the smallest
-// side only; scripts/test.sh sets the flag in its oneDNN ISA matrix (without
+// side only; scripts/test-isa.sh sets the flag in its oneDNN ISA matrix (without
 // -race, which slows the reference loops several times).
 var allSides = flag.Bool("allsides", false, "TestPresetsMatchRef: every preset at every side it is meant for")
 
 // refCache names a folder that keeps the reference backend's results of
 // TestPresetsMatchRef between test processes: they do not depend on the oneDNN
-// ISA, so scripts/test.sh computes them once for its whole ISA matrix.
+// ISA, so scripts/test-isa.sh computes them once for its whole ISA matrix.
 var refCache = flag.String("refcache", "", "TestPresetsMatchRef: folder caching ref's outputs across runs (empty: none)")
 
 // inferenceTol bounds inference-only backends: bfloat16 keeps 8 bits of
