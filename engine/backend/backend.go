@@ -120,7 +120,7 @@ func (c Conv2D) Validate() error {
 		return fmt.Errorf("conv2d: input: %w", err)
 	}
 	switch {
-	case c.Out <= 0 || c.Out > MaxElements:
+	case c.Out <= 0: // an upper bound follows from the weights' count below
 		return fmt.Errorf("conv2d: %d output channels", c.Out)
 	case c.KH <= 0 || c.KW <= 0 || c.KH > c.In.H+2*c.Pad || c.KW > c.In.W+2*c.Pad:
 		return fmt.Errorf("conv2d: input %v with padding %d is smaller than the %d×%d kernel", c.In, c.Pad, c.KH, c.KW)
