@@ -3,8 +3,10 @@
 # verifies them against scripts/data.sha256 and prepares data/ (git-ignored):
 #   data/noto128/{train,heldout}/*.png    Noto Color Emoji, 128×128   (GAN training)
 #   data/fluent256/{train,heldout}/*.png  Fluent Emoji 3D, 256×256    (SR training)
+#   data/{noto128,fluent256}/labels.tsv   Unicode emoji group/subgroup/name per image
 #   data/photos/*.png                     scikit-image photos          (SR evaluation)
 #   data/licenses/                        the sources' licence files
+# The emoji are named and labelled by Unicode's emoji-test.txt (Debian unicode-data).
 # Nothing is installed: `apt-get download` + `dpkg-deb -x`, `npm pack`.
 # Idempotent: verified downloads are reused. See docs/data.md.
 set -euo pipefail
@@ -71,7 +73,7 @@ fetch_deb() { # PKG → prints the .deb path
   echo "$f"
 }
 declare -A deb_recorded
-for pkg in fonts-noto-color-emoji python3-skimage; do
+for pkg in fonts-noto-color-emoji python3-skimage unicode-data; do
   f=$(fetch_deb "$pkg")
   if check "$f" 1; then
     deb_recorded[$pkg]=1
@@ -79,7 +81,7 @@ for pkg in fonts-noto-color-emoji python3-skimage; do
     deb_recorded[$pkg]=0
     warn "$f is not the recorded version ($(grep -o "downloads/${pkg}_[^ ]*" "$sums")); upstream changed, checking the files used instead"
   fi
-  case $pkg in fonts-noto-color-emoji) dest=raw/noto ;; python3-skimage) dest=raw/skimage ;; esac
+  case $pkg in fonts-noto-color-emoji) dest=raw/noto ;; python3-skimage) dest=raw/skimage ;; unicode-data) dest=raw/unicode ;; esac
   stamp=$dest/.from
   if [ "$(cat "$stamp" 2>/dev/null)" != "$(basename "$f")" ]; then
     rm -rf "$dest" && mkdir -p "$dest"
@@ -89,9 +91,12 @@ for pkg in fonts-noto-color-emoji python3-skimage; do
 done
 strict_noto=${deb_recorded[fonts-noto-color-emoji]}
 strict_sk=${deb_recorded[python3-skimage]}
+strict_uni=${deb_recorded[unicode-data]}
 font=raw/noto/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
 skdata=raw/skimage/usr/lib/python3/dist-packages/skimage/data
+emojitest=raw/unicode/usr/share/unicode/emoji/emoji-test.txt
 check "$font" "$strict_noto"
+check "$emojitest" "$strict_uni" || { echo "data: no recorded sha256 for $emojitest" >&2; exit 1; }
 for p in astronaut.png camera.png chelsea.png coffee.png rocket.jpg hubble_deep_field.jpg; do
   check "$skdata/$p" "$strict_sk"
 done
@@ -105,6 +110,7 @@ fi
 # --- licences next to the data
 cp raw/noto/usr/share/doc/fonts-noto-color-emoji/copyright licenses/noto-color-emoji.copyright
 cp raw/skimage/usr/share/doc/python3-skimage/copyright licenses/python3-skimage.copyright
+cp raw/unicode/usr/share/doc/unicode-data/copyright licenses/unicode-data.copyright
 cp raw/fluent/package/package.json licenses/fluent-emoji-3d.package.json
 cp raw/fluent/package/README.md licenses/fluent-emoji-3d.README.md
 
@@ -116,13 +122,13 @@ sk_deb=$(ls downloads/python3-skimage_*.deb | head -n1)
 prep=$root/.cache/bin/hirez-prepare-data
 (cd "$root/engine" && go build -trimpath -o "$prep" ./dataset/cmd/prepare)
 # The output is a function of the converter and its inputs: skip when neither changed.
-stamp=$( { sha "$prep"; sha "$font"; cat raw/fluent/.from; sha256sum "$skdata"/*.png "$skdata"/*.jpg; } | sha256sum | awk '{print $1}')
+stamp=$( { sha "$prep"; sha "$font"; sha "$emojitest"; cat raw/fluent/.from; sha256sum "$skdata"/*.png "$skdata"/*.jpg; } | sha256sum | awk '{print $1}')
 if [ "$(cat .prepared 2>/dev/null)" = "$stamp" ]; then
   echo "data: data/noto128, data/fluent256, data/photos are up to date"
 else
   echo "data: preparing data/noto128, data/fluent256, data/photos"
   rm -f .prepared
-  "$prep" -out . \
+  "$prep" -out . -emoji-test "$emojitest" \
     -noto "$font" -noto-version "$(deb_version "$noto_deb")" \
     -fluent raw/fluent/package/assets -fluent-version "$FLUENT_VERSION" \
     -photos "$skdata" -photos-version "$(deb_version "$sk_deb")"
@@ -132,6 +138,9 @@ fi
 echo "data: sha256 of the downloads:"
 (cd downloads && sha256sum ./*.deb ./*.tgz | sed 's#  \./#  downloads/#' | sed 's/^/  /')
 for d in noto128/train noto128/heldout fluent256/train fluent256/heldout photos; do
-  printf '  %-18s %5d png\n' "$d" "$(find "$d" -name '*.png' | wc -l)"
+  printf '  %-20s %5d png\n' "$d" "$(find "$d" -name '*.png' | wc -l)"
+done
+for d in noto128 fluent256; do
+  printf '  %-20s %5d labels\n' "$d/labels.tsv" "$(( $(wc -l < "$d/labels.tsv") - 1 ))"
 done
 echo "data: done in $(( $(date +%s) - start ))s"

@@ -2,8 +2,10 @@
 // host, in [−1, 1] or [0, 1], shuffled per epoch from a seed, optionally flipped,
 // decoded lazily with a bounded prefetch, and resumable from a small State. It also
 // makes super-resolution pairs (random HR patches and their MATLAB-bicubic LR) and
-// holds the train/held-out split rule of the emoji sets. It does not depend on the
-// engine's backends: a trainer copies the batches to its device.
+// holds the train/held-out split rule of the emoji sets, their labels (Unicode
+// emoji group, subgroup and name, from emoji-test.txt) and a filter on them
+// (Options.Groups). It does not depend on the engine's backends: a trainer copies
+// the batches to its device.
 package dataset
 
 import (
@@ -70,6 +72,13 @@ type Options struct {
 	Workers   int    // decoding goroutines; 0 means GOMAXPROCS
 	Limits    imageio.Limits
 	SR        *SROptions // nil: image mode
+	// Groups, when not empty, keeps only the images whose Unicode emoji group
+	// is one of these ("Smileys & Emotion", dataset.Unlisted…), by the set's
+	// labels.tsv found next to Dir (see LabelsFor: in Dir, else in its parent,
+	// so Dir data/noto128/train reads data/noto128/labels.tsv). A group the
+	// labels file does not know is an error that lists the known ones; files the
+	// labels file does not list are left out.
+	Groups []string
 }
 
 // Batch is one batch in NCHW float32.
@@ -168,6 +177,14 @@ func NewLoader(opt Options) (*Loader, error) {
 	}
 	if len(files) == 0 {
 		return nil, fmt.Errorf("%w: no .png/.jpg/.webp files under %s", ErrNoImages, opt.Dir)
+	}
+	if len(opt.Groups) > 0 {
+		if files, err = filterGroups(opt.Dir, files, opt.Groups); err != nil {
+			return nil, err
+		}
+		if len(files) == 0 {
+			return nil, fmt.Errorf("%w: no image of group %q under %s", ErrNoImages, opt.Groups, opt.Dir)
+		}
 	}
 	return &Loader{
 		opt: opt, files: files, ppi: ppi,

@@ -21,7 +21,9 @@ func isModifier(r rune) bool {
 // GroupKey is the stable split key of an emoji given as its code point sequence:
 // lower-case hex code points joined by '-', with skin tones and U+FE0F removed, so
 // every skin-tone variant of an emoji gets the key of its base form. A sequence of
-// modifiers only (a bare skin-tone swatch) keeps them.
+// modifiers only (a bare skin-tone swatch) keeps them. The key keeps the order it
+// is given, so the prepare step passes the sequence as Unicode's emoji-test.txt
+// writes it (EmojiTable.Lookup), not a font's ligature order: one emoji, one key.
 func GroupKey(seq []rune) string {
 	var parts []string
 	for _, r := range seq {
@@ -38,7 +40,9 @@ func GroupKey(seq []rune) string {
 }
 
 // SequenceName is the file name stem of an emoji: its full code point sequence as
-// lower-case hex joined by '-' (the naming of the Fluent and Twemoji sets).
+// lower-case hex joined by '-', without zero padding ("1f44d-1f3fd", "23-fe0f-20e3").
+// The prepared sets name each emoji by its fully-qualified Unicode sequence (U+FE0F
+// kept), which is how Fluent names 3372 of its 3391 files.
 func SequenceName(seq []rune) string {
 	parts := make([]string, len(seq))
 	for i, r := range seq {

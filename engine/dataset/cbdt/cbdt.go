@@ -16,6 +16,12 @@ type Glyph struct {
 	ID    uint16
 	PNG   []byte // the embedded PNG, as stored (aliases the font data)
 	Runes []rune // the code point sequence drawn, nil when unknown
+	// Alts are every sequence the font draws this glyph for, Runes first: each
+	// code point the cmap maps to it, then each GSUB ligature's components in
+	// the order the font lists them. Noto lists many ZWJ sequences twice, once
+	// in Unicode's order and once in another (U+2640 U+200D U+1F647 besides
+	// U+1F647 U+200D U+2640), and Runes is whichever came first.
+	Alts [][]rune
 }
 
 // Font is a parsed font file.
@@ -74,7 +80,7 @@ func Parse(data []byte) (*Font, error) {
 }
 
 // Glyphs returns every PNG bitmap glyph of the first (largest-listed) strike,
-// sorted by glyph id, with Runes filled in where the cmap or GSUB say.
+// sorted by glyph id, with Runes and Alts filled in where the cmap or GSUB say.
 func (f *Font) Glyphs() ([]Glyph, error) {
 	cblc, cbdt := reader(f.tables["CBLC"]), reader(f.tables["CBDT"])
 	if cblc == nil || cbdt == nil {
@@ -180,12 +186,13 @@ func (f *Font) Glyphs() ([]Glyph, error) {
 			out = append(out, Glyph{ID: l.id, PNG: png})
 		}
 	}
-	seqs, err := f.Sequences()
+	seqs, alts, err := f.sequences()
 	if err != nil {
 		return nil, err
 	}
 	for i := range out {
 		out[i].Runes = seqs[out[i].ID]
+		out[i].Alts = alts[out[i].ID]
 	}
 	slices.SortFunc(out, func(a, b Glyph) int { return int(a.ID) - int(b.ID) })
 	return out, nil
@@ -196,9 +203,16 @@ func (f *Font) Glyphs() ([]Glyph, error) {
 // extensions) whose components all have known sequences. Ligatures built from
 // other ligatures are resolved by repeating until nothing changes.
 func (f *Font) Sequences() (map[uint16][]rune, error) {
+	seq, _, err := f.sequences()
+	return seq, err
+}
+
+// sequences returns Sequences and, per glyph, every sequence it is drawn for
+// (see Glyph.Alts); a ligature's components contribute their first sequence.
+func (f *Font) sequences() (map[uint16][]rune, map[uint16][][]rune, error) {
 	cmap, err := f.cmap()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	seq := map[uint16][]rune{}
 	for r, g := range cmap {
@@ -209,7 +223,7 @@ func (f *Font) Sequences() (map[uint16][]rune, error) {
 	}
 	ligs, err := f.ligatures()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for changed := true; changed; {
 		changed = false
@@ -233,7 +247,41 @@ func (f *Font) Sequences() (map[uint16][]rune, error) {
 			}
 		}
 	}
-	return seq, nil
+	alts := map[uint16][][]rune{}
+	add := func(g uint16, rs []rune) {
+		for _, a := range alts[g] {
+			if slices.Equal(a, rs) {
+				return
+			}
+		}
+		alts[g] = append(alts[g], rs)
+	}
+	for g, rs := range seq {
+		add(g, rs) // the first sequence first
+	}
+	var cps []rune
+	for r := range cmap {
+		cps = append(cps, r)
+	}
+	slices.Sort(cps)
+	for _, r := range cps {
+		add(cmap[r], []rune{r})
+	}
+	for _, l := range ligs {
+		var rs []rune
+		for _, c := range l.components {
+			s, known := seq[c]
+			if !known {
+				rs = nil
+				break
+			}
+			rs = append(rs, s...)
+		}
+		if rs != nil {
+			add(l.glyph, rs)
+		}
+	}
+	return seq, alts, nil
 }
 
 // cmap returns code point → glyph id from the best Unicode subtable (format 12,

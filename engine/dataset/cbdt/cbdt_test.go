@@ -25,19 +25,21 @@ func (b *buf) u32(v ...int) *buf {
 	return b
 }
 
-// testFont builds a font with glyphs 1 (U+1F44D), 2 (U+1F3FB), 3 (U+200D),
-// 4 (U+1F3FF, no bitmap) and the ligatures 5 = 1+2 (GSUB type 4) and 6 = 5+3+1
-// (inside a type 7 extension, built on a ligature), with bitmaps for 1, 2, 5, 6.
+// testFont builds a font with glyphs 1 (U+1F44D, also U+1F44E), 2 (U+1F3FB),
+// 3 (U+200D), 4 (U+1F3FF, no bitmap) and the ligatures 5 = 1+2 (GSUB type 4), 6 =
+// 5+3+1 (inside a type 7 extension, built on a ligature) and 5 = 2+1 again (a
+// second order, as Noto lists many sequences), with bitmaps for 1, 2, 5, 6.
 func testFont(t *testing.T) []byte {
 	t.Helper()
 	// cmap: one format 12 subtable
 	var cmap buf
 	cmap.u16(0, 1).u16(3, 10).u32(12)
-	cmap.u16(12, 0).u32(16+4*12, 0, 4)
+	cmap.u16(12, 0).u32(16+5*12, 0, 5)
 	cmap.u32(0x200D, 0x200D, 3)
 	cmap.u32(0x1F3FB, 0x1F3FB, 2)
 	cmap.u32(0x1F3FF, 0x1F3FF, 4)
 	cmap.u32(0x1F44D, 0x1F44D, 1)
+	cmap.u32(0x1F44E, 0x1F44E, 1)
 
 	// GSUB: header, empty script/feature lists, lookup list with 2 lookups
 	lig := func(first, glyph int, comps ...int) []byte {
@@ -51,16 +53,19 @@ func testFont(t *testing.T) []byte {
 	}
 	sub1 := lig(1, 5, 2)
 	sub2 := lig(5, 6, 3, 1)
+	sub3 := lig(2, 5, 1)
 	var gsub buf
 	gsub.u16(1, 0, 10, 10, 12) // version, script list, feature list, lookup list @12
 	gsub.u16(0)                // empty script/feature list (shared)
-	// lookup list @12: 2 lookups
-	l1 := 6
+	// lookup list @12: 3 lookups
+	l1 := 8
 	l2 := l1 + 8 + len(sub1)
-	gsub.u16(2, l1, l2)
+	l3 := l2 + 16 + len(sub2)
+	gsub.u16(3, l1, l2, l3)
 	gsub.u16(4, 0, 1, 8).Write(sub1)  // lookup 1: type 4
 	gsub.u16(7, 0, 1, 8)              // lookup 2: extension
 	gsub.u16(1, 4).u32(8).Write(sub2) // ext subtable → type 4 at +8
+	gsub.u16(4, 0, 1, 8).Write(sub3)  // lookup 3: type 4
 
 	// CBDT: version then format-17 records
 	var cbdt buf
@@ -120,11 +125,12 @@ func TestGlyphs(t *testing.T) {
 		id    uint16
 		png   string
 		runes []rune
+		alts  [][]rune
 	}{
-		{1, "png-one", []rune{0x1F44D}},
-		{2, "png-two", []rune{0x1F3FB}},
-		{5, "png-five", []rune{0x1F44D, 0x1F3FB}},
-		{6, "png-six", []rune{0x1F44D, 0x1F3FB, 0x200D, 0x1F44D}},
+		{1, "png-one", []rune{0x1F44D}, [][]rune{{0x1F44D}, {0x1F44E}}},
+		{2, "png-two", []rune{0x1F3FB}, [][]rune{{0x1F3FB}}},
+		{5, "png-five", []rune{0x1F44D, 0x1F3FB}, [][]rune{{0x1F44D, 0x1F3FB}, {0x1F3FB, 0x1F44D}}},
+		{6, "png-six", []rune{0x1F44D, 0x1F3FB, 0x200D, 0x1F44D}, [][]rune{{0x1F44D, 0x1F3FB, 0x200D, 0x1F44D}}},
 	}
 	if len(gs) != len(want) {
 		t.Fatalf("%d glyphs, want %d", len(gs), len(want))
@@ -133,6 +139,9 @@ func TestGlyphs(t *testing.T) {
 		g := gs[i]
 		if g.ID != w.id || string(g.PNG) != w.png || !slices.Equal(g.Runes, w.runes) {
 			t.Errorf("glyph %d: id %d png %q runes %U", i, g.ID, g.PNG, g.Runes)
+		}
+		if !slices.EqualFunc(g.Alts, w.alts, slices.Equal) {
+			t.Errorf("glyph %d: alts %U, want %U", g.ID, g.Alts, w.alts)
 		}
 	}
 }
@@ -165,13 +174,19 @@ func TestNotoFont(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unknown := 0
+	unknown, several := 0, 0
 	for _, g := range gs {
 		if g.Runes == nil {
 			unknown++
 		}
+		if len(g.Alts) > 1 {
+			several++
+		}
+		if g.Runes != nil && !slices.Equal(g.Alts[0], g.Runes) {
+			t.Errorf("glyph %d: Alts[0] %U is not Runes %U", g.ID, g.Alts[0], g.Runes)
+		}
 	}
-	t.Logf("%d glyphs, %d without a code point sequence", len(gs), unknown)
+	t.Logf("%d glyphs, %d without a code point sequence, %d with several", len(gs), unknown, several)
 	if len(gs) < 3000 {
 		t.Errorf("only %d glyphs", len(gs))
 	}

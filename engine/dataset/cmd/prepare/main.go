@@ -1,11 +1,15 @@
 // Command prepare turns the packages fetched by scripts/data.sh into the training
 // and evaluation folders under data/ (see docs/data.md):
 //
-//	prepare -noto FONT.ttf -fluent ASSETS_DIR -photos SKIMAGE_DATA_DIR -out data
+//	prepare -emoji-test emoji-test.txt -noto FONT.ttf -fluent ASSETS_DIR -photos SKIMAGE_DATA_DIR -out data
+//
+// The emoji sets need Unicode's emoji-test.txt (Debian unicode-data), which names
+// and labels their images (labels.tsv in each set's root).
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -13,6 +17,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/hirez-ml/hirez/engine/dataset"
 	"github.com/hirez-ml/hirez/engine/dataset/prepare"
 )
 
@@ -31,11 +36,24 @@ func run() error {
 		fluentVersion = flag.String("fluent-version", "", "npm version of @lobehub/fluent-emoji-3d")
 		photos        = flag.String("photos", "", "skimage/data folder (empty: skip)")
 		photosVersion = flag.String("photos-version", "", "Debian version of python3-skimage")
+		emojiTest     = flag.String("emoji-test", "", "Unicode's emoji-test.txt (needed by -noto and -fluent)")
 		out           = flag.String("out", "data", "output root")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+
+	var tab *dataset.EmojiTable
+	if *noto != "" || *fluent != "" {
+		if *emojiTest == "" {
+			return errors.New("-noto and -fluent need -emoji-test (Unicode's emoji-test.txt, Debian unicode-data)")
+		}
+		var err error
+		if tab, err = dataset.ReadEmojiTest(*emojiTest); err != nil {
+			return err
+		}
+		fmt.Printf("emoji-test.txt %s: %d entries in %d groups (%s)\n", tab.Version, len(tab.Entries), len(tab.Groups()), *emojiTest)
+	}
 
 	steps := []struct {
 		src  string
@@ -43,10 +61,10 @@ func run() error {
 		do   func() (prepare.Report, error)
 	}{
 		{*noto, "noto128", func() (prepare.Report, error) {
-			return prepare.Noto(ctx, *noto, filepath.Join(*out, "noto128"), *notoVersion)
+			return prepare.Noto(ctx, *noto, filepath.Join(*out, "noto128"), *notoVersion, tab)
 		}},
 		{*fluent, "fluent256", func() (prepare.Report, error) {
-			return prepare.Fluent(ctx, *fluent, filepath.Join(*out, "fluent256"), *fluentVersion)
+			return prepare.Fluent(ctx, *fluent, filepath.Join(*out, "fluent256"), *fluentVersion, tab)
 		}},
 		{*photos, "photos", func() (prepare.Report, error) {
 			return prepare.Photos(ctx, *photos, filepath.Join(*out, "photos"), *photosVersion, prepare.PhotoNames)
@@ -61,7 +79,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%s  (%s → %s, %.1fs)\n", rep, s.src, filepath.Join(*out, s.name), time.Since(start).Seconds())
+		fmt.Printf("%s  (%s → %s, %.1fs)\n%s", rep, s.src, filepath.Join(*out, s.name), time.Since(start).Seconds(), rep.Details())
 	}
 	return nil
 }
