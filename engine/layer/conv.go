@@ -18,6 +18,9 @@ type Conv2DConfig struct {
 	Stride  int // 0 means 1
 	Pad     int // zero padding on each side, or PadSame
 	NoBias  bool
+	// SpectralNorm runs the conv with W/σ(W) and adds the parameter
+	// "<name>.weight_u" (spectral.go).
+	SpectralNorm bool
 }
 
 // Conv2D is torch.nn.Conv2d: weight [Out, In, K, K], bias [Out].
@@ -28,6 +31,7 @@ type Conv2D struct {
 	Weight *Param
 	Bias   *Param // nil with NoBias
 
+	sn      *spectral // nil without SpectralNorm
 	conv    backend.Conv2D
 	x       *tensor.Tensor // input kept for Backward (not owned)
 	y, dx   *tensor.Tensor
@@ -63,6 +67,12 @@ func NewConv2D(b backend.Backend, name string, cfg Conv2DConfig) (*Conv2D, error
 			return nil, err
 		}
 	}
+	if cfg.SpectralNorm {
+		if l.sn, err = newSpectral(b, name, cfg.Out, cfg.In, cfg.Kernel, cfg.Kernel); err != nil {
+			l.Free()
+			return nil, err
+		}
+	}
 	return l, nil
 }
 
@@ -74,15 +84,25 @@ func (l *Conv2D) Config() Conv2DConfig { return l.cfg }
 
 // Params implements Layer.
 func (l *Conv2D) Params() []*Param {
-	if l.Bias == nil {
-		return []*Param{l.Weight}
+	ps := []*Param{l.Weight}
+	if l.Bias != nil {
+		ps = append(ps, l.Bias)
 	}
-	return []*Param{l.Weight, l.Bias}
+	if l.sn != nil {
+		ps = append(ps, l.sn.U)
+	}
+	return ps
 }
 
 // Init implements Initializer.
 func (l *Conv2D) Init(s Init, rng *rand.Rand) error {
-	return initWeights(s, rng, l.Weight, l.Bias, l.cfg.In*l.cfg.Kernel*l.cfg.Kernel)
+	if err := initWeights(s, rng, l.Weight, l.Bias, l.cfg.In*l.cfg.Kernel*l.cfg.Kernel); err != nil {
+		return err
+	}
+	if l.sn != nil {
+		return l.sn.init(rng)
+	}
+	return nil
 }
 
 // Forward implements Layer: x is [N, In, H, W].
@@ -106,7 +126,11 @@ func (l *Conv2D) Forward(x *tensor.Tensor, mode Mode) (*tensor.Tensor, error) {
 	if l.Bias != nil {
 		bias = l.Bias.Value.Buffer()
 	}
-	if err := l.b.Conv2DForward(c, x.Buffer(), l.Weight.Value.Buffer(), bias, l.y.Buffer()); err != nil {
+	w, err := l.weight(mode)
+	if err != nil {
+		return nil, fmt.Errorf("conv2d %s: %w", l.name, err)
+	}
+	if err := l.b.Conv2DForward(c, x.Buffer(), w, bias, l.y.Buffer()); err != nil {
 		return nil, fmt.Errorf("conv2d %s: %w", l.name, err)
 	}
 	l.conv = c
@@ -123,8 +147,11 @@ func (l *Conv2D) Backward(dy *tensor.Tensor) (*tensor.Tensor, error) {
 	if err := checkGrad("conv2d", l.name, dy, l.y, l.trained); err != nil {
 		return nil, err
 	}
-	dw, err := l.Weight.gradTarget()
-	if err != nil {
+	var dw backend.Buffer
+	var err error
+	if l.sn != nil {
+		dw = l.sn.effGrad.Buffer() // ∂L/∂(W/σ), turned into ∂L/∂W below
+	} else if dw, err = l.Weight.gradTarget(); err != nil {
 		return nil, err
 	}
 	var db backend.Buffer
@@ -136,7 +163,12 @@ func (l *Conv2D) Backward(dy *tensor.Tensor) (*tensor.Tensor, error) {
 	if err := l.b.Conv2DBackwardWeights(l.conv, l.x.Buffer(), dy.Buffer(), dw, db); err != nil {
 		return nil, fmt.Errorf("conv2d %s: backward weights: %w", l.name, err)
 	}
-	if err := l.Weight.gradDone(); err != nil {
+	if l.sn != nil {
+		err = l.sn.backward(l.Weight)
+	} else {
+		err = l.Weight.gradDone()
+	}
+	if err != nil {
 		return nil, err
 	}
 	if l.Bias != nil {
@@ -148,16 +180,30 @@ func (l *Conv2D) Backward(dy *tensor.Tensor) (*tensor.Tensor, error) {
 	if err := ensure(&l.dx, l.b, d.N, d.C, d.H, d.W); err != nil {
 		return nil, fmt.Errorf("conv2d %s: %w", l.name, err)
 	}
-	if err := l.b.Conv2DBackwardData(l.conv, dy.Buffer(), l.Weight.Value.Buffer(), l.dx.Buffer()); err != nil {
+	w := l.Weight.Value.Buffer()
+	if l.sn != nil {
+		w = l.sn.eff.Buffer() // the W/σ of the forward being differentiated
+	}
+	if err := l.b.Conv2DBackwardData(l.conv, dy.Buffer(), w, l.dx.Buffer()); err != nil {
 		return nil, fmt.Errorf("conv2d %s: backward data: %w", l.name, err)
 	}
 	return l.dx, nil
+}
+
+// weight is the weight buffer the convolution reads: W, or W/σ with
+// SpectralNorm (one power iteration in training mode).
+func (l *Conv2D) weight(mode Mode) (backend.Buffer, error) {
+	if l.sn == nil {
+		return l.Weight.Value.Buffer(), nil
+	}
+	return l.sn.forward(l.Weight, mode)
 }
 
 // Free implements Layer.
 func (l *Conv2D) Free() {
 	l.Weight.free()
 	l.Bias.free()
+	l.sn.free()
 	l.y.Free()
 	l.ys.free()
 	l.dx.Free()

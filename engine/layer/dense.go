@@ -12,6 +12,9 @@ import (
 type DenseConfig struct {
 	In, Out int // features
 	NoBias  bool
+	// SpectralNorm runs the layer with W/σ(W) and adds the parameter
+	// "<name>.weight_u" (spectral.go).
+	SpectralNorm bool
 }
 
 // Dense is torch.nn.Linear: y = x·Wᵀ + b with weight [Out, In], bias [Out].
@@ -24,6 +27,7 @@ type Dense struct {
 	Weight *Param
 	Bias   *Param // nil with NoBias
 
+	sn      *spectral // nil without SpectralNorm
 	n       int
 	x       *tensor.Tensor // kept for Backward (not owned)
 	y, dx   *tensor.Tensor
@@ -53,6 +57,12 @@ func NewDense(b backend.Backend, name string, cfg DenseConfig) (*Dense, error) {
 			return nil, err
 		}
 	}
+	if cfg.SpectralNorm {
+		if l.sn, err = newSpectral(b, name, cfg.Out, cfg.In); err != nil {
+			l.Free()
+			return nil, err
+		}
+	}
 	return l, nil
 }
 
@@ -64,15 +74,25 @@ func (l *Dense) Config() DenseConfig { return l.cfg }
 
 // Params implements Layer.
 func (l *Dense) Params() []*Param {
-	if l.Bias == nil {
-		return []*Param{l.Weight}
+	ps := []*Param{l.Weight}
+	if l.Bias != nil {
+		ps = append(ps, l.Bias)
 	}
-	return []*Param{l.Weight, l.Bias}
+	if l.sn != nil {
+		ps = append(ps, l.sn.U)
+	}
+	return ps
 }
 
 // Init implements Initializer.
 func (l *Dense) Init(s Init, rng *rand.Rand) error {
-	return initWeights(s, rng, l.Weight, l.Bias, l.cfg.In)
+	if err := initWeights(s, rng, l.Weight, l.Bias, l.cfg.In); err != nil {
+		return err
+	}
+	if l.sn != nil {
+		return l.sn.init(rng)
+	}
+	return nil
 }
 
 // Forward implements Layer.
@@ -88,8 +108,15 @@ func (l *Dense) Forward(x *tensor.Tensor, mode Mode) (*tensor.Tensor, error) {
 	if err := l.ys.ensure(&l.y, l.b, n, l.cfg.Out); err != nil {
 		return nil, fmt.Errorf("dense %s: %w", l.name, err)
 	}
+	w := l.Weight.Value.Buffer()
+	if l.sn != nil {
+		var err error
+		if w, err = l.sn.forward(l.Weight, mode); err != nil {
+			return nil, fmt.Errorf("dense %s: %w", l.name, err)
+		}
+	}
 	g := backend.Gemm{TransB: true, M: n, N: l.cfg.Out, K: l.cfg.In, Alpha: 1}
-	if err := l.b.MatMul(g, x.Buffer(), l.Weight.Value.Buffer(), l.y.Buffer()); err != nil {
+	if err := l.b.MatMul(g, x.Buffer(), w, l.y.Buffer()); err != nil {
 		return nil, fmt.Errorf("dense %s: %w", l.name, err)
 	}
 	if l.Bias != nil {
@@ -118,9 +145,20 @@ func (l *Dense) Backward(dy *tensor.Tensor) (*tensor.Tensor, error) {
 	if l.Weight.gradZero {
 		beta = 0
 	}
+	dw, w := l.Weight.Grad.Buffer(), l.Weight.Value.Buffer()
+	if l.sn != nil {
+		// ∂L/∂(W/σ) into its own buffer, turned into ∂L/∂W below; dx reads
+		// the W/σ of the forward being differentiated.
+		beta, dw, w = 0, l.sn.effGrad.Buffer(), l.sn.eff.Buffer()
+	}
 	gw := backend.Gemm{TransA: true, M: out, N: in, K: n, Alpha: 1, Beta: beta}
-	if err := l.b.MatMul(gw, dy.Buffer(), l.x.Buffer(), l.Weight.Grad.Buffer()); err != nil {
+	if err := l.b.MatMul(gw, dy.Buffer(), l.x.Buffer(), dw); err != nil {
 		return nil, fmt.Errorf("dense %s: backward weights: %w", l.name, err)
+	}
+	if l.sn != nil {
+		if err := l.sn.backward(l.Weight); err != nil {
+			return nil, fmt.Errorf("dense %s: %w", l.name, err)
+		}
 	}
 	l.Weight.gradZero = false
 	if l.Bias != nil {
@@ -140,7 +178,7 @@ func (l *Dense) Backward(dy *tensor.Tensor) (*tensor.Tensor, error) {
 		return nil, fmt.Errorf("dense %s: %w", l.name, err)
 	}
 	gx := backend.Gemm{M: n, N: in, K: out, Alpha: 1}
-	if err := l.b.MatMul(gx, dy.Buffer(), l.Weight.Value.Buffer(), l.dx.Buffer()); err != nil {
+	if err := l.b.MatMul(gx, dy.Buffer(), w, l.dx.Buffer()); err != nil {
 		return nil, fmt.Errorf("dense %s: backward data: %w", l.name, err)
 	}
 	return l.dx, nil
@@ -150,6 +188,7 @@ func (l *Dense) Backward(dy *tensor.Tensor) (*tensor.Tensor, error) {
 func (l *Dense) Free() {
 	l.Weight.free()
 	l.Bias.free()
+	l.sn.free()
 	l.y.Free()
 	l.ys.free()
 	l.dx.Free()

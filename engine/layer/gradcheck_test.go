@@ -267,6 +267,14 @@ func TestGradientsAccumulate(t *testing.T) {
 		}(),
 		func() layer.Layer { l, _ := layer.NewDense(b, "fc", layer.DenseConfig{In: 8, Out: 3}); return l }(),
 		func() layer.Layer { l, _ := layer.NewBatchNorm(b, "bn", layer.BatchNormConfig{Channels: 2}); return l }(),
+		func() layer.Layer {
+			l, _ := layer.NewConv2D(b, "csn", layer.Conv2DConfig{In: 2, Out: 3, Kernel: 3, Pad: 1, SpectralNorm: true})
+			return l
+		}(),
+		func() layer.Layer {
+			l, _ := layer.NewDense(b, "fcsn", layer.DenseConfig{In: 8, Out: 3, SpectralNorm: true})
+			return l
+		}(),
 	} {
 		t.Run(l.Name(), func(t *testing.T) {
 			defer l.Free()

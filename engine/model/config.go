@@ -70,6 +70,11 @@ type Spec struct {
 	// config's Init (the last conv of a residual upscaler, so it starts as the
 	// identity around its skip).
 	ZeroInit bool `json:"zero_init,omitempty"`
+	// SpectralNorm (conv and dense only) runs the layer with W/σ(W), σ the
+	// largest singular value of W as an (Out, In·K·K) matrix estimated by one
+	// power iteration per training forward (Miyato et al. 2018; engine/layer
+	// spectral.go). It adds the non-trainable parameter "<Name>.weight_u" [Out].
+	SpectralNorm bool `json:"spectral_norm,omitempty"`
 }
 
 // Input values of Config.Input.
@@ -177,6 +182,12 @@ func (c Config) Plan() ([]Step, error) {
 		bad := func(format string, args ...any) error {
 			return fmt.Errorf("model %s: layer %s (%s) on input %v: %s", c.Preset, s.Name, s.Op, cur, fmt.Sprintf(format, args...))
 		}
+		if s.SpectralNorm && s.Op != OpConv && s.Op != OpDense {
+			return nil, bad("spectral_norm is for conv and dense layers only")
+		}
+		if s.SpectralNorm && s.ZeroInit {
+			return nil, bad("spectral_norm and zero_init together: σ of a zero weight is 0")
+		}
 		switch s.Op {
 		case OpDense:
 			in := prod(cur)
@@ -200,6 +211,9 @@ func (c Config) Plan() ([]Step, error) {
 			if !s.NoBias {
 				st.Params = append(st.Params, ParamShape{s.Name + ".bias", []int{out}, true})
 			}
+			if s.SpectralNorm {
+				st.Params = append(st.Params, ParamShape{s.Name + ".weight_u", []int{out}, false})
+			}
 			st.FLOPs = 2 * float64(in) * float64(out)
 		case OpConv:
 			if len(cur) != 3 {
@@ -215,6 +229,9 @@ func (c Config) Plan() ([]Step, error) {
 			st.Params = append(st.Params, ParamShape{s.Name + ".weight", []int{s.Out, cur[0], s.Kernel, s.Kernel}, true})
 			if !s.NoBias {
 				st.Params = append(st.Params, ParamShape{s.Name + ".bias", []int{s.Out}, true})
+			}
+			if s.SpectralNorm {
+				st.Params = append(st.Params, ParamShape{s.Name + ".weight_u", []int{s.Out}, false})
 			}
 			st.FLOPs = cv.FLOPs()
 		case OpBatchNorm:
@@ -350,7 +367,9 @@ func (c Config) reshapeShape(i int) ([]int, error) {
 }
 
 // Counts sums a plan: trainable parameters, non-trainable buffers (BatchNorm
-// running statistics) and FLOPs per sample.
+// running statistics, spectral norm's u vectors) and FLOPs per sample (the
+// power iteration of spectral norm, once per forward and not per sample, is
+// not counted).
 func Counts(steps []Step) (params, buffers int64, flops float64) {
 	for _, st := range steps {
 		for _, p := range st.Params {

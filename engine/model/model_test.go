@@ -249,7 +249,7 @@ func TestUpscaleBatchesBySize(t *testing.T) {
 // give; run with -update to rewrite it.
 func TestCountsTable(t *testing.T) {
 	var sb strings.Builder
-	sb.WriteString("| preset | side (in → out) | parameters | BN buffers | GFLOP / image |\n|---|---|---:|---:|---:|\n")
+	sb.WriteString("| preset | side (in → out) | parameters | buffers | GFLOP / image |\n|---|---|---:|---:|---:|\n")
 	for _, p := range Presets() {
 		for _, s := range p.Sides {
 			params, bufs, flops := mustCounts(t, p.Name, s)

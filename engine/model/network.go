@@ -141,9 +141,9 @@ func newLayer(b backend.Backend, st Step) (layer.Layer, error) {
 	s := st.Spec
 	switch s.Op {
 	case OpDense:
-		return layer.NewDense(b, s.Name, layer.DenseConfig{In: prod(st.In), Out: s.Out, NoBias: s.NoBias})
+		return layer.NewDense(b, s.Name, layer.DenseConfig{In: prod(st.In), Out: s.Out, NoBias: s.NoBias, SpectralNorm: s.SpectralNorm})
 	case OpConv:
-		return layer.NewConv2D(b, s.Name, layer.Conv2DConfig{In: st.In[0], Out: s.Out, Kernel: s.Kernel, Stride: max(s.Stride, 1), Pad: s.Pad, NoBias: s.NoBias})
+		return layer.NewConv2D(b, s.Name, layer.Conv2DConfig{In: st.In[0], Out: s.Out, Kernel: s.Kernel, Stride: max(s.Stride, 1), Pad: s.Pad, NoBias: s.NoBias, SpectralNorm: s.SpectralNorm})
 	case OpBatchNorm:
 		return layer.NewBatchNorm(b, s.Name, layer.BatchNormConfig{Channels: st.In[0]})
 	case OpReLU:

@@ -57,6 +57,7 @@ func reshape(name string, ch int) Spec { return Spec{Op: OpReshape, Name: name, 
 func flatten(name string) Spec         { return Spec{Op: OpFlatten, Name: name} }
 func shuffle(name string, r int) Spec  { return Spec{Op: OpPixelShuffle, Name: name, Factor: r} }
 func zero(s Spec) Spec                 { s.ZeroInit = true; return s }
+func sn(s Spec) Spec                   { s.SpectralNorm = true; return s }
 func seq(specs ...[]Spec) []Spec       { return slices.Concat(specs...) }
 func one(s ...Spec) []Spec             { return s }
 
@@ -128,6 +129,25 @@ var presets = []Preset{
 				convS2("conv2", 128, true), bn("bn2"), lrelu("act2"),
 				convS2("conv3", 256, true), bn("bn3"), lrelu("act3"),
 				flatten("flatten"), dense("fc", 1),
+			)},
+	},
+	{
+		Name: "dcgan-d-sn",
+		Role: Discriminator,
+		Reading: "Not from the study: dcgan-d-stable's strided Conv 4×4 (stride 2, padding 1, " +
+			"64 → 128 → 256 channels) with spectral normalisation (Miyato et al. 2018: W/σ(W), one " +
+			"power iteration per training forward) on every conv and on the final Dense 1, and no " +
+			"BatchNorm (SN-GAN style; the convs keep their bias). LeakyReLU 0.2 as in dcgan-d-stable, " +
+			"so that only the normalisation differs; Flatten → Dense 1 (a logit). Each spectrally " +
+			"normalised layer keeps its power-iteration vector as the buffer <name>.weight_u. " +
+			"The discriminator of the small-data recipe (train.SmallDataRecipe).",
+		Sides: []int{32, 64, 128, 256},
+		base: Config{Preset: "dcgan-d-sn", Role: Discriminator, Side: 32, Channels: 3, Range: Signed, Init: "dcgan",
+			Layers: one(
+				sn(convS2("conv1", 64, false)), lrelu("act1"),
+				sn(convS2("conv2", 128, false)), lrelu("act2"),
+				sn(convS2("conv3", 256, false)), lrelu("act3"),
+				flatten("flatten"), sn(dense("fc", 1)),
 			)},
 	},
 	{

@@ -238,13 +238,13 @@ func (j *ganJob) step(ctx context.Context, b *dataset.Batch, rng *rand.Rand) err
 	if err != nil {
 		return err
 	}
-	if err := j.adv.stepD(j.real, fake); err != nil {
+	if err := j.adv.stepD(j.real, fake, rng); err != nil {
 		return err
 	}
 	if err := j.g.ZeroGrad(); err != nil {
 		return err
 	}
-	dfake, err := j.adv.gradG(fake)
+	dfake, err := j.adv.gradG(fake, rng)
 	if err != nil {
 		return err
 	}

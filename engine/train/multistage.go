@@ -166,7 +166,7 @@ func (j *multiStageJob) loaderOptions() dataset.Options {
 	return dataset.Options{Size: 2 * j.c.Side, Resample: dataset.Box, Range: dataset.RangeSigned, BatchSize: j.c.Recipe.Batch, FlipH: true}
 }
 
-func (j *multiStageJob) step(_ context.Context, b *dataset.Batch, _ *rand.Rand) error {
+func (j *multiStageJob) step(_ context.Context, b *dataset.Batch, rng *rand.Rand) error {
 	s := j.c.Side
 	if err := upload(&j.hi, j.b, b.X, b.XShape[:]...); err != nil {
 		return err
@@ -179,13 +179,13 @@ func (j *multiStageJob) step(_ context.Context, b *dataset.Batch, _ *rand.Rand) 
 	if err != nil {
 		return err
 	}
-	if err := j.adv.stepD(j.hi, fake); err != nil {
+	if err := j.adv.stepD(j.hi, fake, rng); err != nil {
 		return err
 	}
 	if err := j.u.ZeroGrad(); err != nil {
 		return err
 	}
-	dfake, err := j.adv.gradG(fake)
+	dfake, err := j.adv.gradG(fake, rng)
 	if err != nil {
 		return err
 	}

@@ -96,6 +96,22 @@ func multiStageRunner(ctx context.Context, o Options) (Result, error) {
 		UpsamplerConfig: narrow("upsampler-stable"), DiscriminatorConfig: narrow("dcgan-d-stable")}, o)
 }
 
+// smallDataRunner is SmallDataRecipe (DiffAugment, hinge, TTUR, β1 = 0) against
+// a narrow dcgan-d-sn: a resume must restore the RNG the augmentation draws
+// from and D's spectral-norm u vectors.
+func smallDataRunner(ctx context.Context, o Options) (Result, error) {
+	r := SmallDataRecipe()
+	r.Batch = 4
+	return GAN(ctx, GANConfig{Side: 8, Recipe: r, GeneratorConfig: narrow("dcgan-g-stable"), DiscriminatorConfig: narrow("dcgan-d-sn")}, o)
+}
+
+func multiStageAugmentRunner(ctx context.Context, o Options) (Result, error) {
+	r := tinyRecipe()
+	r.Augment = "color,translation,cutout"
+	return MultiStage(ctx, MultiStageConfig{Side: 8, Recipe: r, ContentWeight: 10,
+		UpsamplerConfig: narrow("upsampler-stable"), DiscriminatorConfig: narrow("dcgan-d-sn")}, o)
+}
+
 func srRunner(ctx context.Context, o Options) (Result, error) {
 	return SR(ctx, SRConfig{Config: narrow("espcn-x2"), Patch: 8, PatchesPerImage: 2, Batch: 4}, o)
 }
@@ -143,7 +159,9 @@ func sameBits(t *testing.T, what string, a, b map[string]safetensors.Tensor) {
 // TestResumeIsExact trains N steps straight and N/2 + checkpoint + resume + N/2 and
 // wants the same weights, optimizer state and EMA bit for bit (on ref). With 10
 // images and batch 4 an epoch is 2 steps, so the run crosses epoch boundaries and
-// the resume point sits on one.
+// the resume point sits on one. The augmented runs draw DiffAugment's parameters
+// from the loop's RNG (its state is in the checkpoint) and their D keeps
+// spectral norm's u (in the checkpoint with D's weights).
 func TestResumeIsExact(t *testing.T) {
 	const steps = 6
 	for _, tc := range []struct {
@@ -155,6 +173,8 @@ func TestResumeIsExact(t *testing.T) {
 		{"gan-bce", ganRunner(BCE), 8, 2},
 		{"gan-hinge", ganRunner(Hinge), 8, 2},
 		{"multistage", multiStageRunner, 16, 2},
+		{"gan-smalldata", smallDataRunner, 8, 2},
+		{"multistage-augment", multiStageAugmentRunner, 16, 2},
 		{"sr", srRunner, 16, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -355,6 +375,7 @@ func TestBadOptions(t *testing.T) {
 		{"bad loss", func(_ *Options, c *GANConfig) { c.Recipe.Loss = "wgan" }},
 		{"bad smoothing", func(_ *Options, c *GANConfig) { c.Recipe.LabelSmoothing = 0.7 }},
 		{"zero lr", func(_ *Options, c *GANConfig) { c.Recipe.LRD = 0; c.Recipe.Batch = 2 }},
+		{"bad augment", func(_ *Options, c *GANConfig) { c.Recipe.Augment = "translation,rotate" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o, c := base, tinyGAN(tinyRecipe())
@@ -481,5 +502,41 @@ func TestSWDProbe(t *testing.T) {
 	c.Side, c.SWD = 16, &SWDProbe{Every: 1, Data: data, N: 100}
 	if _, err := GAN(ctx, c, plain); !errors.Is(err, ErrBadOptions) {
 		t.Errorf("a probe asking for more real images than the folder has: %v", err)
+	}
+}
+
+// TestAugmentChangesTraining: with DiffAugment the same seed trains other
+// weights than without (D sees other images and the draws move the RNG), and
+// spectral norm's u of D is in the checkpoint.
+func TestAugmentChangesTraining(t *testing.T) {
+	data := writeImages(t, 10, 8)
+	ctx := context.Background()
+	var weights []map[string]safetensors.Tensor
+	for _, aug := range []string{"", "color,translation,cutout"} {
+		r := tinyRecipe()
+		r.Augment = aug
+		o := refOptions(t, data, t.TempDir())
+		o.Steps = 2
+		c := tinyGAN(r)
+		c.DiscriminatorConfig = narrow("dcgan-d-sn")
+		res, err := GAN(ctx, c, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ck := readTensors(t, res.Checkpoint)
+		if _, ok := ck["d.conv2.weight_u"]; !ok {
+			t.Errorf("augment %q: no d.conv2.weight_u in the checkpoint", aug)
+		}
+		weights = append(weights, readTensors(t, res.Weights))
+	}
+	same := true
+	for name, x := range weights[0] {
+		y := weights[1][name]
+		for i := range x.F32 {
+			same = same && math.Float32bits(x.F32[i]) == math.Float32bits(y.F32[i])
+		}
+	}
+	if same {
+		t.Error("the same weights with and without augmentation")
 	}
 }

@@ -64,6 +64,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"train-local", "--data", "x", "--out", "y", "--steps", "1"}, ExitUsage, "--kind is required"},
 		{[]string{"train-local", "--kind", "gan", "--data", "/nonexistent", "--out", "y", "--steps", "1"}, ExitUsage, "make data"},
 		{[]string{"train-local", "--kind", "gan", "--data", ".", "--out", "y"}, ExitUsage, "set --steps"},
+		{[]string{"train-local", "--kind", "gan", "--data", ".", "--out", "y", "--steps", "1", "--augment", "translation,rotate"}, ExitUsage, `unknown policy "rotate"`},
+		{[]string{"train-local", "--kind", "gan", "--data", ".", "--out", "y", "--steps", "1", "--recipe", "tiny"}, ExitUsage, "want study, stable or smalldata"},
 		{[]string{"experiment", "--gan-data", ".", "--heldout", ".", "--budget-clock", "sundial"}, ExitUsage, `--budget-clock "sundial": want cpu or wall`},
 		{[]string{"train-local", "--kind", "gan", "--data", ".", "--out", "y", "--steps", "1", "--swd-every", "5", "--swd-data", "/nonexistent"}, ExitUsage, "--swd-data"},
 		{[]string{"eval"}, ExitUsage, "missing subcommand: want sr or gan"},
@@ -149,6 +151,13 @@ func TestTrainUpscaleEval(t *testing.T) {
 		"--steps", "2", "--batch", "4", "--backend", "ref")
 	if code != 0 {
 		t.Fatalf("train-local gan: %d %s %s", code, out, errs)
+	}
+	// The small-data recipe (DiffAugment, hinge, TTUR) against the spectrally
+	// normalised D.
+	code, out, errs = hirez(t, "train-local", "--kind", "gan", "--side", "16", "--data", data, "--out", filepath.Join(tmp, "gan-sn"),
+		"--steps", "2", "--batch", "4", "--backend", "ref", "--recipe", "smalldata", "--disc", "dcgan-d-sn")
+	if code != 0 {
+		t.Fatalf("train-local gan --recipe smalldata: %d %s %s", code, out, errs)
 	}
 	grid := filepath.Join(tmp, "grid.png")
 	code, out, errs = hirez(t, "eval", "gan", "--model", filepath.Join(grun, "generator.safetensors"), "--data", data,

@@ -24,6 +24,7 @@ func trainLocalCommand() Command {
 // trainFlags are the flags train-local shares with the commands that train.
 type trainFlags struct {
 	backend, recipe, loss     string
+	augment                   string
 	lrG, lrD, smooth, ema, lr float64
 	decay                     float64
 	batch, patch              int
@@ -35,7 +36,10 @@ type trainFlags struct {
 func (t *trainFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.backend, "backend", "", "backend: "+backends.Describe(true))
 	fs.IntVar(&t.threads, "threads", 0, "CPU threads for the cpu backend (0 = all)")
-	fs.StringVar(&t.recipe, "recipe", "stable", "GAN recipe: study (DCGAN paper, no stabilisers) or stable (TTUR, label smoothing, EMA)")
+	fs.StringVar(&t.recipe, "recipe", "stable", "GAN recipe: study (DCGAN paper, no stabilisers), stable (TTUR, label smoothing, EMA) or "+
+		"smalldata (DiffAugment color,translation,cutout; hinge; D 4e-4, G 1e-4, Adam β 0/0.9; EMA; pair it with --disc dcgan-d-sn)")
+	fs.StringVar(&t.augment, "augment", "", "gan/multistage: DiffAugment on every image D sees, a comma-separated list of translation, cutout, color "+
+		"applied in that order, or none (default: the recipe's; only smalldata has one)")
 	fs.StringVar(&t.loss, "loss", "", "GAN loss: bce or hinge (default: the recipe's)")
 	fs.Float64Var(&t.lrG, "lr-g", 0, "G's Adam learning rate (default: the recipe's)")
 	fs.Float64Var(&t.lrD, "lr-d", 0, "D's Adam learning rate (default: the recipe's)")
@@ -55,8 +59,19 @@ func (t *trainFlags) gan() (train.Recipe, error) {
 		r = train.DefaultRecipe()
 	case "stable":
 		r = train.StableRecipe()
+	case "smalldata":
+		r = train.SmallDataRecipe()
 	default:
-		return r, usagef("--recipe %q: want study or stable", t.recipe)
+		return r, usagef("--recipe %q: want study, stable or smalldata", t.recipe)
+	}
+	if t.set["augment"] {
+		r.Augment = t.augment
+		if t.augment == "none" {
+			r.Augment = ""
+		}
+		if _, err := train.ParseAugment(r.Augment); err != nil {
+			return r, usagef("--augment: %v", err)
+		}
 	}
 	if t.set["loss"] {
 		r.Loss = train.Loss(t.loss)
@@ -83,7 +98,7 @@ func runTrainLocal(ctx context.Context, env Env, args []string) error {
 	fs := newFlags(env, "train-local", "--kind gan|multistage|sr --data DIR --out DIR (--steps N | --epochs N | --budget D) [flags]")
 	kind := fs.String("kind", "", "what to train: gan (DCGAN), multistage (Up Sampler h→2h) or sr (super-resolution, MSE)")
 	preset := fs.String("preset", "", "network preset (defaults: dcgan-g-stable, upsampler-stable, srcnn-classic)")
-	disc := fs.String("disc", "", "discriminator preset for gan/multistage (default dcgan-d-stable)")
+	disc := fs.String("disc", "", "discriminator preset for gan/multistage (default dcgan-d-stable; dcgan-d-sn: spectral norm, no BatchNorm)")
 	side := fs.Int("side", 32, "gan: image side h; multistage: input side h (output 2h)")
 	data := fs.String("data", "", "folder of training images")
 	out := fs.String("out", "", "run folder: checkpoint, weights, sample grids")
