@@ -14,11 +14,12 @@ import (
 // subsets. The defaults are those of the paper's code and of torch-fidelity.
 type KIDConfig struct {
 	Subsets    int    // random subsets drawn (100)
-	SubsetSize int    // vectors per set in each subset (1000), capped at the smaller set
+	SubsetSize int    // vectors per set in each subset (1000), capped at half the smaller set
 	Seed       uint64 // makes the subsets reproducible
 }
 
-// DefaultKID returns 100 subsets of up to 1000 with seed 1.
+// DefaultKID returns 100 subsets of up to 1000 with seed 1 (torch-fidelity's
+// defaults).
 func DefaultKID() KIDConfig { return KIDConfig{Subsets: 100, SubsetSize: 1000, Seed: 1} }
 
 // KIDResult is the KID ×10³ (the usual unit) and its spread over the subsets.
@@ -43,10 +44,12 @@ func KID(ctx context.Context, a, b [][]float32, cfg KIDConfig) (KIDResult, error
 	if err != nil {
 		return KIDResult{}, fmt.Errorf("metrics: KID: %w", err)
 	}
-	m := min(cfg.SubsetSize, len(a), len(b))
-	if m < 2 {
-		return KIDResult{}, fmt.Errorf("metrics: KID needs at least 2 vectors per set (have %d and %d)", len(a), len(b))
+	if min(len(a), len(b)) < 4 {
+		return KIDResult{}, fmt.Errorf("metrics: KID needs at least 4 vectors per set (have %d and %d)", len(a), len(b))
 	}
+	// Subsets hold at most half the smaller set: subsets as large as a set would
+	// all be that set, and their spread would say nothing.
+	m := min(cfg.SubsetSize, min(len(a), len(b))/2)
 	kernel := func(x, y []float32) float64 {
 		v := dot(x, y)/float64(dim) + 1
 		return v * v * v

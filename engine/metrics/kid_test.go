@@ -52,13 +52,26 @@ func kidDirect(a, b [][]float32) float64 {
 func TestKID(t *testing.T) {
 	ctx := context.Background()
 	a, b := gaussian(1, 60, 16, 0), gaussian(2, 60, 16, 0)
-	// One subset holding every vector is the formula itself.
-	r, err := KID(ctx, a, b, KIDConfig{Subsets: 1, SubsetSize: 60, Seed: 1})
+	// One subset of half the vectors is the formula on those vectors: with a
+	// set twice as large, KID's subset is some half of it.
+	r, err := KID(ctx, append(a, a...), append(b, b...), KIDConfig{Subsets: 1, SubsetSize: 60, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := kidDirect(a, b); math.Abs(r.Mean-want) > 1e-9*math.Max(1, math.Abs(want)) {
-		t.Errorf("KID of whole sets %v, the formula gives %v", r.Mean, want)
+	if r.SubsetSize != 60 {
+		t.Fatalf("subset of %d, want 60", r.SubsetSize)
+	}
+	full, err := KID(ctx, a, b, KIDConfig{Subsets: 200, SubsetSize: 1000, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if full.SubsetSize != 30 {
+		t.Errorf("60 vectors per set: subsets of %d, want 30 (half)", full.SubsetSize)
+	}
+	// Averaged over many half-subsets, the estimate is unbiased: it approaches
+	// the formula on the whole sets within its standard error.
+	if want := kidDirect(a, b); math.Abs(full.Mean-want) > 3*full.Std/math.Sqrt(200)+1e-9 {
+		t.Errorf("mean over half-subsets %v, the whole-set formula gives %v (std %v)", full.Mean, want, full.Std)
 	}
 	// Unbiased: same distribution → mean near 0 within its spread; a shifted one is far.
 	same, err := KID(ctx, gaussian(3, 400, 16, 0), gaussian(4, 400, 16, 0), KIDConfig{Subsets: 50, SubsetSize: 200, Seed: 1})
@@ -91,7 +104,7 @@ func TestKIDErrors(t *testing.T) {
 		want string
 	}{
 		{"empty", nil, ok, DefaultKID(), "empty"},
-		{"one vector", ok[:1], ok, DefaultKID(), "at least 2"},
+		{"three vectors", ok[:3], ok, DefaultKID(), "at least 4"},
 		{"ragged", append(gaussian(1, 3, 4, 0), make([]float32, 5)), ok, DefaultKID(), "has 5 values"},
 		{"nan", [][]float32{{0, 1, 2, float32(math.NaN())}, {0, 0, 0, 0}}, ok, DefaultKID(), "NaN"},
 		{"no subsets", ok, ok, KIDConfig{SubsetSize: 10}, "subset"},

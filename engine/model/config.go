@@ -20,6 +20,9 @@ const (
 	// Upscaler maps an image [Channels, Side, Side] to [Channels, Scale·Side,
 	// Scale·Side] in the same Range.
 	Upscaler Role = "upscaler"
+	// Encoder maps an image [Channels, Side, Side] to a feature vector
+	// [Features]: the evaluation's feature extractor (engine/features).
+	Encoder Role = "encoder"
 )
 
 // Range is how 8-bit pixels map to the floats a network sees.
@@ -90,12 +93,13 @@ const (
 type Config struct {
 	Preset   string `json:"preset"`
 	Role     Role   `json:"role"`
-	Side     int    `json:"side"`             // generator: output side; others: input side
-	Latent   int    `json:"latent,omitempty"` // generator: z dimension
-	Channels int    `json:"channels"`         // image channels (3, RGB)
-	Scale    int    `json:"scale,omitempty"`  // upscaler: output side / input side
-	Range    Range  `json:"range"`            // pixel ↔ float mapping of images in and out
-	Init     string `json:"init"`             // "dcgan" or "pytorch": how Build draws fresh weights
+	Side     int    `json:"side"`               // generator: output side; others: input side
+	Latent   int    `json:"latent,omitempty"`   // generator: z dimension
+	Channels int    `json:"channels"`           // image channels (3, RGB)
+	Scale    int    `json:"scale,omitempty"`    // upscaler: output side / input side
+	Features int    `json:"features,omitempty"` // encoder: length of the feature vector
+	Range    Range  `json:"range"`              // pixel ↔ float mapping of images in and out
+	Init     string `json:"init"`               // "dcgan" or "pytorch": how Build draws fresh weights
 	// Input is how an upscaler's image reaches the layers: "" as it is, or
 	// InputBicubic (upscaled ×Scale first, a fixed parameter-free step).
 	Input string `json:"input,omitempty"`
@@ -140,6 +144,8 @@ func (c Config) OutputShape() []int {
 		return []int{c.Channels, c.Side, c.Side}
 	case Discriminator:
 		return []int{1}
+	case Encoder:
+		return []int{c.Features}
 	}
 	return []int{c.Channels, c.Scale * c.Side, c.Scale * c.Side}
 }
@@ -328,6 +334,10 @@ func (c Config) checkHeader() error {
 			return fmt.Errorf("model %s: latent dimension %d", c.Preset, c.Latent)
 		}
 	case Discriminator:
+	case Encoder:
+		if c.Features <= 0 {
+			return fmt.Errorf("model %s: %d features", c.Preset, c.Features)
+		}
 	case Upscaler:
 		if c.Scale < 2 {
 			return fmt.Errorf("model %s: scale %d", c.Preset, c.Scale)

@@ -168,3 +168,43 @@ func toImages(chw []float32, count, w, h int, r Range) ([]*imageio.RGB, error) {
 	}
 	return out, nil
 }
+
+// Encode runs an encoder on images of exactly Side×Side (resizing is the
+// caller's choice: engine/features brings any image to Side) and returns one
+// feature vector per image, in batches of at most 64.
+func (n *Network) Encode(ctx context.Context, images []*imageio.RGB) ([][]float32, error) {
+	if n.cfg.Role != Encoder {
+		return nil, fmt.Errorf("model %s: encode: the network is a %s, not an encoder", n.cfg.Preset, n.cfg.Role)
+	}
+	const batch = 64
+	s, dim := n.cfg.Side, n.cfg.Features
+	out := make([][]float32, 0, len(images))
+	for start := 0; start < len(images); start += batch {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		end := min(len(images), start+batch)
+		host := make([]float32, 0, (end-start)*3*s*s)
+		for i, img := range images[start:end] {
+			if err := img.Validate(); err != nil {
+				return nil, fmt.Errorf("model %s: encode: image %d: %w", n.cfg.Preset, start+i, err)
+			}
+			if img.W != s || img.H != s {
+				return nil, fmt.Errorf("model %s: encode: image %d is %d×%d, the encoder takes %d×%d", n.cfg.Preset, start+i, img.W, img.H, s, s)
+			}
+			if n.cfg.Range == Unit {
+				host = imageio.AppendCHW01(host, img)
+			} else {
+				host = imageio.AppendCHWSigned(host, img)
+			}
+		}
+		y, err := n.run(host, []int{end - start, 3, s, s})
+		if err != nil {
+			return nil, err
+		}
+		for i := range end - start {
+			out = append(out, y[i*dim:(i+1)*dim:(i+1)*dim])
+		}
+	}
+	return out, nil
+}

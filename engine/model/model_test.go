@@ -260,6 +260,8 @@ func TestCountsTable(t *testing.T) {
 				io = fmt.Sprintf("z%d → %d²", c.Latent, s)
 			case Discriminator:
 				io = fmt.Sprintf("%d² → 1", s)
+			case Encoder:
+				io = fmt.Sprintf("%d² → %d", s, c.Features)
 			}
 			fmt.Fprintf(&sb, "| %s | %s | %s | %d | %.3f |\n", p.Name, io, group(params), bufs, flops/1e9)
 		}

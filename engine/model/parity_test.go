@@ -234,7 +234,30 @@ func parity(t *testing.T, b backend.Backend, preset string) {
 		}
 		m.Free()
 		v.Free()
-		check("adam/"+prm.Name, host(prm.Value), get("adam/"+prm.Name), idx)
+		// Adam's first step is lr·g/(|g|+ε): ±lr for any gradient well above
+		// float32 noise, but for a gradient that is itself rounding noise (a unit
+		// that barely reaches the output) the sign is noise too, on either side.
+		// Those entries are compared as gradients above, not as Adam steps.
+		g, a := get("grad/"+prm.Name).F32, get("adam/"+prm.Name)
+		gmax := float32(0)
+		for _, v := range g {
+			gmax = max(gmax, abs32(v))
+		}
+		var keep []int
+		var want []float32
+		for k, v := range g {
+			if abs32(v) > 1e-5*gmax {
+				keep, want = append(keep, idx[k]), append(want, a.F32[k])
+			}
+		}
+		check("adam/"+prm.Name, host(prm.Value), &safetensors.Tensor{F32: want}, keep)
 	}
 	t.Logf("%s on %s: max relative error %v", preset, b.Name(), worst)
+}
+
+func abs32(v float32) float32 {
+	if v < 0 {
+		return -v
+	}
+	return v
 }

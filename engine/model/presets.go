@@ -281,6 +281,24 @@ var presets = []Preset{
 				zero(conv("conv3", 12, 3)), shuffle("shuffle", 2),
 			)},
 	},
+	{
+		Name: "emoji-features",
+		Role: Encoder,
+		Reading: "Not from the study: the evaluation's feature extractor (docs/metrics.md). Four " +
+			"[Conv 3×3 → BatchNorm → ReLU → MaxPool 2] blocks with 32, 64, 128, 256 channels " +
+			"(64² → 4²), Flatten → Dense 256 → BatchNorm → ReLU: the 256 features. Trained with " +
+			"the engine on real emoji only, to classify their Unicode subgroup (train.Features); " +
+			"the classification head is not part of the file.",
+		Sides: []int{64},
+		base: Config{Preset: "emoji-features", Role: Encoder, Side: 64, Channels: 3, Features: 256, Range: Signed, Init: "pytorch",
+			Layers: one(
+				convNB("conv1", 32, 3), bn("bn1"), relu("act1"), pool("pool1"),
+				convNB("conv2", 64, 3), bn("bn2"), relu("act2"), pool("pool2"),
+				convNB("conv3", 128, 3), bn("bn3"), relu("act3"), pool("pool3"),
+				convNB("conv4", 256, 3), bn("bn4"), relu("act4"), pool("pool4"),
+				flatten("flatten"), Spec{Op: OpDense, Name: "fc", Out: 256, NoBias: true}, bn("bn5"), relu("act5"),
+			)},
+	},
 }
 
 // Presets lists every preset, in a stable order.

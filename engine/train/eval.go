@@ -103,7 +103,13 @@ func toGray(m *imageio.RGB) *imageio.RGB {
 
 // LoadImages decodes up to limit (0 = all) images of dir in file order, unchanged.
 func LoadImages(dir string, limit int) (names []string, imgs []*imageio.RGB, err error) {
-	l, err := dataset.NewLoader(dataset.Options{Dir: dir, Size: 1, BatchSize: 1})
+	return LoadGroups(dir, nil, limit)
+}
+
+// LoadGroups is LoadImages of the images whose Unicode emoji group is one of
+// groups (all images when groups is empty; see dataset.Options.Groups).
+func LoadGroups(dir string, groups []string, limit int) (names []string, imgs []*imageio.RGB, err error) {
+	l, err := dataset.NewLoader(dataset.Options{Dir: dir, Size: 1, BatchSize: 1, Groups: groups})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -124,7 +130,13 @@ func LoadImages(dir string, limit int) (names []string, imgs []*imageio.RGB, err
 // LoadSquare loads up to n images of dir in file order, centre-cropped and brought
 // to side×side exactly as the GAN loops see them (box downscale), for SWD.
 func LoadSquare(ctx context.Context, dir string, side, n int) ([]*imageio.RGB, error) {
-	l, err := dataset.NewLoader(dataset.Options{Dir: dir, Size: side, Resample: dataset.Box, Range: dataset.Range01, BatchSize: 64})
+	return LoadSquareGroups(ctx, dir, nil, side, n)
+}
+
+// LoadSquareGroups is LoadSquare of the images of the given Unicode emoji groups
+// (all when empty).
+func LoadSquareGroups(ctx context.Context, dir string, groups []string, side, n int) ([]*imageio.RGB, error) {
+	l, err := dataset.NewLoader(dataset.Options{Dir: dir, Size: side, Resample: dataset.Box, Range: dataset.Range01, BatchSize: 64, Groups: groups})
 	if err != nil {
 		return nil, err
 	}

@@ -30,6 +30,9 @@ type GANConfig struct {
 
 	// SWD, when set, scores the generator every SWD.Every steps during training.
 	SWD *SWDProbe
+	// Features, when set, scores it in a feature extractor's space every
+	// Features.Every steps and keeps the snapshot with the lowest KID.
+	Features *FeatureProbe
 }
 
 // SWDProbe is an optional periodic SWD evaluation inside the GAN loop, so a run
@@ -104,6 +107,7 @@ type ganJob struct {
 	fixed  [][]float32
 	latent int
 	probe  *swdState
+	feat   *featureState
 }
 
 // swdState is an SWDProbe with its real set and floor, prepared once.
@@ -154,6 +158,11 @@ func newGANJob(ctx context.Context, c GANConfig, o Options) (_ *ganJob, err erro
 	}
 	if c.SWD != nil {
 		if j.probe, err = newSWDState(ctx, *c.SWD, c.Side, gc.Latent); err != nil {
+			return nil, err
+		}
+	}
+	if c.Features != nil {
+		if j.feat, err = newFeatureState(ctx, *c.Features, o.Backend, c.Side, gc.Latent); err != nil {
 			return nil, err
 		}
 	}
@@ -254,10 +263,23 @@ func (j *ganJob) step(ctx context.Context, b *dataset.Batch, rng *rand.Rand) err
 	if err := j.gopt.step(); err != nil {
 		return err
 	}
-	// The probe's clock is G's Adam step count: checkpointed with the optimizer,
+	// The probes' clock is G's Adam step count: checkpointed with the optimizer,
 	// so it continues across a resume.
-	if j.probe != nil && j.gopt.opt.Steps()%j.probe.Every == 0 {
-		return j.evalSWD(ctx)
+	steps := j.gopt.opt.Steps()
+	if j.probe != nil && steps%j.probe.Every == 0 {
+		if err := j.evalSWD(ctx); err != nil {
+			return err
+		}
+	}
+	if j.feat != nil && steps%j.feat.Every == 0 {
+		g, err := j.gopt.view()
+		if err != nil {
+			return err
+		}
+		return j.feat.eval(ctx, g, steps, func(path string, meta map[string]string) error {
+			meta["hirez.train.kind"], meta["hirez.train.recipe"], meta["hirez.train.steps"] = j.kind(), j.signature(), fmt.Sprint(steps)
+			return g.Save(path, meta)
+		})
 	}
 	return nil
 }
@@ -267,6 +289,7 @@ func (j *ganJob) losses() (map[string]float64, error) {
 	if j.probe != nil && j.probe.has {
 		m["swd"] = j.probe.last
 	}
+	j.feat.losses(m)
 	return m, j.adv.losses(m, "g")
 }
 
@@ -284,6 +307,7 @@ func (j *ganJob) saveState(f *safetensors.File) error {
 	if err := addParams(f, "", st); err != nil {
 		return err
 	}
+	j.feat.save(f)
 	return j.gopt.save(f)
 }
 
@@ -297,6 +321,7 @@ func (j *ganJob) loadState(f *safetensors.File) error {
 	if err := j.adv.opt.Load(getter(f, "")); err != nil {
 		return err
 	}
+	j.feat.load(f)
 	return j.gopt.load(f)
 }
 
@@ -322,6 +347,7 @@ func (j *ganJob) publish(path string, meta map[string]string) error {
 
 func (j *ganJob) free() {
 	j.gopt.free()
+	j.feat.free()
 	if j.adv != nil {
 		j.adv.free()
 		j.adv.d.Free()

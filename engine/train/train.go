@@ -33,6 +33,9 @@ import (
 type Options struct {
 	Backend backend.Backend // required; choose one with engine/backends
 	Data    string          // folder of training images (searched recursively)
+	// Groups, when set, trains on the images of these Unicode emoji groups only
+	// (by the set's labels.tsv; see dataset.Options.Groups).
+	Groups []string
 	// Out is the run folder: Out/checkpoint.safetensors and Out/<Name>.safetensors.
 	// Empty means nothing is written (a dry run, or a caller that wants only the hooks).
 	Out  string
@@ -153,7 +156,7 @@ type scheduled interface {
 func run(ctx context.Context, o Options, j job, defaultName string) (res Result, err error) {
 	defer j.free()
 	lo := j.loaderOptions()
-	lo.Dir, lo.Seed, lo.Workers = o.Data, o.Seed, o.Workers
+	lo.Dir, lo.Seed, lo.Workers, lo.Groups = o.Data, o.Seed, o.Workers, o.Groups
 	lo.Shuffle, lo.DropLast = true, true
 	loader, err := dataset.NewLoader(lo)
 	if err != nil {

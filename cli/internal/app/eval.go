@@ -2,8 +2,10 @@ package app
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -18,10 +20,11 @@ import (
 func evalCommand() Command {
 	return Command{
 		Name:    "eval",
-		Summary: "measure a model: 'eval sr' (PSNR/SSIM vs bicubic) or 'eval gan' (SWD vs held-out, with floor)",
+		Summary: "measure a model: 'eval sr' (PSNR/SSIM vs bicubic) or 'eval gan' (SWD, KID, precision/recall, copy check vs held-out, with floors)",
 		Subs: []Command{
 			{Name: "sr", Summary: "PSNR/SSIM of an upscaler against bicubic on a folder of HR images", Run: runEvalSR},
-			{Name: "gan", Summary: "SWD of a generator (and upscalers) against held-out images, with the real-vs-real floor", Run: runEvalGAN},
+			{Name: "features", Summary: "validate a feature extractor: held-out images at the floor, blurred/recoloured/noisy/blob versions worse, copies flagged", Run: runEvalFeatures},
+			{Name: "gan", Summary: "a generator (and upscalers) against held-out images: SWD and feature-space KID, precision/recall, copy check, each with its floor", Run: runEvalGAN},
 		},
 	}
 }
@@ -89,7 +92,7 @@ func writeSRTable(w io.Writer, scores []train.SRScore, scale int, meanOnly bool)
 }
 
 func runEvalGAN(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "eval gan", "--model FILE --data DIR [--n 1000] [--upscaler FILE]… [--grid OUT.png]")
+	fs := newFlags(env, "eval gan", "--model FILE --data DIR [--n 1000] [--upscaler FILE]… [--group NAME]… [--features FILE] [--grid OUT.png]")
 	modelPath := fs.String("model", "", "generator weights (.safetensors)")
 	data := fs.String("data", "", "folder of held-out real images (e.g. data/noto128/heldout)")
 	n := fs.Int("n", 1000, "images per set (capped at half the real images, so the floor uses the same count)")
@@ -97,14 +100,23 @@ func runEvalGAN(ctx context.Context, env Env, args []string) error {
 	fs.Var(&ups, "upscaler", "upscaler weights applied after the generator (repeat for more stages)")
 	grid := fs.String("grid", "", "write a grid of the first 64 generated images here (PNG)")
 	backendName := fs.String("backend", "", "backend: "+backends.Describe(false))
+	featPath := fs.String("features", DefaultFeatures, "feature extractor for KID, precision/recall and the copy check (skipped when the default is absent)")
+	trainData := fs.String("train-data", "", "the generator's training images, for the copy check (default: the train folder beside --data)")
+	var groups multiFlag
+	fs.Var(&groups, "group", "score against this Unicode emoji group only, as the generator was trained (repeat for more)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	explicitFeatures := false
+	fs.Visit(func(f *flag.Flag) { explicitFeatures = explicitFeatures || f.Name == "features" })
 	if *modelPath == "" || *data == "" {
 		return usagef("--model and --data are required")
 	}
 	if *n < 1 {
 		return usagef("--n %d: want at least 1", *n)
+	}
+	if _, err := os.Stat(*featPath); err != nil && explicitFeatures {
+		return usagef("--features: %v", err)
 	}
 	b, g, err := openModel(*modelPath, *backendName, model.Generator)
 	if err != nil {
@@ -126,13 +138,27 @@ func runEvalGAN(ctx context.Context, env Env, args []string) error {
 		chain = append(chain, u)
 		side *= u.Config().Scale
 	}
-	s, fake, err := evalGAN(ctx, g, chain, *data, side, *n)
+	fe, err := openFeatureEval(ctx, b, *featPath, *data, *trainData, groups, explicitFeatures)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "SWD ×10³ at %d px, %d images per set (levels %v)\n", side, s.N, s.SWD.Resolutions)
+	defer fe.free()
+	s, swdSide, fake, err := evalGAN(ctx, g, chain, *data, groups, side, *n)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "SWD ×10³ at %d px, %d images per set (levels %v)\n", swdSide, s.N, s.SWD.Resolutions)
 	fmt.Fprintf(env.Stdout, "| set | per level | mean |\n|---|---|---:|\n| model vs held-out | %s | %.2f |\n| floor (real vs real) | %s | %.2f |\n",
 		levels(s.SWD), s.SWD.Mean, levels(s.Floor), s.Floor.Mean)
+	if fe == nil {
+		fmt.Fprintf(env.Stdout, "feature-space scores skipped: no %s (make models trains it)\n", *featPath)
+	} else {
+		fs, err := fe.score(ctx, fake)
+		if err != nil {
+			return err
+		}
+		fe.write(env.Stdout, fs)
+	}
 	if *grid != "" {
 		gi, err := imageio.Grid(fake[:min(64, len(fake))], imageio.GridOptions{Pad: 2})
 		if err != nil {
@@ -146,23 +172,40 @@ func runEvalGAN(ctx context.Context, env Env, args []string) error {
 	return nil
 }
 
-// evalGAN generates n images through the chain and scores them against held-out
-// images brought to the output side.
-func evalGAN(ctx context.Context, g *model.Network, chain []train.Upscaler, data string, side, n int) (train.GANScore, []*imageio.RGB, error) {
-	real, err := train.LoadSquare(ctx, data, side, 2*n)
+// evalGAN generates n images through the chain and scores them by SWD against
+// held-out images at the output side, or at the held-out images' own side when
+// they are smaller (a 256² chain output against 128² emoji is brought to 128² by
+// MATLAB bicubic: upscaling the real images would only blur them). It returns
+// the generated images at the output side.
+func evalGAN(ctx context.Context, g *model.Network, chain []train.Upscaler, data string, groups []string, side, n int) (_ train.GANScore, swdSide int, _ []*imageio.RGB, _ error) {
+	_, first, err := train.LoadGroups(data, groups, 1)
 	if err != nil {
-		return train.GANScore{}, nil, err
+		return train.GANScore{}, 0, nil, err
+	}
+	swdSide = min(side, first[0].W, first[0].H)
+	real, err := train.LoadSquareGroups(ctx, data, groups, swdSide, 2*n)
+	if err != nil {
+		return train.GANScore{}, 0, nil, err
 	}
 	n = min(n, len(real)/2)
 	if n < 1 {
-		return train.GANScore{}, nil, fmt.Errorf("%s has %d usable images; SWD needs at least 2", data, len(real))
+		return train.GANScore{}, 0, nil, fmt.Errorf("%s has %d usable images; SWD needs at least 2", data, len(real))
 	}
 	fake, err := train.Generate(ctx, g, chain, n)
 	if err != nil {
-		return train.GANScore{}, nil, err
+		return train.GANScore{}, 0, nil, err
 	}
-	s, err := train.EvalGAN(ctx, fake, real, metrics.DefaultSWD())
-	return s, fake, err
+	scored := fake
+	if swdSide != side {
+		scored = make([]*imageio.RGB, len(fake))
+		for i, m := range fake {
+			if scored[i], err = metrics.ImresizeTo(m, swdSide, swdSide); err != nil {
+				return train.GANScore{}, 0, nil, err
+			}
+		}
+	}
+	s, err := train.EvalGAN(ctx, scored, real, metrics.DefaultSWD())
+	return s, swdSide, fake, err
 }
 
 func levels(r metrics.SWDResult) string {

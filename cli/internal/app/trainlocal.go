@@ -4,11 +4,15 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/dataset"
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/train"
 )
@@ -95,8 +99,8 @@ func (t *trainFlags) gan() (train.Recipe, error) {
 }
 
 func runTrainLocal(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "train-local", "--kind gan|multistage|sr --data DIR --out DIR (--steps N | --epochs N | --budget D) [flags]")
-	kind := fs.String("kind", "", "what to train: gan (DCGAN), multistage (Up Sampler h→2h) or sr (super-resolution, MSE)")
+	fs := newFlags(env, "train-local", "--kind gan|multistage|sr|features --data DIR --out DIR (--steps N | --epochs N | --budget D) [flags]")
+	kind := fs.String("kind", "", "what to train: gan (DCGAN), multistage (Up Sampler h→2h), sr (super-resolution, MSE) or features (the evaluation's feature extractor)")
 	preset := fs.String("preset", "", "network preset (defaults: dcgan-g-stable, upsampler-stable, srcnn-classic)")
 	disc := fs.String("disc", "", "discriminator preset for gan/multistage (default dcgan-d-stable; dcgan-d-sn: spectral norm, no BatchNorm)")
 	side := fs.Int("side", 32, "gan: image side h; multistage: input side h (output 2h)")
@@ -112,6 +116,13 @@ func runTrainLocal(ctx context.Context, env Env, args []string) error {
 	ckptEvery := fs.Int("checkpoint-every", 500, "steps between checkpoints (0 = only at the end)")
 	swdEvery := fs.Int("swd-every", 0, "gan: steps between SWD evaluations during training (0 = none)")
 	swdData := fs.String("swd-data", "data/noto128/heldout", "gan: real images for --swd-every (at least 2×--swd-n)")
+	kidEvery := fs.Int("kid-every", 0, "gan: steps between feature-space scores (KID, precision/recall, copies) during training, keeping the lowest-KID snapshot as best.safetensors (0 = none)")
+	kidData := fs.String("kid-data", "data/noto128/heldout", "gan: held-out images for --kid-every")
+	kidN := fs.Int("kid-n", 256, "gan: generated images per --kid-every evaluation (fixed latents 0…n−1)")
+	featPath := fs.String("features", DefaultFeatures, "gan: feature extractor for --kid-every")
+	var groups multiFlag
+	fs.Var(&groups, "group", "train on this Unicode emoji group only (repeat for more; by the set's labels.tsv)")
+	labelBy := fs.String("labels", "subgroup", "features: classify by the Unicode emoji subgroup or group (from the set's labels.tsv)")
 	swdN := fs.Int("swd-n", 239, "gan: images per set for --swd-every (fixed latents 0…n−1, the first n real images)")
 	var tf trainFlags
 	tf.register(fs)
@@ -122,7 +133,7 @@ func runTrainLocal(ctx context.Context, env Env, args []string) error {
 	fs.Visit(func(f *flag.Flag) { tf.set[f.Name] = true })
 	switch {
 	case *kind == "":
-		return usagef("--kind is required (gan, multistage or sr)")
+		return usagef("--kind is required (gan, multistage, sr or features)")
 	case *data == "":
 		return usagef("--data is required (a folder of images, e.g. data/noto128/train)")
 	case *out == "":
@@ -154,7 +165,11 @@ func runTrainLocal(ctx context.Context, env Env, args []string) error {
 				_ = imageio.WritePNGFile(filepath.Join(samples, file), s.Grid) // samples are a convenience
 			}
 		},
-		Meta: map[string]string{"hirez.train.data": *data},
+		Meta:   map[string]string{"hirez.train.data": *data},
+		Groups: groups,
+	}
+	if len(groups) > 0 {
+		o.Meta["hirez.train.groups"] = strings.Join(groups, ", ")
 	}
 	start := time.Now()
 	var res train.Result
@@ -174,6 +189,20 @@ func runTrainLocal(ctx context.Context, env Env, args []string) error {
 				fmt.Fprintf(env.Stdout, "swd step %d: %.2f (floor %.2f, %d images per set; per level %s)\n", p.Step, p.SWD.Mean, p.Floor.Mean, p.N, p.SWD)
 			}}
 		}
+		if *kidEvery > 0 {
+			if _, err := os.Stat(*featPath); err != nil {
+				return usagef("--features: %v (make models trains the extractor)", err)
+			}
+			c.Features = &train.FeatureProbe{Every: *kidEvery, Extractor: *featPath, Heldout: *kidData, Train: *data, Groups: groups, N: *kidN,
+				Best: filepath.Join(*out, "best.safetensors"), OnEval: func(p train.FeaturePoint) {
+					pr.done()
+					mark := ""
+					if p.Best {
+						mark = " (best so far: best.safetensors)"
+					}
+					fmt.Fprintf(env.Stdout, "kid step %d: %v%s\n", p.Step, p.Score, mark)
+				}}
+		}
 		res, err = train.GAN(ctx, c, o)
 		pr.done()
 		if err != nil {
@@ -189,6 +218,17 @@ func runTrainLocal(ctx context.Context, env Env, args []string) error {
 		if err != nil {
 			return err
 		}
+	case "features":
+		c, err := featuresConfig(*data, *labelBy, *preset, tf)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "features: %d classes (Unicode %s) over the images of %s\n", len(c.Classes), *labelBy, *data)
+		res, err = train.Features(ctx, c, o)
+		pr.done()
+		if err != nil {
+			return err
+		}
 	case "sr":
 		res, err = train.SR(ctx, train.SRConfig{Preset: *preset, Patch: tf.patch, Batch: tf.batch, LR: float32(tf.lr), Decay: float32(tf.decay)}, o)
 		pr.done()
@@ -196,9 +236,49 @@ func runTrainLocal(ctx context.Context, env Env, args []string) error {
 			return err
 		}
 	default:
-		return usagef("--kind %q: want gan, multistage or sr", *kind)
+		return usagef("--kind %q: want gan, multistage, sr or features", *kind)
 	}
 	fmt.Fprintf(env.Stdout, "trained %d steps (epoch %d) in %s (this run %s)\nweights: %s\ncheckpoint: %s\nsamples: %s\n",
 		res.Steps, res.Epoch, res.Elapsed.Round(time.Second), time.Since(start).Round(time.Second), res.Weights, res.Checkpoint, samples)
 	return nil
+}
+
+// featuresConfig labels the images of data by the set's labels.tsv: the classes
+// are the subgroups (or groups) its images have, sorted.
+func featuresConfig(data, by, preset string, tf trainFlags) (train.FeaturesConfig, error) {
+	if by != "subgroup" && by != "group" {
+		return train.FeaturesConfig{}, usagef("--labels %q: want subgroup or group", by)
+	}
+	_, of, err := dataset.LabelsFor(data)
+	if err != nil {
+		return train.FeaturesConfig{}, usagef("%v", err)
+	}
+	label := func(f string) (string, bool) {
+		l, ok := of(f)
+		if by == "group" || l.Subgroup == "" {
+			return l.Group, ok
+		}
+		return l.Subgroup, ok
+	}
+	l, err := dataset.NewLoader(dataset.Options{Dir: data, Size: 1, BatchSize: 1})
+	if err != nil {
+		return train.FeaturesConfig{}, err
+	}
+	defer l.Close()
+	seen := map[string]bool{}
+	for _, f := range l.Files() {
+		name, ok := label(f)
+		if !ok {
+			return train.FeaturesConfig{}, fmt.Errorf("%s is not in the labels file (run 'make data' again)", f)
+		}
+		seen[name] = true
+	}
+	c := train.FeaturesConfig{Preset: preset, Classes: slices.Sorted(maps.Keys(seen)), Label: label}
+	if tf.set["batch"] {
+		c.Batch = tf.batch
+	}
+	if tf.set["lr"] {
+		c.LR = float32(tf.lr)
+	}
+	return c, nil
 }
