@@ -5,6 +5,9 @@
 #   data/fluent256/{train,heldout}/*.png  Fluent Emoji 3D, 256×256    (SR training)
 #   data/{noto128,fluent256}/labels.tsv   Unicode emoji group/subgroup/name per image
 #   data/photos/*.png                     scikit-image photos          (SR evaluation)
+#   data/photos-train/{train,heldout}     photographs from Debian's KDE and MATE wallpaper
+#                                         packages (photo SR training; train/ in ≤256² tiles,
+#                                         heldout/ whole), licenses.tsv: author and licence per file
 #   data/licenses/                        the sources' licence files
 # The emoji are named and labelled by Unicode's emoji-test.txt (Debian unicode-data).
 # Nothing is installed: `apt-get download` + `dpkg-deb -x`, `npm pack`.
@@ -73,7 +76,7 @@ fetch_deb() { # PKG → prints the .deb path
   echo "$f"
 }
 declare -A deb_recorded
-for pkg in fonts-noto-color-emoji python3-skimage unicode-data; do
+for pkg in fonts-noto-color-emoji python3-skimage unicode-data plasma-workspace-wallpapers mate-backgrounds; do
   f=$(fetch_deb "$pkg")
   if check "$f" 1; then
     deb_recorded[$pkg]=1
@@ -81,7 +84,10 @@ for pkg in fonts-noto-color-emoji python3-skimage unicode-data; do
     deb_recorded[$pkg]=0
     warn "$f is not the recorded version ($(grep -o "downloads/${pkg}_[^ ]*" "$sums")); upstream changed, checking the files used instead"
   fi
-  case $pkg in fonts-noto-color-emoji) dest=raw/noto ;; python3-skimage) dest=raw/skimage ;; unicode-data) dest=raw/unicode ;; esac
+  case $pkg in
+    fonts-noto-color-emoji) dest=raw/noto ;; python3-skimage) dest=raw/skimage ;; unicode-data) dest=raw/unicode ;;
+    plasma-workspace-wallpapers) dest=raw/plasma-wallpapers ;; mate-backgrounds) dest=raw/mate-backgrounds ;;
+  esac
   stamp=$dest/.from
   if [ "$(cat "$stamp" 2>/dev/null)" != "$(basename "$f")" ]; then
     rm -rf "$dest" && mkdir -p "$dest"
@@ -92,6 +98,8 @@ done
 strict_noto=${deb_recorded[fonts-noto-color-emoji]}
 strict_sk=${deb_recorded[python3-skimage]}
 strict_uni=${deb_recorded[unicode-data]}
+strict_plasma=${deb_recorded[plasma-workspace-wallpapers]}
+strict_mate=${deb_recorded[mate-backgrounds]}
 font=raw/noto/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
 skdata=raw/skimage/usr/lib/python3/dist-packages/skimage/data
 emojitest=raw/unicode/usr/share/unicode/emoji/emoji-test.txt
@@ -99,6 +107,19 @@ check "$font" "$strict_noto"
 check "$emojitest" "$strict_uni" || { echo "data: no recorded sha256 for $emojitest" >&2; exit 1; }
 for p in astronaut.png camera.png chelsea.png coffee.png rocket.jpg hubble_deep_field.jpg; do
   check "$skdata/$p" "$strict_sk"
+done
+# The wallpaper files used (the photographs kept, their metadata, the copyright
+# files) are listed in data.sha256; one a new package version lacks is an error
+# for the recorded version and a warning otherwise (prepare then reports it).
+for f in $(grep -vE '^\s*(#|$)' "$sums" | awk '$2 ~ /^raw\/(plasma-wallpapers|mate-backgrounds)\// {print $2}'); do
+  case $f in raw/plasma-wallpapers/*) strict=$strict_plasma ;; *) strict=$strict_mate ;; esac
+  if [ -f "$f" ]; then
+    check "$f" "$strict"
+  elif [ "$strict" = 1 ]; then
+    echo "data: $f is missing from the recorded package" >&2; exit 1
+  else
+    warn "$f is not in this version of the package"
+  fi
 done
 
 if [ ! -d raw/fluent/package/assets ] || [ "$(cat raw/fluent/.from 2>/dev/null)" != "$(basename "$tgz")" ]; then
@@ -113,10 +134,19 @@ cp raw/skimage/usr/share/doc/python3-skimage/copyright licenses/python3-skimage.
 cp raw/unicode/usr/share/doc/unicode-data/copyright licenses/unicode-data.copyright
 cp raw/fluent/package/package.json licenses/fluent-emoji-3d.package.json
 cp raw/fluent/package/README.md licenses/fluent-emoji-3d.README.md
+cp raw/plasma-wallpapers/usr/share/doc/plasma-workspace-wallpapers/copyright licenses/plasma-workspace-wallpapers.copyright
+cp raw/mate-backgrounds/usr/share/doc/mate-backgrounds/copyright licenses/mate-backgrounds.copyright
+# The wallpapers' licences are named, not included, by their packages: the texts
+# come from Debian's base-files (/usr/share/common-licenses), when present.
+for l in LGPL-3 GPL-2 GPL-3; do
+  if [ -f /usr/share/common-licenses/$l ]; then cp /usr/share/common-licenses/$l licenses/$l.txt; fi
+done
 
-deb_version() { basename "$1" | cut -d_ -f2; }
+deb_version() { basename "$1" | cut -d_ -f2 | sed 's/%3a/:/'; } # the epoch's ':' is %3a in file names
 noto_deb=$(ls downloads/fonts-noto-color-emoji_*.deb | head -n1)
 sk_deb=$(ls downloads/python3-skimage_*.deb | head -n1)
+plasma_deb=$(ls downloads/plasma-workspace-wallpapers_*.deb | head -n1)
+mate_deb=$(ls downloads/mate-backgrounds_*.deb | head -n1)
 
 # --- convert (pure Go)
 prep=$root/.cache/bin/hirez-prepare-data
@@ -134,13 +164,29 @@ else
     -photos "$skdata" -photos-version "$(deb_version "$sk_deb")"
   echo "$stamp" > .prepared
 fi
+# Photo SR training set: its own stamp, so the emoji sets are not redone for it.
+stamp=$( { sha "$prep"; cat raw/plasma-wallpapers/.from raw/mate-backgrounds/.from; } | sha256sum | awk '{print $1}')
+if [ "$(cat .prepared-photos-train 2>/dev/null)" = "$stamp" ]; then
+  echo "data: data/photos-train is up to date"
+else
+  echo "data: preparing data/photos-train"
+  rm -f .prepared-photos-train
+  "$prep" -out . \
+    -plasma raw/plasma-wallpapers -plasma-version "$(deb_version "$plasma_deb")" \
+    -mate raw/mate-backgrounds -mate-version "$(deb_version "$mate_deb")"
+  echo "$stamp" > .prepared-photos-train
+fi
 
 echo "data: sha256 of the downloads:"
 (cd downloads && sha256sum ./*.deb ./*.tgz | sed 's#  \./#  downloads/#' | sed 's/^/  /')
-for d in noto128/train noto128/heldout fluent256/train fluent256/heldout photos; do
+for d in noto128/train noto128/heldout fluent256/train fluent256/heldout photos photos-train/train photos-train/heldout; do
   printf '  %-20s %5d png\n' "$d" "$(find "$d" -name '*.png' | wc -l)"
 done
 for d in noto128 fluent256; do
   printf '  %-20s %5d labels\n' "$d/labels.tsv" "$(( $(wc -l < "$d/labels.tsv") - 1 ))"
 done
+printf '  %-20s %5d files from %d photographs (%s)\n' photos-train/licenses.tsv \
+  "$(( $(wc -l < photos-train/licenses.tsv) - 1 ))" \
+  "$(tail -n +2 photos-train/licenses.tsv | cut -f2,4 | sort -u | wc -l)" \
+  "$(tail -n +2 photos-train/licenses.tsv | cut -f2,4,6 | sort -u | cut -f3 | sort | uniq -c | awk '{printf "%s%s %d", (NR>1?", ":""), $2, $1}')"
 echo "data: done in $(( $(date +%s) - start ))s"

@@ -2,6 +2,7 @@
 // and evaluation folders under data/ (see docs/data.md):
 //
 //	prepare -emoji-test emoji-test.txt -noto FONT.ttf -fluent ASSETS_DIR -photos SKIMAGE_DATA_DIR -out data
+//	prepare -plasma PLASMA_ROOT -mate MATE_ROOT -out data   # data/photos-train (photo SR training)
 //
 // The emoji sets need Unicode's emoji-test.txt (Debian unicode-data), which names
 // and labels their images (labels.tsv in each set's root).
@@ -37,6 +38,13 @@ func run() error {
 		photos        = flag.String("photos", "", "skimage/data folder (empty: skip)")
 		photosVersion = flag.String("photos-version", "", "Debian version of python3-skimage")
 		emojiTest     = flag.String("emoji-test", "", "Unicode's emoji-test.txt (needed by -noto and -fluent)")
+		plasma        = flag.String("plasma", "", "extracted plasma-workspace-wallpapers (the folder holding usr/) for photos-train (empty: skip)")
+		plasmaVersion = flag.String("plasma-version", "", "Debian version of plasma-workspace-wallpapers")
+		mate          = flag.String("mate", "", "extracted mate-backgrounds (the folder holding usr/) for photos-train (empty: skip)")
+		mateVersion   = flag.String("mate-version", "", "Debian version of mate-backgrounds")
+		photoTile     = flag.Int("photo-tile", prepare.DefaultPhotoTile, "photos-train: largest training tile side")
+		photoFlat     = flag.Float64("photo-max-bicubic-psnr", prepare.DefaultPhotoMaxBicubicPSNR, "photos-train: leave out training tiles that bicubic ×2 reproduces to this Y PSNR (dB) or better (negative: keep all)")
+		photoDown     = flag.Int("photo-downscale", prepare.DefaultPhotoDownscale, "photos-train: reduce every photograph by this integer factor first (MATLAB bicubic; 1 = native size)")
 		out           = flag.String("out", "data", "output root")
 	)
 	flag.Parse()
@@ -69,6 +77,18 @@ func run() error {
 		{*photos, "photos", func() (prepare.Report, error) {
 			return prepare.Photos(ctx, *photos, filepath.Join(*out, "photos"), *photosVersion, prepare.PhotoNames)
 		}},
+	}
+	if *plasma != "" || *mate != "" {
+		start := time.Now()
+		dir := filepath.Join(*out, "photos-train")
+		rep, err := prepare.PhotoTrain(ctx, prepare.PhotoTrainOptions{
+			PlasmaRoot: *plasma, PlasmaVersion: *plasmaVersion, MateRoot: *mate, MateVersion: *mateVersion,
+			Out: dir, Licenses: filepath.Join(*out, "licenses"), Tile: *photoTile, Downscale: *photoDown, MaxBicubicPSNR: *photoFlat,
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s  (→ %s, %.1fs)\n", rep, dir, time.Since(start).Seconds())
 	}
 	for _, s := range steps {
 		if s.src == "" {
