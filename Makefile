@@ -67,8 +67,8 @@ experiment: deps ## the study's three pipelines compared (QUICK=1 for the short 
 	@scripts/experiment.sh
 
 .PHONY: models
-models: deps ## retrain the bundled default models into models/ (≈ 30 min on 2 cores; needs make data)
-	@go build -o bin/hirez ./cli/cmd/hirez && bin/hirez train-defaults --out models
+models: deps ## retrain the bundled default models into models/ (≈ 100 min on 2 cores, resumable with RESUME=1; needs make data)
+	@go build -o bin/hirez ./cli/cmd/hirez && bin/hirez train-defaults --out models --train-features 2200 --gan-budget 70m --sr-budget 15m $(if $(RESUME),--resume)
 
 .PHONY: images
 images: ## build the container images (lint only when no Docker engine is reachable)

@@ -11,7 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hirez-ml/hirez/engine/backends"
 	"github.com/hirez-ml/hirez/engine/imageio"
+	"github.com/hirez-ml/hirez/engine/model"
 )
 
 // writeImages writes n seeded size×size PNGs of coloured discs into dir.
@@ -188,7 +190,7 @@ func TestExperimentQuick(t *testing.T) {
 	report := filepath.Join(tmp, "docs", "experiment.md")
 	code, out, errs := hirez(t, "experiment", "--gan-data", data, "--heldout", held, "--side", "8", "--batch", "4",
 		"--epochs", "0.01", "--budget", "1ns", "--sr-patch", "16", "--n", "4", "--sr-eval", "2", "--work", filepath.Join(tmp, "work"),
-		"--grids", filepath.Join(tmp, "docs", "experiment"), "--report", report)
+		"--grids", filepath.Join(tmp, "docs", "experiment"), "--report", report, "--features", randomExtractor(t, tmp))
 	if code != 0 {
 		t.Fatalf("experiment: %d\n%s\n%s", code, out, errs)
 	}
@@ -196,7 +198,7 @@ func TestExperimentQuick(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## Equal epochs", "## Equal compute budget", "of process CPU time", "| CPU time | wall time |", "a: single DCGAN", "b: multi-stage GAN", "c: DCGAN + SR", "vs bicubic", "](experiment/epochs-a.png)"} {
+	for _, want := range []string{"## Equal epochs", "## Equal compute budget", "of process CPU time", "| CPU time | wall time |", "a: single DCGAN", "b: multi-stage GAN", "c: DCGAN + SR", "vs bicubic", "](experiment/epochs-a.png)", "| KID ×10³ | KID floor | precision | recall | copies |"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
@@ -224,7 +226,7 @@ func TestTrainDefaultsGANModel(t *testing.T) {
 		t.Fatalf("train-local gan: %d %s %s", code, out, errs)
 	}
 	models := filepath.Join(tmp, "models")
-	common := []string{"--out", models, "--work", filepath.Join(tmp, "work"), "--gan-data", data, "--gan-heldout", held,
+	common := []string{"--out", models, "--work", filepath.Join(tmp, "work"), "--gan-data", data, "--gan-heldout", held, "--gan-group", "",
 		"--sr-data", data, "--photos", "", "--sr-steps", "2", "--sr-patch", "16", "--sr-batch", "8", "--n", "4", "--backend", "ref"}
 	code, out, errs := hirez(t, append([]string{"train-defaults", "--gan-model", filepath.Join(grun, "generator.safetensors")}, common...)...)
 	if code != 0 {
@@ -233,7 +235,7 @@ func TestTrainDefaultsGANModel(t *testing.T) {
 	if strings.Contains(out, "gan step") || !strings.Contains(out, "SWD") {
 		t.Errorf("the generator was trained again or not scored:\n%s", out)
 	}
-	gcard, err := os.ReadFile(filepath.Join(models, "dcgan32-emoji.md"))
+	gcard, err := os.ReadFile(filepath.Join(models, defaultGANName+".md"))
 	if err != nil || !strings.Contains(string(gcard), "trained beforehand") || !strings.Contains(string(gcard), "16 px") {
 		t.Errorf("generator card %v:\n%s", err, gcard)
 	}
@@ -241,7 +243,7 @@ func TestTrainDefaultsGANModel(t *testing.T) {
 	if err != nil || !strings.Contains(string(scard), "`espcn-residual`") || !strings.Contains(string(scard), "bicubic") {
 		t.Errorf("SR card %v:\n%s", err, scard)
 	}
-	for _, f := range []string{"dcgan32-emoji.safetensors", defaultSRName + ".safetensors"} {
+	for _, f := range []string{defaultGANName + ".safetensors", defaultSRName + ".safetensors"} {
 		if _, err := os.Stat(filepath.Join(models, f)); err != nil {
 			t.Error(err)
 		}
@@ -253,7 +255,7 @@ func TestTrainDefaultsGANModel(t *testing.T) {
 	if code != 0 || strings.Contains(out, "SWD") {
 		t.Fatalf("--only sr: %d %s %s", code, out, errs)
 	}
-	if _, err := os.Stat(filepath.Join(models, "dcgan32-emoji.md")); err == nil {
+	if _, err := os.Stat(filepath.Join(models, defaultGANName+".md")); err == nil {
 		t.Error("--only sr wrote a generator card")
 	}
 	if _, err := os.Stat(filepath.Join(models, "up.md")); err != nil {
@@ -262,4 +264,35 @@ func TestTrainDefaultsGANModel(t *testing.T) {
 	if code, _, _ := hirez(t, "train-defaults", "--gan-model", filepath.Join(tmp, "missing.safetensors")); code != ExitUsage {
 		t.Errorf("a missing --gan-model: exit %d, want usage", code)
 	}
+}
+
+// randomExtractor writes an untrained narrow emoji-features (side 16) into dir: a
+// fixed random function of the image, enough to run the feature scores end to end.
+func randomExtractor(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := backends.Open("ref")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	c, err := model.ConfigFor("emoji-features", 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range c.Layers {
+		if l.Op == model.OpConv || l.Op == model.OpDense {
+			c.Layers[i].Out = l.Out / 8
+		}
+	}
+	c.Features /= 8
+	net, err := model.BuildConfig(c, b, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer net.Free()
+	path := filepath.Join(dir, "features.safetensors")
+	if err := net.Save(path, nil); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

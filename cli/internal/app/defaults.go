@@ -10,6 +10,7 @@ import (
 
 	"github.com/hirez-ml/hirez/engine/backend"
 	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/metrics"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/engine/train"
@@ -37,6 +38,8 @@ type defaultsRun struct {
 	srLR, srDecay                    float64
 	n, srEval                        int
 	seed                             uint64
+	ganGroup, features               string
+	kidEvery, featuresSteps          int
 }
 
 func runTrainDefaults(ctx context.Context, env Env, args []string) error {
@@ -50,7 +53,11 @@ func runTrainDefaults(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&r.srVersion, "sr-data-version", "", "data source line of the SR net's card (default: the --gan-data-version line for a noto folder, Microsoft Fluent Emoji 3D via npm @lobehub/fluent-emoji-3d@1.1.0 (MIT) for a fluent one)")
 	fs.StringVar(&r.out, "out", "models", "folder for <name>.safetensors and <name>.md")
 	fs.StringVar(&r.work, "work", "out/train-defaults", "folder for the training runs (checkpoints; resumable)")
-	fs.StringVar(&r.ganName, "gan-name", "dcgan32-emoji", "name of the generator")
+	fs.StringVar(&r.ganName, "gan-name", defaultGANName, "name of the generator")
+	fs.StringVar(&r.ganGroup, "gan-group", defaultGANGroup, "train the generator on this Unicode emoji group only ('' = every image)")
+	fs.StringVar(&r.features, "features", DefaultFeatures, "feature extractor: the training probe, snapshot choice and the card's KID (skipped when absent)")
+	fs.IntVar(&r.kidEvery, "kid-every", 250, "generator steps between feature-space scores; the lowest-KID snapshot is the one bundled (0 = the last step)")
+	fs.IntVar(&r.featuresSteps, "train-features", 0, "first train the feature extractor for this many steps into --features (0 = use it as it is; make models: 2200)")
 	fs.StringVar(&r.srName, "sr-name", defaultSRName, "name of the SR net")
 	fs.StringVar(&r.srPreset, "sr", defaultSRPreset, "SR preset (espcn-residual, srcnn-residual, espcn-x2, srcnn-classic, …)")
 	fs.IntVar(&r.srPatch, "sr-patch", defaultSRPatch, "SR: HR patch side")
@@ -99,38 +106,92 @@ func runTrainDefaults(ctx context.Context, env Env, args []string) error {
 	if err := os.MkdirAll(r.out, 0o755); err != nil {
 		return err
 	}
-	if r.only != "sr" {
-		if err := r.generator(ctx, env, b, *resume); err != nil {
+	if r.featuresSteps > 0 && r.only != "sr" {
+		if err := r.extractor(ctx, env, b, *resume); err != nil {
 			return err
 		}
 	}
+	// The SR net first: the generator's card scores the 256² chain through it.
 	if r.only != "gan" {
-		return r.upscaler(ctx, env, b, *resume)
+		if err := r.upscaler(ctx, env, b, *resume); err != nil {
+			return err
+		}
+	}
+	if r.only != "sr" {
+		return r.generator(ctx, env, b, *resume)
 	}
 	return nil
 }
 
-// generator trains (or takes from --gan-model) the DCGAN, scores it by SWD and
-// writes it and its card.
+// extractor trains the feature extractor into --features (its card, with the
+// validation 'hirez eval features' prints, is written by hand: models/emoji-features.md).
+func (r *defaultsRun) extractor(ctx context.Context, env Env, b backend.Backend, resume bool) error {
+	c, err := featuresConfig(r.ganData, "subgroup", "", trainFlags{})
+	if err != nil {
+		return err
+	}
+	pr := newProgress(env.Stdout, "features")
+	res, err := train.Features(ctx, c, train.Options{
+		Backend: b, Data: r.ganData, Out: filepath.Join(r.work, "features"), Resume: resume,
+		Steps: r.featuresSteps, Seed: r.seed, CheckpointEvery: 500, OnProgress: pr.update,
+		Meta: map[string]string{"hirez.train.data": r.ganVersion},
+	})
+	pr.done()
+	if err != nil {
+		return fmt.Errorf("train the feature extractor: %w", err)
+	}
+	if err := copyFile(res.Weights, r.features); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "features → %s (validate it: hirez eval features --features %s)\n", r.features, r.features)
+	return nil
+}
+
+// generator trains (or takes from --gan-model) the DCGAN, scores it by SWD and in
+// feature space and writes it, a contact sheet and its card.
 func (r *defaultsRun) generator(ctx context.Context, env Env, b backend.Backend, resume bool) error {
-	recipe := train.StableRecipe()
+	recipe := train.SmallDataRecipe()
+	var groups []string
+	if r.ganGroup != "" {
+		groups = []string{r.ganGroup}
+	}
+	_, featErr := os.Stat(r.features)
 	var err error
 
 	// The generator: trained here, or taken from --gan-model.
 	var gres train.Result
-	ganRecipe := ""
+	ganRecipe, chosen := "", ""
 	if r.ganModel != "" {
 		gres.Weights = r.ganModel
 	} else {
 		pr := newProgress(env.Stdout, r.ganName)
-		gres, err = train.GAN(ctx, train.GANConfig{Generator: "dcgan-g-stable", Discriminator: "dcgan-d-stable", Side: r.side, Recipe: recipe}, train.Options{
-			Backend: b, Data: r.ganData, Out: filepath.Join(r.work, r.ganName), Name: r.ganName, Resume: resume,
-			Budget: r.ganBudget, Steps: r.ganSteps, Seed: r.seed, CheckpointEvery: 500, OnProgress: pr.update,
-			Meta: map[string]string{"hirez.train.data": r.ganVersion},
+		work := filepath.Join(r.work, r.ganName)
+		c := train.GANConfig{Generator: "dcgan-g-stable", Discriminator: "dcgan-d-sn", Side: r.side, Recipe: recipe}
+		best := filepath.Join(work, "best.safetensors")
+		if r.kidEvery > 0 && featErr == nil {
+			c.Features = &train.FeatureProbe{Every: r.kidEvery, Extractor: r.features, Heldout: r.ganEval, Train: r.ganData, Groups: groups,
+				Best: best, OnEval: func(p train.FeaturePoint) {
+					pr.done()
+					fmt.Fprintf(env.Stdout, "kid step %d: %v\n", p.Step, p.Score)
+				}}
+		}
+		meta := map[string]string{"hirez.train.data": r.ganVersion}
+		if r.ganGroup != "" {
+			meta["hirez.train.groups"] = r.ganGroup
+		}
+		gres, err = train.GAN(ctx, c, train.Options{
+			Backend: b, Data: r.ganData, Groups: groups, Out: work, Name: r.ganName, Resume: resume,
+			Budget: r.ganBudget, Steps: r.ganSteps, Seed: r.seed, CheckpointEvery: 250, OnProgress: pr.update, Meta: meta,
 		})
 		pr.done()
 		if err != nil {
 			return fmt.Errorf("train %s: %w", r.ganName, err)
+		}
+		chosen = "the weights of the last step"
+		if c.Features != nil {
+			if _, err := os.Stat(best); err == nil {
+				gres.Weights, chosen = best, "the lowest-KID snapshot the training probe kept" // its step is in the file
+			}
 		}
 	}
 	g, gmeta, err := model.Open(gres.Weights, b)
@@ -147,7 +208,7 @@ func (r *defaultsRun) generator(ctx context.Context, env Env, b backend.Backend,
 	}
 	ganPreset := g.Config().Preset
 	fmt.Fprintf(env.Stdout, "scoring %s (SWD)\n", r.ganName)
-	real, err := train.LoadSquare(ctx, r.ganEval, r.side, 2*r.n)
+	real, err := train.LoadSquareGroups(ctx, r.ganEval, groups, r.side, 2*r.n)
 	if err != nil {
 		return err
 	}
@@ -159,6 +220,10 @@ func (r *defaultsRun) generator(ctx context.Context, env Env, b backend.Backend,
 	if err != nil {
 		return err
 	}
+	featText, err := r.generatorFeatures(ctx, env, b, g, groups, fake)
+	if err != nil {
+		return err
+	}
 	ganPath := filepath.Join(r.out, r.ganName+".safetensors")
 	if !samePath(gres.Weights, ganPath) {
 		if err := copyFile(gres.Weights, ganPath); err != nil {
@@ -166,13 +231,13 @@ func (r *defaultsRun) generator(ctx context.Context, env Env, b backend.Backend,
 		}
 	}
 	if ganRecipe == "" {
-		ganRecipe = fmt.Sprintf("DCGAN, `dcgan-g-stable` at %d px against `dcgan-d-stable`; %s; %d steps (%s, seed %d) on the `%s` backend.",
-			r.side, recipe, gres.Steps, gres.Elapsed.Round(time.Second), r.seed, b.Name())
+		ganRecipe = fmt.Sprintf("DCGAN, `dcgan-g-stable` at %d px against `dcgan-d-sn` on %s; %s; %d steps (%s, seed %d) on the `%s` backend; bundled: %s%s.",
+			r.side, groupText(r.ganGroup), recipe, gres.Steps, gres.Elapsed.Round(time.Second), r.seed, b.Name(), chosen, fileProvenance(gmeta))
 	}
 	card := r.card(r.ganName, "generator", ganPreset, r.side, r.ganVersion, r.ganData,
 		ganLicence, ganRecipe,
-		fmt.Sprintf("SWD ×10³ (ProGAN protocol) of %d generated images (seeds 0…%d) vs %d held-out emoji (`%s`) at %d px: **%.2f**; real-vs-real floor on the same count: **%.2f** (per level: model %s; floor %s).",
-			swd.N, swd.N-1, swd.N, r.ganEval, r.side, swd.SWD.Mean, swd.Floor.Mean, levels(swd.SWD), levels(swd.Floor)))
+		fmt.Sprintf("SWD ×10³ (ProGAN protocol) of %d generated images (seeds 0…%d) vs %d held-out emoji (`%s`, %s) at %d px: **%.2f**; real-vs-real floor on the same count: **%.2f** (per level: model %s; floor %s).\n%s",
+			swd.N, swd.N-1, swd.N, r.ganEval, groupText(r.ganGroup), r.side, swd.SWD.Mean, swd.Floor.Mean, levels(swd.SWD), levels(swd.Floor), featText))
 	if err := os.WriteFile(filepath.Join(r.out, r.ganName+".md"), []byte(card), 0o644); err != nil {
 		return err
 	}
@@ -237,6 +302,73 @@ func (r *defaultsRun) upscaler(ctx context.Context, env Env, b backend.Backend, 
 	fmt.Fprintf(env.Stdout, "%s → %s\n", r.srName, srPath)
 	return nil
 }
+
+// generatorFeatures scores the generator in feature space at its own side and,
+// when the bundled SR net is in --out, as the 256² chain the demo serves, and
+// writes the chain's contact sheet (16 fixed seeds) beside the card. It returns
+// the card's text ("" without the extractor).
+func (r *defaultsRun) generatorFeatures(ctx context.Context, env Env, b backend.Backend, g *model.Network, groups []string, fake []*imageio.RGB) (string, error) {
+	fe, err := openFeatureEval(ctx, b, r.features, r.ganEval, r.ganData, groups, false)
+	if err != nil || fe == nil {
+		return "", err
+	}
+	defer fe.free()
+	var text strings.Builder
+	s, err := fe.score(ctx, fake)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(&text, "\nAt %d px (the generator's output, resized to the extractor's 64 px by bicubic):\n\n", r.side)
+	fe.write(&text, s)
+	sr := filepath.Join(r.out, r.srName+".safetensors")
+	if _, err := os.Stat(sr); err != nil {
+		return text.String(), nil
+	}
+	u, _, err := model.Open(sr, b)
+	if err != nil {
+		return "", err
+	}
+	defer u.Free()
+	var chain []train.Upscaler
+	side := r.side
+	for side < 256 {
+		chain, side = append(chain, u), side*u.Config().Scale
+	}
+	fmt.Fprintf(env.Stdout, "scoring %s + %s ×%d (%d px)\n", r.ganName, r.srName, len(chain), side)
+	big, err := train.Generate(ctx, g, chain, len(fake))
+	if err != nil {
+		return "", err
+	}
+	if s, err = fe.score(ctx, big); err != nil {
+		return "", err
+	}
+	fmt.Fprintf(&text, "\nThe %d px chain (`%s` + `%s` ×%d, what GenerateImages returns), resized to 64 px:\n\n", side, r.ganName, r.srName, len(chain))
+	fe.write(&text, s)
+	sheet, err := imageio.Grid(big[:min(16, len(big))], imageio.GridOptions{Cols: 4, Pad: 4})
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(r.out, r.ganName+"-sheet.png")
+	if err := imageio.WritePNGFile(path, sheet); err != nil {
+		return "", err
+	}
+	fmt.Fprintf(&text, "\nContact sheet: `%s` (seeds 0…15 through the chain). Look at it and say here what a person sees.\n", filepath.Base(path))
+	return text.String(), nil
+}
+
+func groupText(g string) string {
+	if g == "" {
+		return "every training image"
+	}
+	return fmt.Sprintf("the Unicode group %q", g)
+}
+
+// The generator train-defaults makes unless told otherwise (issue #13's
+// ablation, docs/models.md): one coherent Unicode group, the small-data recipe.
+const (
+	defaultGANName  = "dcgan32-smileys"
+	defaultGANGroup = "Smileys & Emotion"
+)
 
 // The SR recipe train-defaults uses unless told otherwise (pilots in
 // docs/training.md): a residual net that starts at bicubic.

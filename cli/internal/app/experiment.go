@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/hirez-ml/hirez/engine/backend"
 	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/features"
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/metrics"
 	"github.com/hirez-ml/hirez/engine/model"
@@ -53,6 +55,7 @@ type experiment struct {
 	srEvalLimit           int
 	seed                  uint64
 	log                   io.Writer
+	feat                  *featureEval // nil without the extractor: SWD only
 }
 
 // stageResult is one trained stage.
@@ -68,6 +71,7 @@ type row struct {
 	name, stages string
 	took, cpu    time.Duration
 	swd          train.GANScore
+	feat         *features.Score // nil without the extractor
 	srPSNR       string
 	grid         string
 }
@@ -95,6 +99,7 @@ func runExperiment(ctx context.Context, env Env, args []string) error {
 	fs.IntVar(&e.srPatch, "sr-patch", 48, "HR patch side of the SR training")
 	fs.Uint64Var(&e.seed, "seed", 1, "seed of every run")
 	batch := fs.Int("batch", 64, "GAN batch size")
+	featPath := fs.String("features", DefaultFeatures, "feature extractor for KID, precision/recall and copies beside SWD (skipped when the default is absent)")
 	backendName := fs.String("backend", "", "backend: "+backends.Describe(true))
 	if err := parse(fs, args); err != nil {
 		return err
@@ -125,6 +130,12 @@ func runExperiment(ctx context.Context, env Env, args []string) error {
 		return usagef("%v", err)
 	}
 	defer e.b.Close()
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "features" })
+	if e.feat, err = openFeatureEval(ctx, e.b, *featPath, e.eval, e.ganData, nil, explicit); err != nil {
+		return err
+	}
+	defer e.feat.free()
 	if rel, err := filepath.Rel(filepath.Dir(*report), e.gridDir); err == nil {
 		e.gridRel = rel
 	}
@@ -159,6 +170,9 @@ func (e *experiment) run(ctx context.Context) (string, error) {
 	fmt.Fprintf(&md, "- Approaches: **(a)** one DCGAN at %d; **(b)** multi-stage: DCGAN at %d + Up Sampler %d→%d (`upsampler-stable`, adversarial + 10·MSE content); **(c)** DCGAN at %d + `%s` ×2 (MSE). (b) and (c) share one DCGAN at %d.\n", h2, h, h, h2, h, e.srPreset, h)
 	fmt.Fprintf(&md, "- Same adversarial recipe everywhere: `dcgan-g-stable`/`dcgan-d-stable`, %s. SR: Adam 1e-3, batch %d patches of %d px.\n", e.recipe, e.srBatch, e.srPatch)
 	fmt.Fprintf(&md, "- SWD ×10³ (ProGAN protocol, mean over pyramid levels) of generated %d px images vs the held-out set, beside the real-vs-real floor on sets of the same size; lower is better, the floor is the best reachable.\n", h2)
+	if e.feat != nil {
+		fmt.Fprintf(&md, "- Feature space (`%s`, docs/metrics.md): KID ×10³ of the same images vs the held-out set beside its floor (training images vs held-out), improved precision and recall (k = 3), and the share of images closer to a training image than any held-out image is (copies).\n", e.feat.path)
+	}
 	fmt.Fprintf(&md, "- SR-stage PSNR: the second stage alone on held-out images ×2 (MATLAB-bicubic LR, Y channel, %d images), Δ against bicubic.\n\n", e.srEvalLimit)
 	if e.epochs > 0 {
 		rows, err := e.part(ctx, "epochs", func(o *train.Options, imagesPerStep int, files int) {
@@ -296,6 +310,13 @@ func (e *experiment) part(ctx context.Context, tag string, limit func(*train.Opt
 		if r.swd, err = train.EvalGAN(ctx, fake, real, metrics.DefaultSWD()); err != nil {
 			return row{}, err
 		}
+		if e.feat != nil {
+			fs, err := e.feat.score(ctx, fake)
+			if err != nil {
+				return row{}, err
+			}
+			r.feat = &fs
+		}
 		gi, err := imageio.Grid(fake[:min(16, len(fake))], imageio.GridOptions{Cols: 8, Pad: 2})
 		if err != nil {
 			return row{}, err
@@ -326,14 +347,29 @@ func (e *experiment) part(ctx context.Context, tag string, limit func(*train.Opt
 }
 
 func writeRows(w io.Writer, rows []row, gridRel string) {
-	fmt.Fprintf(w, "| approach | stages (steps) | CPU time | wall time | SWD ×10³ | floor | SR-stage PSNR dB ×2 | samples |\n|---|---|---:|---:|---:|---:|---|---|\n")
+	feat := len(rows) > 0 && rows[0].feat != nil
+	fmt.Fprintf(w, "| approach | stages (steps) | CPU time | wall time | SWD ×10³ | floor |")
+	if feat {
+		fmt.Fprintf(w, " KID ×10³ | KID floor | precision | recall | copies |")
+	}
+	fmt.Fprintf(w, " SR-stage PSNR dB ×2 | samples |\n|---|---|---:|---:|---:|---:|%s---|---|\n", strings.Repeat("---:|", 5*btoi(feat)))
 	for _, r := range rows {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f | %.2f | %s | ![](%s) |\n", r.name, r.stages, r.cpu.Round(time.Second), r.took.Round(time.Second),
-			r.swd.SWD.Mean, r.swd.Floor.Mean, r.srPSNR, filepath.ToSlash(filepath.Join(gridRel, r.grid)))
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f | %.2f |", r.name, r.stages, r.cpu.Round(time.Second), r.took.Round(time.Second), r.swd.SWD.Mean, r.swd.Floor.Mean)
+		if f := r.feat; feat && f != nil {
+			fmt.Fprintf(w, " %.2f ± %.2f | %.2f | %.3f | %.3f | %.1f %% |", f.KID.Mean, f.KID.Std, f.Floor.Mean, f.Precision, f.Recall, 100*f.CopyShare)
+		}
+		fmt.Fprintf(w, " %s | ![](%s) |\n", r.srPSNR, filepath.ToSlash(filepath.Join(gridRel, r.grid)))
 	}
 	if len(rows) > 0 {
 		fmt.Fprintf(w, "\nSWD on %d images per set.\n\n", rows[0].swd.N)
 	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // cpuModel is the CPU's model name as lscpu prints it.
