@@ -95,7 +95,7 @@ func runEvalGAN(ctx context.Context, env Env, args []string) error {
 	fs := newFlags(env, "eval gan", "--model FILE --data DIR [--n 1000] [--upscaler FILE]… [--group NAME]… [--features FILE] [--grid OUT.png]")
 	modelPath := fs.String("model", "", "generator weights (.safetensors)")
 	data := fs.String("data", "", "folder of held-out real images (e.g. data/noto128/heldout)")
-	n := fs.Int("n", 1000, "images per set (capped at half the real images, so the floor uses the same count)")
+	n := fs.Int("n", 1000, "images generated (seeds 0…n−1); SWD uses at most half as many as there are real images, so its floor has the same count; the feature scores use all")
 	var ups multiFlag
 	fs.Var(&ups, "upscaler", "upscaler weights applied after the generator (repeat for more stages)")
 	grid := fs.String("grid", "", "write a grid of the first 64 generated images here (PNG)")
@@ -172,7 +172,8 @@ func runEvalGAN(ctx context.Context, env Env, args []string) error {
 	return nil
 }
 
-// evalGAN generates n images through the chain and scores them by SWD against
+// evalGAN generates n images through the chain and scores the first ones by SWD
+// (as many as half the real images, see train.EvalGAN) against
 // held-out images at the output side, or at the held-out images' own side when
 // they are smaller (a 256² chain output against 128² emoji is brought to 128² by
 // MATLAB bicubic: upscaling the real images would only blur them). It returns
@@ -187,8 +188,7 @@ func evalGAN(ctx context.Context, g *model.Network, chain []train.Upscaler, data
 	if err != nil {
 		return train.GANScore{}, 0, nil, err
 	}
-	n = min(n, len(real)/2)
-	if n < 1 {
+	if len(real) < 2 {
 		return train.GANScore{}, 0, nil, fmt.Errorf("%s has %d usable images; SWD needs at least 2", data, len(real))
 	}
 	fake, err := train.Generate(ctx, g, chain, n)

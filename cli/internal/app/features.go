@@ -52,18 +52,25 @@ func openFeatureEval(ctx context.Context, b backend.Backend, path, heldout, trai
 	if err != nil {
 		return nil, err
 	}
-	_, held, err := train.LoadGroups(heldout, groups, 0)
-	if err == nil {
-		var tr []*imageio.RGB
-		if _, tr, err = train.LoadGroups(trainDir, groups, 0); err == nil {
-			var ref *features.Reference
-			if ref, err = features.NewReference(ctx, e, held, tr, metrics.DefaultKID()); err == nil {
-				return &featureEval{path: path, e: e, ref: ref, heldout: heldout, train: trainDir, groups: groups}, nil
-			}
-		}
+	ref, err := newReference(ctx, e, heldout, trainDir, groups)
+	if err != nil {
+		e.Free()
+		return nil, err
 	}
-	e.Free()
-	return nil, err
+	return &featureEval{path: path, e: e, ref: ref, heldout: heldout, train: trainDir, groups: groups}, nil
+}
+
+// newReference embeds the held-out and training images of groups (all when empty).
+func newReference(ctx context.Context, e *features.Extractor, heldout, trainDir string, groups []string) (*features.Reference, error) {
+	_, held, err := train.LoadGroups(heldout, groups, 0)
+	if err != nil {
+		return nil, err
+	}
+	_, tr, err := train.LoadGroups(trainDir, groups, 0)
+	if err != nil {
+		return nil, err
+	}
+	return features.NewReference(ctx, e, held, tr, metrics.DefaultKID())
 }
 
 func (f *featureEval) free() {
