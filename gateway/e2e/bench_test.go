@@ -163,7 +163,7 @@ func BenchmarkInProcess(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer unet.Free()
-			svc := pipeline.New(local.NewGenerator(gnet, "g"), local.NewUpscaler(unet, "sr"), grpcapi.Limits)
+			svc := pipeline.New(local.NewGenerator(gnet, "g", nil), local.NewUpscaler(unet, "sr"), grpcapi.Limits)
 			var seed atomic.Int64
 			measure(b, selfCPU, func(ctx context.Context) error {
 				return svc.GenerateImages(ctx, pipeline.Request{Count: 1, Seed: 1 + seed.Add(1)}, func(pipeline.Image) error { return nil })

@@ -46,6 +46,7 @@ func usagef(format string, args ...any) error {
 func commands() []Command {
 	return append([]Command{
 		generateCommand(),
+		labelsCommand(),
 		upscaleCommand(),
 		trainLocalCommand(),
 		evalCommand(),

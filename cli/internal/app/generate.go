@@ -40,6 +40,13 @@ const pipelineHelp = "dcgan-srcnn (DCGAN, then super-resolution ×2 until --size
 	"multistage (DCGAN, then the multi-stage GAN's Up Sampler ×2; the gateway needs --upsampler-target) or " +
 	"single (one DCGAN trained at --size; the gateway needs --single-generator-target)"
 
+// labelHelp is --label's help.
+const labelHelp = "label (class) of the images, e.g. \"Smileys & Emotion\": empty for no constraint, else one of the " +
+	"labels of the serving generator ('hirez labels' lists them; any other is refused, naming the ones it knows). " +
+	"A model's labels are the emoji groups it was trained on: today's generators were trained on one group " +
+	"(one label) or on every emoji (no label) and take no label as input, so a label selects nothing yet beyond " +
+	"being checked; it is recorded in each PNG (tEXt hirez:label)"
+
 func generateCommand() Command {
 	return Command{
 		Name:    "generate",
@@ -49,22 +56,23 @@ func generateCommand() Command {
 }
 
 type generateFlags struct {
-	gateway, waitFor, out, pipeline string
-	count, size                     int
-	seed                            int64
-	sheet, timings                  bool
-	timeout                         time.Duration
+	gateway, waitFor, out, pipeline, label string
+	count, size                            int
+	seed                                   int64
+	sheet, timings                         bool
+	timeout                                time.Duration
 }
 
 func runGenerate(ctx context.Context, env Env, args []string) error {
 	var f generateFlags
-	fs := newFlags(env, "generate", "[--gateway ADDR] [--count 8] [--seed S] [--size 256] [--pipeline dcgan-srcnn|multistage|single] [--out DIR]")
+	fs := newFlags(env, "generate", "[--gateway ADDR] [--count 8] [--seed S] [--size 256] [--pipeline dcgan-srcnn|multistage|single] [--label NAME] [--out DIR]")
 	fs.StringVar(&f.gateway, "gateway", "127.0.0.1:9000", "gateway gRPC address")
 	fs.StringVar(&f.waitFor, "wait-for", "", "comma-separated gRPC addresses that must report SERVING first (the gateway always must)")
 	fs.IntVar(&f.count, "count", 8, fmt.Sprintf("images to make, 1..%d; 0 only waits for the stack to be healthy", pb.MaxGatewayCount))
 	fs.Int64Var(&f.seed, "seed", 0, "base seed, image i uses seed+i; 0 lets the gateway pick one (printed)")
 	fs.IntVar(&f.size, "size", pb.DefaultImageSize, "output side in pixels: 32, 64, 128 or 256")
 	fs.StringVar(&f.pipeline, "pipeline", "dcgan-srcnn", pipelineHelp)
+	fs.StringVar(&f.label, "label", "", labelHelp)
 	fs.StringVar(&f.out, "out", "out", "directory for the PNGs")
 	fs.BoolVar(&f.sheet, "contact-sheet", true, "also write contact-sheet.png with every image")
 	fs.BoolVar(&f.timings, "timings", true, "print per-stage timings of each image")
@@ -81,6 +89,9 @@ func runGenerate(ctx context.Context, env Env, args []string) error {
 	}
 	if f.timeout <= 0 {
 		return usagef("--timeout must be positive, got %v", f.timeout)
+	}
+	if len(f.label) > pb.MaxLabelLength {
+		return usagef("--label is %d bytes; at most %d are allowed", len(f.label), pb.MaxLabelLength)
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
@@ -109,7 +120,7 @@ func runGenerate(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	return receiveImages(ctx, env, pb.NewGatewayServiceClient(conn), &pb.GenerateImagesRequest{
-		Count: int32(f.count), Seed: f.seed, Size: int32(f.size), Pipeline: pipeline,
+		Count: int32(f.count), Seed: f.seed, Size: int32(f.size), Pipeline: pipeline, Label: f.label,
 	}, f)
 }
 
@@ -165,6 +176,9 @@ func receiveImages(ctx context.Context, env Env, gw pb.GatewayServiceClient, req
 		line := fmt.Sprintf("[%d/%d] %s  %dx%d  after %v  generator %s@%s", got, req.GetCount(), path,
 			msg.GetWidth(), msg.GetHeight(), time.Since(start).Round(time.Millisecond),
 			p.GetGenerator().GetName(), shortDigest(p.GetGenerator().GetVersion()))
+		if l := p.GetLabel(); l != "" {
+			line += fmt.Sprintf("  label %q", l)
+		}
 		if f.timings {
 			line += "  [" + strings.Join(parts, ", ") + "]"
 		}

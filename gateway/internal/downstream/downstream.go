@@ -77,8 +77,8 @@ func NewGenerator(conn grpc.ClientConnInterface, retry Retry) *Generator {
 }
 
 // Generate implements pipeline.Generator with one StreamGenerate call.
-func (g *Generator) Generate(ctx context.Context, seeds []int64, model pipeline.ModelRef, yield func(pipeline.Generated) error) error {
-	req := &pb.StreamGenerateRequest{Seeds: seeds, Model: ToModelRef(model)}
+func (g *Generator) Generate(ctx context.Context, seeds []int64, model pipeline.ModelRef, label string, yield func(pipeline.Generated) error) error {
+	req := &pb.StreamGenerateRequest{Seeds: seeds, Model: ToModelRef(model), Label: label}
 	var yieldErr error
 	err := g.retry.do(ctx, func() (bool, error) {
 		stream, err := g.client.StreamGenerate(ctx, req)
@@ -110,6 +110,23 @@ func (g *Generator) Generate(ctx context.Context, seeds []int64, model pipeline.
 		return yieldErr // the gateway's own error, not a downstream one
 	}
 	return unavailable(g.pool, err)
+}
+
+// Labels implements pipeline.Generator with one ListLabels call (retried on
+// UNAVAILABLE like any other).
+func (g *Generator) Labels(ctx context.Context, model pipeline.ModelRef) (pipeline.Labels, error) {
+	req := &pb.ListLabelsRequest{Model: ToModelRef(model)}
+	var resp *pb.ListLabelsResponse
+	err := g.retry.do(ctx, func() (bool, error) {
+		var err error
+		resp, err = g.client.ListLabels(ctx, req)
+		return true, err
+	})
+	if err != nil {
+		return pipeline.Labels{}, unavailable(g.pool, err)
+	}
+	m := resp.GetModel()
+	return pipeline.Labels{Generator: pipeline.ModelRef{Name: m.GetName(), Version: m.GetVersion()}, Labels: resp.GetLabels()}, nil
 }
 
 // InPool returns a copy of g whose UNAVAILABLE statuses (after the retries)
@@ -215,6 +232,7 @@ func FromProvenance(p *pb.Provenance) pipeline.Provenance {
 		FromLatent: p.GetFromLatent(),
 		LatentDim:  int(p.GetLatentDim()),
 		Pipeline:   pipeline.Kind(p.GetPipeline()),
+		Label:      p.GetLabel(),
 	}
 	if g := p.GetGenerator(); g != nil {
 		out.Generator = pipeline.ModelRef{Name: g.GetName(), Version: g.GetVersion()}

@@ -59,7 +59,7 @@ func TestInPoolNamesTheDownPool(t *testing.T) {
 	img := imageio.NewRGB(4, 4)
 	upscale := func(u *Upscaler) error { _, _, err := u.Upscale(ctx, img, pipeline.ModelRef{}); return err }
 	generate := func(g *Generator) error {
-		return g.Generate(ctx, []int64{1}, pipeline.ModelRef{}, func(pipeline.Generated) error { return nil })
+		return g.Generate(ctx, []int64{1}, pipeline.ModelRef{}, "", func(pipeline.Generated) error { return nil })
 	}
 	for _, tt := range []struct {
 		name string
@@ -132,7 +132,7 @@ func TestInPoolKeepsTheReplicasStatus(t *testing.T) {
 	_, _, upErr := NewUpscaler(dial(t, addr), once).InPool("the Up Sampler pool (--upsampler-target x)").
 		Upscale(ctx, imageio.NewRGB(4, 4), pipeline.ModelRef{})
 	genErr := NewGenerator(dial(t, addr), once).InPool("the single-DCGAN pool (--single-generator-target y)").
-		Generate(ctx, []int64{1}, pipeline.ModelRef{}, func(pipeline.Generated) error { return nil })
+		Generate(ctx, []int64{1}, pipeline.ModelRef{}, "", func(pipeline.Generated) error { return nil })
 	for _, tt := range []struct {
 		name, pool string
 		err        error

@@ -67,12 +67,44 @@ func (s *Server) Upscale(ctx context.Context, req *pb.GatewayServiceUpscaleReque
 	}, nil
 }
 
-// ToRequest validates the fields a message alone decides (enums, names) and
-// converts it; the pipeline checks the rest.
-func ToRequest(req *pb.GenerateImagesRequest) (pipeline.Request, error) {
-	p := req.GetPipeline()
+// ListLabels implements GatewayService.ListLabels.
+func (s *Server) ListLabels(ctx context.Context, req *pb.GatewayServiceListLabelsRequest) (*pb.GatewayServiceListLabelsResponse, error) {
+	k, err := pipelineKind(req.GetPipeline())
+	if err != nil {
+		return nil, err
+	}
+	gen, err := modelRef(req.GetGenerator(), "generator")
+	if err != nil {
+		return nil, err
+	}
+	l, err := s.svc.ListLabels(ctx, k, gen)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.GatewayServiceListLabelsResponse{
+		Generator: &pb.ModelRef{Name: l.Generator.Name, Version: l.Generator.Version},
+		Labels:    l.Labels,
+	}, nil
+}
+
+// pipelineKind checks that p is a known enum value and converts it.
+func pipelineKind(p pb.Pipeline) (pipeline.Kind, error) {
 	if _, known := pb.Pipeline_name[int32(p)]; !known {
-		return pipeline.Request{}, fault.Invalid("pipeline %d is not a known pipeline; use PIPELINE_DCGAN_SRCNN (1), PIPELINE_MULTISTAGE_GAN (2) or PIPELINE_SINGLE_DCGAN (3)", int32(p))
+		return 0, fault.Invalid("pipeline %d is not a known pipeline; use PIPELINE_DCGAN_SRCNN (1), PIPELINE_MULTISTAGE_GAN (2) or PIPELINE_SINGLE_DCGAN (3)", int32(p))
+	}
+	return toKind(p), nil
+}
+
+// ToRequest validates the fields a message alone decides (enums, names, the
+// label's length) and converts it; the pipeline checks the rest, and the
+// generator whether it knows the label.
+func ToRequest(req *pb.GenerateImagesRequest) (pipeline.Request, error) {
+	kind, err := pipelineKind(req.GetPipeline())
+	if err != nil {
+		return pipeline.Request{}, err
+	}
+	if n := len(req.GetLabel()); n > pb.MaxLabelLength {
+		return pipeline.Request{}, fault.Invalid("label is %d bytes; at most %d are allowed", n, pb.MaxLabelLength)
 	}
 	gen, err := modelRef(req.GetGenerator(), "generator")
 	if err != nil {
@@ -85,10 +117,11 @@ func ToRequest(req *pb.GenerateImagesRequest) (pipeline.Request, error) {
 	return pipeline.Request{
 		Count:     int(req.GetCount()),
 		Seed:      req.GetSeed(),
-		Pipeline:  toKind(p),
+		Pipeline:  kind,
 		Size:      int(req.GetSize()),
 		Generator: gen,
 		Upscaler:  up,
+		Label:     req.GetLabel(),
 	}, nil
 }
 
@@ -146,6 +179,7 @@ func ToProvenance(p pipeline.Provenance) *pb.Provenance {
 		FromLatent: p.FromLatent,
 		LatentDim:  int32(p.LatentDim),
 		Pipeline:   fromKind(p.Pipeline),
+		Label:      p.Label,
 	}
 	if p.Generator != (pipeline.ModelRef{}) {
 		out.Generator = &pb.ModelRef{Name: p.Generator.Name, Version: p.Generator.Version}

@@ -42,7 +42,11 @@ type fixture struct {
 
 // start serves the gateway over bufconn with real (untrained) models running
 // in-process behind the pipeline's interfaces.
-func start(t *testing.T) *fixture {
+func start(t *testing.T) *fixture { return startWith(t, nil) }
+
+// startWith is start with a generator whose weights file's metadata is meta
+// (its labels: model.Labels(meta)).
+func startWith(t *testing.T, meta map[string]string) *fixture {
 	t.Helper()
 	be, err := backends.Open("")
 	if err != nil {
@@ -59,7 +63,7 @@ func start(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(unet.Free)
-	svc := pipeline.New(local.NewGenerator(gnet, "tiny-g"), local.NewUpscaler(unet, "tiny-sr"), Limits)
+	svc := pipeline.New(local.NewGenerator(gnet, "tiny-g", meta), local.NewUpscaler(unet, "tiny-sr"), Limits)
 
 	lis := bufconn.Listen(1 << 20)
 	shared := config.Defaults("bufnet")
@@ -239,4 +243,116 @@ func TestHTTP(t *testing.T) {
 		t.Fatalf("healthz: %v %v", hz, err)
 	}
 	hz.Body.Close()
+}
+
+func TestLabels(t *testing.T) {
+	const smileys = "Smileys & Emotion"
+	f := startWith(t, map[string]string{model.MetaTrainGroups: smileys})
+	ctx := context.Background()
+	got, err := f.client.ListLabels(ctx, &pb.GatewayServiceListLabelsRequest{})
+	if err != nil || got.GetGenerator().GetName() != "tiny-g" || len(got.GetLabels()) != 1 || got.GetLabels()[0] != smileys {
+		t.Fatalf("ListLabels = %v, %v", got, err)
+	}
+	stream, err := f.client.GenerateImages(ctx, &pb.GenerateImagesRequest{Count: 1, Seed: 3, Size: 64, Label: smileys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := recvAll(t, stream)
+	if err != nil || len(msgs) != 1 || msgs[0].GetProvenance().GetLabel() != smileys {
+		t.Fatalf("with its label: %v, %v", msgs, err)
+	}
+	for _, tt := range []struct {
+		name string
+		req  *pb.GenerateImagesRequest
+		code codes.Code
+		msg  string
+	}{
+		{"unknown label", &pb.GenerateImagesRequest{Count: 1, Size: 64, Label: "Flags"}, codes.InvalidArgument, `label "Flags" is not known to model tiny-g; its labels: "Smileys & Emotion"`},
+		{"label too long", &pb.GenerateImagesRequest{Count: 1, Label: strings.Repeat("a", 65)}, codes.InvalidArgument, "label is 65 bytes; at most 64"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			stream, err := f.client.GenerateImages(ctx, tt.req)
+			if err == nil {
+				_, err = recvAll(t, stream)
+			}
+			if status.Code(err) != tt.code || !strings.Contains(status.Convert(err).Message(), tt.msg) {
+				t.Fatalf("err = %v, want %v containing %q", err, tt.code, tt.msg)
+			}
+		})
+	}
+	for _, tt := range []struct {
+		req  *pb.GatewayServiceListLabelsRequest
+		code codes.Code
+	}{
+		{&pb.GatewayServiceListLabelsRequest{Pipeline: pb.Pipeline_PIPELINE_SINGLE_DCGAN}, codes.FailedPrecondition},
+		{&pb.GatewayServiceListLabelsRequest{Pipeline: 42}, codes.InvalidArgument},
+		{&pb.GatewayServiceListLabelsRequest{Generator: &pb.ModelRef{Name: "Bad"}}, codes.InvalidArgument},
+	} {
+		if _, err := f.client.ListLabels(ctx, tt.req); status.Code(err) != tt.code {
+			t.Fatalf("ListLabels(%v) = %v, want %v", tt.req, err, tt.code)
+		}
+	}
+
+	srv := httptest.NewServer(f.http)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/v1/labels")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var list pb.GatewayServiceListLabelsResponse
+	if resp.StatusCode != 200 || protojson.Unmarshal(body, &list) != nil || len(list.GetLabels()) != 1 || list.GetLabels()[0] != smileys {
+		t.Fatalf("GET /v1/labels: %d %s", resp.StatusCode, body)
+	}
+	for _, tt := range []struct {
+		method, path, body string
+		code               int
+		grpcCode, msg      string
+	}{
+		{"POST", "/v1/images:generate", `{"count": 1, "size": 64, "label": "Flags"}`, 400, "INVALID_ARGUMENT", `its labels: "Smileys & Emotion"`},
+		{"GET", "/v1/labels?pipeline=PIPELINE_SINGLE_DCGAN", "", 400, "FAILED_PRECONDITION", "--single-generator-target"},
+		{"GET", "/v1/labels?pipeline=3", "", 400, "FAILED_PRECONDITION", "--single-generator-target"},
+		{"GET", "/v1/labels?pipeline=bogus", "", 400, "INVALID_ARGUMENT", `pipeline "bogus" is not a pipeline`},
+		{"GET", "/v1/labels?model=x", "", 400, "INVALID_ARGUMENT", `unknown query parameter "model"`},
+		{"GET", "/v1/labels?generator.name=UPPER", "", 400, "INVALID_ARGUMENT", "generator.name"},
+	} {
+		req, err := http.NewRequest(tt.method, srv.URL+tt.path, strings.NewReader(tt.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e errorJSON
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if resp.StatusCode != tt.code || e.Error.Code != tt.grpcCode || !strings.Contains(e.Error.Message, tt.msg) {
+			t.Fatalf("%s %s %s: %d %+v, want %d %s containing %q", tt.method, tt.path, tt.body, resp.StatusCode, e, tt.code, tt.grpcCode, tt.msg)
+		}
+	}
+}
+
+func TestLabelsOfAnUnlabelledModel(t *testing.T) {
+	f := start(t)
+	srv := httptest.NewServer(f.http)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/v1/labels?pipeline=PIPELINE_DCGAN_SRCNN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var fields map[string]json.RawMessage // protojson varies its spacing: compare values
+	if resp.StatusCode != 200 || json.Unmarshal(body, &fields) != nil || string(fields["labels"]) != "[]" {
+		t.Fatalf("GET /v1/labels of a model with none: %d %s; want \"labels\": []", resp.StatusCode, body)
+	}
+	stream, err := f.client.GenerateImages(context.Background(), &pb.GenerateImagesRequest{Count: 1, Size: 64, Label: "Smileys & Emotion"})
+	if err == nil {
+		_, err = recvAll(t, stream)
+	}
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "it has no labels") {
+		t.Fatalf("a label on an unlabelled model: %v", err)
+	}
 }

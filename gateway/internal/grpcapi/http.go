@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hirez-ml/hirez/gateway/internal/pipeline"
+	"github.com/hirez-ml/hirez/platform/fault"
 	"github.com/hirez-ml/hirez/platform/rpcerr"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 )
@@ -25,6 +28,11 @@ const maxJSONBody = pb.MaxEncodedImageBytes*4/3 + 64<<10
 //	                           GenerateImagesResponse objects, each written and
 //	                           flushed as soon as its image is done
 //	POST /v1/images:upscale    GatewayServiceUpscaleRequest → GatewayServiceUpscaleResponse
+//	GET  /v1/labels            GatewayServiceListLabelsRequest as query
+//	                           parameters (pipeline=PIPELINE_SINGLE_DCGAN or
+//	                           its number, generator.name, generator.version;
+//	                           all optional) → GatewayServiceListLabelsResponse,
+//	                           with "labels": [] when the model has none
 //	GET  /healthz, /readyz     200 when ready() is true (serving, with a healthy
 //	                           generator and upscaler reachable), else 503
 //
@@ -36,6 +44,7 @@ func HTTP(svc *pipeline.Service, ready func() bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/images:generate", h.generate)
 	mux.HandleFunc("POST /v1/images:upscale", h.upscale)
+	mux.HandleFunc("GET /v1/labels", h.labels)
 	readyz := func(w http.ResponseWriter, _ *http.Request) {
 		if !ready() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
@@ -53,6 +62,9 @@ type httpAPI struct{ svc *pipeline.Service }
 var (
 	unmarshal = protojson.UnmarshalOptions{DiscardUnknown: false}
 	marshal   = protojson.MarshalOptions{}
+	// marshalAll writes empty fields too, so that a model with no labels
+	// answers "labels": [] rather than leaving the field out.
+	marshalAll = protojson.MarshalOptions{EmitUnpopulated: true}
 )
 
 func readJSON(w http.ResponseWriter, r *http.Request, msg proto.Message) bool {
@@ -136,6 +148,60 @@ func (h *httpAPI) upscale(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(body)
+}
+
+func (h *httpAPI) labels(w http.ResponseWriter, r *http.Request) {
+	req, err := listLabelsQuery(r.URL.Query())
+	if err != nil {
+		writeStatus(w, err)
+		return
+	}
+	resp, err := (&Server{svc: h.svc}).ListLabels(r.Context(), req)
+	if err != nil {
+		writeStatus(w, err)
+		return
+	}
+	body, err := marshalAll.Marshal(resp)
+	if err != nil {
+		writeStatus(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(body)
+}
+
+// listLabelsQuery reads GET /v1/labels's query parameters, named after the
+// request's fields as gRPC transcoding names them.
+func listLabelsQuery(q url.Values) (*pb.GatewayServiceListLabelsRequest, error) {
+	req := &pb.GatewayServiceListLabelsRequest{}
+	for key, vals := range q {
+		if len(vals) != 1 {
+			return nil, fault.Invalid("query parameter %s is given %d times; give it once", key, len(vals))
+		}
+		v := vals[0]
+		switch key {
+		case "pipeline":
+			if n, ok := pb.Pipeline_value[v]; ok {
+				req.Pipeline = pb.Pipeline(n)
+			} else if n, err := strconv.ParseInt(v, 10, 32); err == nil {
+				req.Pipeline = pb.Pipeline(n)
+			} else {
+				return nil, fault.Invalid("pipeline %q is not a pipeline; use PIPELINE_DCGAN_SRCNN, PIPELINE_MULTISTAGE_GAN or PIPELINE_SINGLE_DCGAN", v)
+			}
+		case "generator.name", "generator.version":
+			if req.Generator == nil {
+				req.Generator = &pb.ModelRef{}
+			}
+			if key == "generator.name" {
+				req.Generator.Name = v
+			} else {
+				req.Generator.Version = v
+			}
+		default:
+			return nil, fault.Invalid("unknown query parameter %q; GET /v1/labels takes pipeline, generator.name and generator.version", key)
+		}
+	}
+	return req, nil
 }
 
 type errorJSON struct {

@@ -12,25 +12,38 @@ import (
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/gateway/internal/pipeline"
+	"github.com/hirez-ml/hirez/platform/fault"
 )
 
 // Generator runs a generator network in-process (one call at a time: a
 // network is not safe for concurrent use).
 type Generator struct {
-	mu   sync.Mutex
-	net  *model.Network
-	name string
+	mu     sync.Mutex
+	net    *model.Network
+	name   string
+	labels []string
 }
 
 var _ pipeline.Generator = (*Generator)(nil)
 
 // NewGenerator wraps net; name and the version "local" go into provenance.
-func NewGenerator(net *model.Network, name string) *Generator {
-	return &Generator{net: net, name: name}
+// meta is what its weights file's metadata would be: its labels are
+// model.Labels(meta) (nil: none).
+func NewGenerator(net *model.Network, name string, meta map[string]string) *Generator {
+	return &Generator{net: net, name: name, labels: model.Labels(meta)}
 }
 
-// Generate implements pipeline.Generator: one batch for all seeds.
-func (g *Generator) Generate(ctx context.Context, seeds []int64, _ pipeline.ModelRef, yield func(pipeline.Generated) error) error {
+// Labels implements pipeline.Generator.
+func (g *Generator) Labels(context.Context, pipeline.ModelRef) (pipeline.Labels, error) {
+	return pipeline.Labels{Generator: pipeline.ModelRef{Name: g.name, Version: "local"}, Labels: g.labels}, nil
+}
+
+// Generate implements pipeline.Generator: one batch for all seeds. The label
+// is checked as the generator service checks it.
+func (g *Generator) Generate(ctx context.Context, seeds []int64, _ pipeline.ModelRef, label string, yield func(pipeline.Generated) error) error {
+	if err := model.CheckLabel(g.name, label, g.labels); err != nil {
+		return fault.New(fault.KindInvalid, "UNKNOWN_LABEL", "%w", err) // the generator service's reason
+	}
 	us := make([]uint64, len(seeds))
 	for i, s := range seeds {
 		us[i] = uint64(s)
@@ -46,7 +59,7 @@ func (g *Generator) Generate(ctx context.Context, seeds []int64, _ pipeline.Mode
 	cfg := g.net.Config()
 	for i, img := range imgs {
 		p := pipeline.Provenance{
-			Seed: seeds[i], LatentDim: cfg.Latent, Generator: pipeline.ModelRef{Name: g.name, Version: "local"},
+			Seed: seeds[i], LatentDim: cfg.Latent, Generator: pipeline.ModelRef{Name: g.name, Version: "local"}, Label: label,
 			Timings: []pipeline.Timing{{Stage: "generate", Duration: took, BatchSize: len(seeds), Backend: g.net.Backend().Name()}},
 		}
 		if err := yield(pipeline.Generated{Index: i, Image: img, Prov: p}); err != nil {

@@ -70,6 +70,8 @@ type Provenance struct {
 	Upscalers  []ModelRef
 	Pipeline   Kind
 	Timings    []Timing
+	// Label is the request's label as the generator accepted it ("" for none).
+	Label string
 }
 
 // Generated is one generator output.
@@ -80,9 +82,21 @@ type Generated struct {
 }
 
 // Generator makes one image per seed and calls yield with each, in index
-// order, as it is done. Errors are passed through to the caller unchanged.
+// order, as it is done; label is "" or one of the labels of the version that
+// serves the call, which checks it (INVALID_ARGUMENT otherwise) and records it
+// in the provenance. Labels returns that version's labels. Errors are passed
+// through to the caller unchanged.
 type Generator interface {
-	Generate(ctx context.Context, seeds []int64, model ModelRef, yield func(Generated) error) error
+	Generate(ctx context.Context, seeds []int64, model ModelRef, label string, yield func(Generated) error) error
+	Labels(ctx context.Context, model ModelRef) (Labels, error)
+}
+
+// Labels are the labels a generator version knows.
+type Labels struct {
+	// Generator is the version that answered (name and resolved digest).
+	Generator ModelRef
+	// Labels are empty for a model with none (trained on every emoji).
+	Labels []string
 }
 
 // Upscaler runs one ×2 pass over one image and returns the result with the
@@ -111,6 +125,9 @@ type Request struct {
 	Size      int // 0: Limits.DefaultSize
 	Generator ModelRef
 	Upscaler  ModelRef
+	// Label is "" (no constraint) or a label of the serving generator; the
+	// generator checks it, against the version that serves the request.
+	Label string
 }
 
 // Image is one finished image.
@@ -177,7 +194,8 @@ func (s *Service) stages(k Kind) (Generator, Upscaler) {
 }
 
 // Validate checks a request without calling anything and returns it with its
-// defaults filled in (pipeline, size, seed).
+// defaults filled in (pipeline, size, seed). The label is not checked here:
+// only the generator that serves the request knows its labels.
 func (s *Service) Validate(r Request) (Request, error) {
 	if r.Count < 1 || r.Count > s.lim.MaxCount {
 		return r, fault.Invalid("count must be between 1 and %d, got %d", s.lim.MaxCount, r.Count)
@@ -188,28 +206,51 @@ func (s *Service) Validate(r Request) (Request, error) {
 	if r.Size < s.lim.MinSize || r.Size > s.lim.MaxSize || bits.OnesCount(uint(r.Size)) != 1 {
 		return r, fault.Invalid("size must be a power of two between %d and %d (0 means %d), got %d", s.lim.MinSize, s.lim.MaxSize, s.lim.DefaultSize, r.Size)
 	}
-	switch r.Pipeline {
-	case Default:
-		r.Pipeline = DCGANSRCNN
-	case DCGANSRCNN:
-	case MultiStage:
-		if s.upsampler == nil {
-			return r, fault.FailedPrecondition("pipeline %s needs an Up Sampler model: this gateway has no pool of upscalers serving one (start it with %s, or use PIPELINE_DCGAN_SRCNN)", r.Pipeline, UpsamplerFlag)
-		}
-	case SingleDCGAN:
-		if r.Upscaler != (ModelRef{}) {
-			return r, fault.Invalid("pipeline %s runs no upscaler; leave upscaler unset", r.Pipeline)
-		}
-		if s.single == nil {
-			return r, fault.FailedPrecondition("pipeline %s needs a DCGAN trained at the output size: this gateway has no pool of generators serving one (start it with %s, or use PIPELINE_DCGAN_SRCNN)", r.Pipeline, SingleGeneratorFlag)
-		}
-	default:
-		return r, fault.Invalid("unknown pipeline %d", int(r.Pipeline))
+	if r.Pipeline == SingleDCGAN && r.Upscaler != (ModelRef{}) {
+		return r, fault.Invalid("pipeline %s runs no upscaler; leave upscaler unset", r.Pipeline)
 	}
+	k, err := s.checkPipeline(r.Pipeline)
+	if err != nil {
+		return r, err
+	}
+	r.Pipeline = k
 	for r.Seed == 0 {
 		r.Seed = rand.Int64()
 	}
 	return r, nil
+}
+
+// checkPipeline returns k with Default read as DCGANSRCNN, or an error when k
+// is unknown or the gateway has no pool for it.
+func (s *Service) checkPipeline(k Kind) (Kind, error) {
+	switch k {
+	case Default:
+		return DCGANSRCNN, nil
+	case DCGANSRCNN:
+	case MultiStage:
+		if s.upsampler == nil {
+			return k, fault.FailedPrecondition("pipeline %s needs an Up Sampler model: this gateway has no pool of upscalers serving one (start it with %s, or use PIPELINE_DCGAN_SRCNN)", k, UpsamplerFlag)
+		}
+	case SingleDCGAN:
+		if s.single == nil {
+			return k, fault.FailedPrecondition("pipeline %s needs a DCGAN trained at the output size: this gateway has no pool of generators serving one (start it with %s, or use PIPELINE_DCGAN_SRCNN)", k, SingleGeneratorFlag)
+		}
+	default:
+		return k, fault.Invalid("unknown pipeline %d", int(k))
+	}
+	return k, nil
+}
+
+// ListLabels returns the labels a GenerateImages request for pipeline k may
+// carry: those of the generator version of k's pool that answers (gen names
+// the model; empty = the pool's default).
+func (s *Service) ListLabels(ctx context.Context, k Kind, gen ModelRef) (Labels, error) {
+	k, err := s.checkPipeline(k)
+	if err != nil {
+		return Labels{}, err
+	}
+	g, _ := s.stages(k)
+	return g.Labels(ctx, gen)
 }
 
 // passes returns the ×2 passes from the generator's side to the request's size.
@@ -256,7 +297,7 @@ func (s *Service) GenerateImages(ctx context.Context, r Request, send func(Image
 	)
 	fail := func(err error) { cancel(err) }
 	gen, up := s.stages(r.Pipeline)
-	genErr := gen.Generate(ctx, seeds, r.Generator, func(g Generated) error {
+	genErr := gen.Generate(ctx, seeds, r.Generator, r.Label, func(g Generated) error {
 		if n < 0 {
 			if n, err = passes(r, g.Image.W); err != nil {
 				return err
@@ -341,6 +382,9 @@ func Text(p Provenance) []imageio.Text {
 			imageio.Text{Key: "hirez:seed", Value: seed},
 			imageio.Text{Key: "hirez:latent_dim", Value: strconv.Itoa(p.LatentDim)},
 			imageio.Text{Key: "hirez:generator", Value: p.Generator.String()})
+		if p.Label != "" {
+			t = append(t, imageio.Text{Key: "hirez:label", Value: p.Label})
+		}
 	}
 	if len(p.Upscalers) > 0 {
 		ups := make([]string, len(p.Upscalers))

@@ -9,6 +9,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,10 +30,21 @@ var limits = Limits{
 	MaxEncodedBytes: 8 << 20, MaxInputSide: 512, MaxOutputSide: 1024, Scales: []int{2, 4},
 }
 
-// seedGen makes side×side images whose colour is the seed's low byte.
-type seedGen struct{ side int }
+// seedGen makes side×side images whose colour is the seed's low byte; it
+// knows labels (none when nil) and rejects any other, as a generator does.
+type seedGen struct {
+	side   int
+	labels []string
+}
 
-func (g seedGen) Generate(ctx context.Context, seeds []int64, _ ModelRef, yield func(Generated) error) error {
+func (g seedGen) Labels(context.Context, ModelRef) (Labels, error) {
+	return Labels{Generator: ModelRef{"g", "sha256:g"}, Labels: g.labels}, nil
+}
+
+func (g seedGen) Generate(ctx context.Context, seeds []int64, _ ModelRef, label string, yield func(Generated) error) error {
+	if label != "" && !slices.Contains(g.labels, label) {
+		return fault.Invalid("label %q is not known to model g", label)
+	}
 	for i, s := range seeds {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -41,7 +53,7 @@ func (g seedGen) Generate(ctx context.Context, seeds []int64, _ ModelRef, yield 
 		for k := range img.Pix {
 			img.Pix[k] = byte(s)
 		}
-		p := Provenance{Seed: s, LatentDim: 100, Generator: ModelRef{"g", "sha256:g"}, Timings: []Timing{{Stage: "generate"}}}
+		p := Provenance{Seed: s, LatentDim: 100, Generator: ModelRef{"g", "sha256:g"}, Timings: []Timing{{Stage: "generate"}}, Label: label}
 		if err := yield(Generated{Index: i, Image: img, Prov: p}); err != nil {
 			return err
 		}
@@ -301,8 +313,12 @@ type seedGenNamed struct {
 	name string
 }
 
-func (g seedGenNamed) Generate(ctx context.Context, seeds []int64, m ModelRef, yield func(Generated) error) error {
-	return g.seedGen.Generate(ctx, seeds, m, func(gen Generated) error {
+func (g seedGenNamed) Labels(context.Context, ModelRef) (Labels, error) {
+	return Labels{Generator: ModelRef{g.name, "sha256:" + g.name}, Labels: g.labels}, nil
+}
+
+func (g seedGenNamed) Generate(ctx context.Context, seeds []int64, m ModelRef, label string, yield func(Generated) error) error {
+	return g.seedGen.Generate(ctx, seeds, m, label, func(gen Generated) error {
 		gen.Prov.Generator = ModelRef{g.name, "sha256:" + g.name}
 		return yield(gen)
 	})
@@ -382,5 +398,87 @@ func TestMultiStageStageErrorsPassThrough(t *testing.T) {
 	_, err := collect(t, s, Request{Count: 2, Pipeline: MultiStage, Size: 256})
 	if fault.KindOf(err) != fault.KindInvalid || !strings.Contains(err.Error(), "Up Sampler ×2 of 64×64") || !strings.Contains(err.Error(), "divisible by 128") {
 		t.Fatalf("err = %v (kind %v)", err, fault.KindOf(err))
+	}
+}
+
+// TestLabelReachesTheGeneratorAndTheProvenance: the pipeline passes the label
+// to the generator that serves the request, records an accepted one in the
+// provenance and the PNG tEXt (hirez:label), and relays the generator's
+// refusal of an unknown one unchanged, before any image is upscaled.
+func TestLabelReachesTheGeneratorAndTheProvenance(t *testing.T) {
+	up := &nearest{}
+	smileys := []string{"Smileys & Emotion"}
+	s := New(seedGen{side: 32, labels: smileys}, up, limits,
+		WithSingleGenerator(seedGenNamed{seedGen{side: 64, labels: []string{"Flags"}}, "g64"}))
+	for _, tt := range []struct {
+		name string
+		r    Request
+	}{
+		{"default pipeline", Request{Count: 2, Seed: 3, Size: 64, Label: "Smileys & Emotion"}},
+		{"single DCGAN", Request{Count: 1, Seed: 3, Size: 64, Pipeline: SingleDCGAN, Label: "Flags"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			imgs, err := collect(t, s, tt.r)
+			if err != nil || len(imgs) != tt.r.Count {
+				t.Fatalf("%d images, %v", len(imgs), err)
+			}
+			for _, img := range imgs {
+				texts, err := imageio.ReadText(bytes.NewReader(img.PNG))
+				if err != nil {
+					t.Fatal(err)
+				}
+				kv := map[string]string{}
+				for _, tx := range texts {
+					kv[tx.Key] = tx.Value
+				}
+				if img.Prov.Label != tt.r.Label || kv["hirez:label"] != tt.r.Label {
+					t.Fatalf("image %d: provenance label %q, tEXt %v; want %q", img.Index, img.Prov.Label, kv, tt.r.Label)
+				}
+			}
+		})
+	}
+	imgs, err := collect(t, s, Request{Count: 1, Seed: 3, Size: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if texts, _ := imageio.ReadText(bytes.NewReader(imgs[0].PNG)); slices.ContainsFunc(texts, func(tx imageio.Text) bool { return tx.Key == "hirez:label" }) {
+		t.Fatal("an image made without a label has a hirez:label chunk")
+	}
+	calls := up.calls.Load()
+	for _, r := range []Request{
+		{Count: 2, Label: "Flags"}, // the single pool's label, not the default generator's
+		{Count: 2, Pipeline: SingleDCGAN, Size: 64, Label: "Smileys & Emotion"},
+	} {
+		if _, err := collect(t, s, r); fault.KindOf(err) != fault.KindInvalid || !strings.Contains(err.Error(), "is not known to model g") {
+			t.Fatalf("%+v: %v, want the generator's invalid argument", r, err)
+		}
+	}
+	if up.calls.Load() != calls {
+		t.Fatal("an image of a rejected label reached the upscaler")
+	}
+}
+
+func TestListLabelsAsksThePipelinesPool(t *testing.T) {
+	s := New(seedGen{side: 32, labels: []string{"Smileys & Emotion"}}, &nearest{}, limits,
+		WithSingleGenerator(seedGenNamed{seedGen{side: 64}, "g64"}))
+	for _, tt := range []struct {
+		k      Kind
+		gen    string
+		labels []string
+	}{
+		{Default, "g", []string{"Smileys & Emotion"}},
+		{DCGANSRCNN, "g", []string{"Smileys & Emotion"}},
+		{SingleDCGAN, "g64", nil},
+	} {
+		got, err := s.ListLabels(context.Background(), tt.k, ModelRef{})
+		if err != nil || got.Generator.Name != tt.gen || !slices.Equal(got.Labels, tt.labels) {
+			t.Fatalf("ListLabels(%v) = %+v, %v; want %s with %q", tt.k, got, err, tt.gen, tt.labels)
+		}
+	}
+	if _, err := s.ListLabels(context.Background(), MultiStage, ModelRef{}); fault.KindOf(err) != fault.KindFailedPrecondition || !strings.Contains(err.Error(), UpsamplerFlag) {
+		t.Fatalf("ListLabels(MultiStage) without the pool: %v", err)
+	}
+	if _, err := s.ListLabels(context.Background(), Kind(9), ModelRef{}); fault.KindOf(err) != fault.KindInvalid {
+		t.Fatalf("ListLabels(Kind(9)): %v", err)
 	}
 }

@@ -376,7 +376,10 @@ type Provenance struct {
 	// Pipeline that made the image (never PIPELINE_UNSPECIFIED in responses).
 	Pipeline Pipeline `protobuf:"varint,6,opt,name=pipeline,proto3,enum=hirez.v1.Pipeline" json:"pipeline,omitempty"`
 	// Wall time and backend per stage, in the order the stages ran.
-	Timings       []*StageTiming `protobuf:"bytes,7,rep,name=timings,proto3" json:"timings,omitempty"`
+	Timings []*StageTiming `protobuf:"bytes,7,rep,name=timings,proto3" json:"timings,omitempty"`
+	// The label the request asked for and the generator accepted; empty when
+	// the request had none.
+	Label         string `protobuf:"bytes,8,opt,name=label,proto3" json:"label,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -460,6 +463,13 @@ func (x *Provenance) GetTimings() []*StageTiming {
 	return nil
 }
 
+func (x *Provenance) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
 var File_hirez_v1_common_proto protoreflect.FileDescriptor
 
 const file_hirez_v1_common_proto_rawDesc = "" +
@@ -478,7 +488,7 @@ const file_hirez_v1_common_proto_rawDesc = "" +
 	"\bduration\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bduration\x12\x1d\n" +
 	"\n" +
 	"batch_size\x18\x03 \x01(\x05R\tbatchSize\x12\x18\n" +
-	"\abackend\x18\x04 \x01(\tR\abackend\"\xa5\x02\n" +
+	"\abackend\x18\x04 \x01(\tR\abackend\"\xbb\x02\n" +
 	"\n" +
 	"Provenance\x12\x12\n" +
 	"\x04seed\x18\x01 \x01(\x03R\x04seed\x12\x1f\n" +
@@ -489,7 +499,8 @@ const file_hirez_v1_common_proto_rawDesc = "" +
 	"\tgenerator\x18\x04 \x01(\v2\x12.hirez.v1.ModelRefR\tgenerator\x120\n" +
 	"\tupscalers\x18\x05 \x03(\v2\x12.hirez.v1.ModelRefR\tupscalers\x12.\n" +
 	"\bpipeline\x18\x06 \x01(\x0e2\x12.hirez.v1.PipelineR\bpipeline\x12/\n" +
-	"\atimings\x18\a \x03(\v2\x15.hirez.v1.StageTimingR\atimings*v\n" +
+	"\atimings\x18\a \x03(\v2\x15.hirez.v1.StageTimingR\atimings\x12\x14\n" +
+	"\x05label\x18\b \x01(\tR\x05label*v\n" +
 	"\bPipeline\x12\x18\n" +
 	"\x14PIPELINE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14PIPELINE_DCGAN_SRCNN\x10\x01\x12\x1b\n" +

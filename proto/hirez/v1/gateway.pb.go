@@ -41,7 +41,17 @@ type GenerateImagesRequest struct {
 	// x2 model used for every upscaling pass; empty name = the pipeline's
 	// default (SRCNN for PIPELINE_DCGAN_SRCNN, the Up Sampler for
 	// PIPELINE_MULTISTAGE_GAN). Must be unset for PIPELINE_SINGLE_DCGAN.
-	Upscaler      *ModelRef `protobuf:"bytes,6,opt,name=upscaler,proto3" json:"upscaler,omitempty"`
+	Upscaler *ModelRef `protobuf:"bytes,6,opt,name=upscaler,proto3" json:"upscaler,omitempty"`
+	// Label (class) of the images: empty for no constraint, else one of the
+	// labels of the generator version that serves the request (ListLabels),
+	// matched exactly, at most MaxLabelLength (64) bytes; the generator checks
+	// it and answers INVALID_ARGUMENT, listing the labels it knows, for any
+	// other. A model's labels are the emoji groups it was trained on: today's
+	// generators are trained on one group (one label) or on every emoji (no
+	// label) and take no label as input, so a label selects nothing yet beyond
+	// being checked; it is recorded in the provenance and the PNG tEXt
+	// (hirez:label).
+	Label         string `protobuf:"bytes,7,opt,name=label,proto3" json:"label,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -116,6 +126,13 @@ func (x *GenerateImagesRequest) GetUpscaler() *ModelRef {
 		return x.Upscaler
 	}
 	return nil
+}
+
+func (x *GenerateImagesRequest) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
 }
 
 type GenerateImagesResponse struct {
@@ -210,6 +227,116 @@ func (x *GenerateImagesResponse) GetProvenance() *Provenance {
 	return nil
 }
 
+type GatewayServiceListLabelsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The pipeline whose generator pool is asked; PIPELINE_UNSPECIFIED =
+	// PIPELINE_DCGAN_SRCNN (whose generator PIPELINE_MULTISTAGE_GAN shares).
+	// FAILED_PRECONDITION when the gateway has no pool for it.
+	Pipeline Pipeline `protobuf:"varint,1,opt,name=pipeline,proto3,enum=hirez.v1.Pipeline" json:"pipeline,omitempty"`
+	// Generator model; empty name = the pool's default generator.
+	Generator     *ModelRef `protobuf:"bytes,2,opt,name=generator,proto3" json:"generator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GatewayServiceListLabelsRequest) Reset() {
+	*x = GatewayServiceListLabelsRequest{}
+	mi := &file_hirez_v1_gateway_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GatewayServiceListLabelsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GatewayServiceListLabelsRequest) ProtoMessage() {}
+
+func (x *GatewayServiceListLabelsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hirez_v1_gateway_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GatewayServiceListLabelsRequest.ProtoReflect.Descriptor instead.
+func (*GatewayServiceListLabelsRequest) Descriptor() ([]byte, []int) {
+	return file_hirez_v1_gateway_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *GatewayServiceListLabelsRequest) GetPipeline() Pipeline {
+	if x != nil {
+		return x.Pipeline
+	}
+	return Pipeline_PIPELINE_UNSPECIFIED
+}
+
+func (x *GatewayServiceListLabelsRequest) GetGenerator() *ModelRef {
+	if x != nil {
+		return x.Generator
+	}
+	return nil
+}
+
+type GatewayServiceListLabelsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The generator version that answered; version is the resolved digest.
+	Generator *ModelRef `protobuf:"bytes,1,opt,name=generator,proto3" json:"generator,omitempty"`
+	// Its labels (see GeneratorService.ListLabels); empty when it has none.
+	Labels        []string `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GatewayServiceListLabelsResponse) Reset() {
+	*x = GatewayServiceListLabelsResponse{}
+	mi := &file_hirez_v1_gateway_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GatewayServiceListLabelsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GatewayServiceListLabelsResponse) ProtoMessage() {}
+
+func (x *GatewayServiceListLabelsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hirez_v1_gateway_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GatewayServiceListLabelsResponse.ProtoReflect.Descriptor instead.
+func (*GatewayServiceListLabelsResponse) Descriptor() ([]byte, []int) {
+	return file_hirez_v1_gateway_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *GatewayServiceListLabelsResponse) GetGenerator() *ModelRef {
+	if x != nil {
+		return x.Generator
+	}
+	return nil
+}
+
+func (x *GatewayServiceListLabelsResponse) GetLabels() []string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
 type GatewayServiceUpscaleRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Encoded image: PNG, JPEG or WebP, at most MaxEncodedImageBytes (8 MiB).
@@ -227,7 +354,7 @@ type GatewayServiceUpscaleRequest struct {
 
 func (x *GatewayServiceUpscaleRequest) Reset() {
 	*x = GatewayServiceUpscaleRequest{}
-	mi := &file_hirez_v1_gateway_proto_msgTypes[2]
+	mi := &file_hirez_v1_gateway_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -239,7 +366,7 @@ func (x *GatewayServiceUpscaleRequest) String() string {
 func (*GatewayServiceUpscaleRequest) ProtoMessage() {}
 
 func (x *GatewayServiceUpscaleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hirez_v1_gateway_proto_msgTypes[2]
+	mi := &file_hirez_v1_gateway_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -252,7 +379,7 @@ func (x *GatewayServiceUpscaleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayServiceUpscaleRequest.ProtoReflect.Descriptor instead.
 func (*GatewayServiceUpscaleRequest) Descriptor() ([]byte, []int) {
-	return file_hirez_v1_gateway_proto_rawDescGZIP(), []int{2}
+	return file_hirez_v1_gateway_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GatewayServiceUpscaleRequest) GetImage() []byte {
@@ -292,7 +419,7 @@ type GatewayServiceUpscaleResponse struct {
 
 func (x *GatewayServiceUpscaleResponse) Reset() {
 	*x = GatewayServiceUpscaleResponse{}
-	mi := &file_hirez_v1_gateway_proto_msgTypes[3]
+	mi := &file_hirez_v1_gateway_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -304,7 +431,7 @@ func (x *GatewayServiceUpscaleResponse) String() string {
 func (*GatewayServiceUpscaleResponse) ProtoMessage() {}
 
 func (x *GatewayServiceUpscaleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hirez_v1_gateway_proto_msgTypes[3]
+	mi := &file_hirez_v1_gateway_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -317,7 +444,7 @@ func (x *GatewayServiceUpscaleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayServiceUpscaleResponse.ProtoReflect.Descriptor instead.
 func (*GatewayServiceUpscaleResponse) Descriptor() ([]byte, []int) {
-	return file_hirez_v1_gateway_proto_rawDescGZIP(), []int{3}
+	return file_hirez_v1_gateway_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GatewayServiceUpscaleResponse) GetPng() []byte {
@@ -352,14 +479,15 @@ var File_hirez_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_hirez_v1_gateway_proto_rawDesc = "" +
 	"\n" +
-	"\x16hirez/v1/gateway.proto\x12\bhirez.v1\x1a\x15hirez/v1/common.proto\"\xe7\x01\n" +
+	"\x16hirez/v1/gateway.proto\x12\bhirez.v1\x1a\x15hirez/v1/common.proto\"\xfd\x01\n" +
 	"\x15GenerateImagesRequest\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\x05R\x05count\x12\x12\n" +
 	"\x04seed\x18\x02 \x01(\x03R\x04seed\x12.\n" +
 	"\bpipeline\x18\x03 \x01(\x0e2\x12.hirez.v1.PipelineR\bpipeline\x12\x12\n" +
 	"\x04size\x18\x04 \x01(\x05R\x04size\x120\n" +
 	"\tgenerator\x18\x05 \x01(\v2\x12.hirez.v1.ModelRefR\tgenerator\x12.\n" +
-	"\bupscaler\x18\x06 \x01(\v2\x12.hirez.v1.ModelRefR\bupscaler\"\xb8\x01\n" +
+	"\bupscaler\x18\x06 \x01(\v2\x12.hirez.v1.ModelRefR\bupscaler\x12\x14\n" +
+	"\x05label\x18\a \x01(\tR\x05label\"\xb8\x01\n" +
 	"\x16GenerateImagesResponse\x12\x10\n" +
 	"\x03png\x18\x01 \x01(\fR\x03png\x12\x14\n" +
 	"\x05width\x18\x02 \x01(\x05R\x05width\x12\x16\n" +
@@ -368,7 +496,13 @@ const file_hirez_v1_gateway_proto_rawDesc = "" +
 	"\x05index\x18\x05 \x01(\x05R\x05index\x124\n" +
 	"\n" +
 	"provenance\x18\x06 \x01(\v2\x14.hirez.v1.ProvenanceR\n" +
-	"provenance\"t\n" +
+	"provenance\"\x83\x01\n" +
+	"\x1fGatewayServiceListLabelsRequest\x12.\n" +
+	"\bpipeline\x18\x01 \x01(\x0e2\x12.hirez.v1.PipelineR\bpipeline\x120\n" +
+	"\tgenerator\x18\x02 \x01(\v2\x12.hirez.v1.ModelRefR\tgenerator\"l\n" +
+	" GatewayServiceListLabelsResponse\x120\n" +
+	"\tgenerator\x18\x01 \x01(\v2\x12.hirez.v1.ModelRefR\tgenerator\x12\x16\n" +
+	"\x06labels\x18\x02 \x03(\tR\x06labels\"t\n" +
 	"\x1cGatewayServiceUpscaleRequest\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\fR\x05image\x12\x14\n" +
 	"\x05scale\x18\x02 \x01(\x05R\x05scale\x12(\n" +
@@ -379,10 +513,12 @@ const file_hirez_v1_gateway_proto_rawDesc = "" +
 	"\x06height\x18\x03 \x01(\x05R\x06height\x124\n" +
 	"\n" +
 	"provenance\x18\x04 \x01(\v2\x14.hirez.v1.ProvenanceR\n" +
-	"provenance2\xc3\x01\n" +
+	"provenance2\xa8\x02\n" +
 	"\x0eGatewayService\x12U\n" +
 	"\x0eGenerateImages\x12\x1f.hirez.v1.GenerateImagesRequest\x1a .hirez.v1.GenerateImagesResponse0\x01\x12Z\n" +
-	"\aUpscale\x12&.hirez.v1.GatewayServiceUpscaleRequest\x1a'.hirez.v1.GatewayServiceUpscaleResponseB\x8f\x01\n" +
+	"\aUpscale\x12&.hirez.v1.GatewayServiceUpscaleRequest\x1a'.hirez.v1.GatewayServiceUpscaleResponse\x12c\n" +
+	"\n" +
+	"ListLabels\x12).hirez.v1.GatewayServiceListLabelsRequest\x1a*.hirez.v1.GatewayServiceListLabelsResponseB\x8f\x01\n" +
 	"\fcom.hirez.v1B\fGatewayProtoP\x01Z0github.com/hirez-ml/hirez/proto/hirez/v1;hirezv1\xa2\x02\x03HXX\xaa\x02\bHirez.V1\xca\x02\bHirez\\V1\xe2\x02\x14Hirez\\V1\\GPBMetadata\xea\x02\tHirez::V1b\x06proto3"
 
 var (
@@ -397,32 +533,39 @@ func file_hirez_v1_gateway_proto_rawDescGZIP() []byte {
 	return file_hirez_v1_gateway_proto_rawDescData
 }
 
-var file_hirez_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_hirez_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_hirez_v1_gateway_proto_goTypes = []any{
-	(*GenerateImagesRequest)(nil),         // 0: hirez.v1.GenerateImagesRequest
-	(*GenerateImagesResponse)(nil),        // 1: hirez.v1.GenerateImagesResponse
-	(*GatewayServiceUpscaleRequest)(nil),  // 2: hirez.v1.GatewayServiceUpscaleRequest
-	(*GatewayServiceUpscaleResponse)(nil), // 3: hirez.v1.GatewayServiceUpscaleResponse
-	(Pipeline)(0),                         // 4: hirez.v1.Pipeline
-	(*ModelRef)(nil),                      // 5: hirez.v1.ModelRef
-	(*Provenance)(nil),                    // 6: hirez.v1.Provenance
+	(*GenerateImagesRequest)(nil),            // 0: hirez.v1.GenerateImagesRequest
+	(*GenerateImagesResponse)(nil),           // 1: hirez.v1.GenerateImagesResponse
+	(*GatewayServiceListLabelsRequest)(nil),  // 2: hirez.v1.GatewayServiceListLabelsRequest
+	(*GatewayServiceListLabelsResponse)(nil), // 3: hirez.v1.GatewayServiceListLabelsResponse
+	(*GatewayServiceUpscaleRequest)(nil),     // 4: hirez.v1.GatewayServiceUpscaleRequest
+	(*GatewayServiceUpscaleResponse)(nil),    // 5: hirez.v1.GatewayServiceUpscaleResponse
+	(Pipeline)(0),                            // 6: hirez.v1.Pipeline
+	(*ModelRef)(nil),                         // 7: hirez.v1.ModelRef
+	(*Provenance)(nil),                       // 8: hirez.v1.Provenance
 }
 var file_hirez_v1_gateway_proto_depIdxs = []int32{
-	4, // 0: hirez.v1.GenerateImagesRequest.pipeline:type_name -> hirez.v1.Pipeline
-	5, // 1: hirez.v1.GenerateImagesRequest.generator:type_name -> hirez.v1.ModelRef
-	5, // 2: hirez.v1.GenerateImagesRequest.upscaler:type_name -> hirez.v1.ModelRef
-	6, // 3: hirez.v1.GenerateImagesResponse.provenance:type_name -> hirez.v1.Provenance
-	5, // 4: hirez.v1.GatewayServiceUpscaleRequest.model:type_name -> hirez.v1.ModelRef
-	6, // 5: hirez.v1.GatewayServiceUpscaleResponse.provenance:type_name -> hirez.v1.Provenance
-	0, // 6: hirez.v1.GatewayService.GenerateImages:input_type -> hirez.v1.GenerateImagesRequest
-	2, // 7: hirez.v1.GatewayService.Upscale:input_type -> hirez.v1.GatewayServiceUpscaleRequest
-	1, // 8: hirez.v1.GatewayService.GenerateImages:output_type -> hirez.v1.GenerateImagesResponse
-	3, // 9: hirez.v1.GatewayService.Upscale:output_type -> hirez.v1.GatewayServiceUpscaleResponse
-	8, // [8:10] is the sub-list for method output_type
-	6, // [6:8] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	6,  // 0: hirez.v1.GenerateImagesRequest.pipeline:type_name -> hirez.v1.Pipeline
+	7,  // 1: hirez.v1.GenerateImagesRequest.generator:type_name -> hirez.v1.ModelRef
+	7,  // 2: hirez.v1.GenerateImagesRequest.upscaler:type_name -> hirez.v1.ModelRef
+	8,  // 3: hirez.v1.GenerateImagesResponse.provenance:type_name -> hirez.v1.Provenance
+	6,  // 4: hirez.v1.GatewayServiceListLabelsRequest.pipeline:type_name -> hirez.v1.Pipeline
+	7,  // 5: hirez.v1.GatewayServiceListLabelsRequest.generator:type_name -> hirez.v1.ModelRef
+	7,  // 6: hirez.v1.GatewayServiceListLabelsResponse.generator:type_name -> hirez.v1.ModelRef
+	7,  // 7: hirez.v1.GatewayServiceUpscaleRequest.model:type_name -> hirez.v1.ModelRef
+	8,  // 8: hirez.v1.GatewayServiceUpscaleResponse.provenance:type_name -> hirez.v1.Provenance
+	0,  // 9: hirez.v1.GatewayService.GenerateImages:input_type -> hirez.v1.GenerateImagesRequest
+	4,  // 10: hirez.v1.GatewayService.Upscale:input_type -> hirez.v1.GatewayServiceUpscaleRequest
+	2,  // 11: hirez.v1.GatewayService.ListLabels:input_type -> hirez.v1.GatewayServiceListLabelsRequest
+	1,  // 12: hirez.v1.GatewayService.GenerateImages:output_type -> hirez.v1.GenerateImagesResponse
+	5,  // 13: hirez.v1.GatewayService.Upscale:output_type -> hirez.v1.GatewayServiceUpscaleResponse
+	3,  // 14: hirez.v1.GatewayService.ListLabels:output_type -> hirez.v1.GatewayServiceListLabelsResponse
+	12, // [12:15] is the sub-list for method output_type
+	9,  // [9:12] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_hirez_v1_gateway_proto_init() }
@@ -437,7 +580,7 @@ func file_hirez_v1_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hirez_v1_gateway_proto_rawDesc), len(file_hirez_v1_gateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	GatewayService_GenerateImages_FullMethodName = "/hirez.v1.GatewayService/GenerateImages"
 	GatewayService_Upscale_FullMethodName        = "/hirez.v1.GatewayService/Upscale"
+	GatewayService_ListLabels_FullMethodName     = "/hirez.v1.GatewayService/ListLabels"
 )
 
 // GatewayServiceClient is the client API for GatewayService service.
@@ -37,8 +38,9 @@ const (
 // shape is the canonical proto3 JSON mapping of these messages.
 //
 // Errors: INVALID_ARGUMENT for a request outside the limits; statuses from the
-// generator and upscalers (NOT_FOUND, RESOURCE_EXHAUSTED, UNAVAILABLE, ...)
-// are passed through unchanged. The caller's deadline and cancellation reach
+// generator and upscalers (NOT_FOUND, RESOURCE_EXHAUSTED, UNAVAILABLE, and
+// INVALID_ARGUMENT for a label the generator does not know) are passed
+// through unchanged. The caller's deadline and cancellation reach
 // every downstream call.
 type GatewayServiceClient interface {
 	// GenerateImages makes count images and streams each as soon as it is
@@ -47,6 +49,13 @@ type GatewayServiceClient interface {
 	// Upscale upscales one caller-supplied image. (Its messages carry the
 	// service name because UpscalerService.Upscale already owns UpscaleRequest.)
 	Upscale(ctx context.Context, in *GatewayServiceUpscaleRequest, opts ...grpc.CallOption) (*GatewayServiceUpscaleResponse, error)
+	// ListLabels returns the labels GenerateImagesRequest.label accepts: those
+	// of the generator version that answers (GeneratorService.ListLabels on the
+	// pipeline's generator pool). Replicas of a pool may serve different
+	// versions during a rollout; the response names the one that answered.
+	// (Its messages carry the service name because GeneratorService.ListLabels
+	// already owns ListLabelsRequest.)
+	ListLabels(ctx context.Context, in *GatewayServiceListLabelsRequest, opts ...grpc.CallOption) (*GatewayServiceListLabelsResponse, error)
 }
 
 type gatewayServiceClient struct {
@@ -86,6 +95,16 @@ func (c *gatewayServiceClient) Upscale(ctx context.Context, in *GatewayServiceUp
 	return out, nil
 }
 
+func (c *gatewayServiceClient) ListLabels(ctx context.Context, in *GatewayServiceListLabelsRequest, opts ...grpc.CallOption) (*GatewayServiceListLabelsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GatewayServiceListLabelsResponse)
+	err := c.cc.Invoke(ctx, GatewayService_ListLabels_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // GatewayServiceServer is the server API for GatewayService service.
 // All implementations must embed UnimplementedGatewayServiceServer
 // for forward compatibility.
@@ -100,8 +119,9 @@ func (c *gatewayServiceClient) Upscale(ctx context.Context, in *GatewayServiceUp
 // shape is the canonical proto3 JSON mapping of these messages.
 //
 // Errors: INVALID_ARGUMENT for a request outside the limits; statuses from the
-// generator and upscalers (NOT_FOUND, RESOURCE_EXHAUSTED, UNAVAILABLE, ...)
-// are passed through unchanged. The caller's deadline and cancellation reach
+// generator and upscalers (NOT_FOUND, RESOURCE_EXHAUSTED, UNAVAILABLE, and
+// INVALID_ARGUMENT for a label the generator does not know) are passed
+// through unchanged. The caller's deadline and cancellation reach
 // every downstream call.
 type GatewayServiceServer interface {
 	// GenerateImages makes count images and streams each as soon as it is
@@ -110,6 +130,13 @@ type GatewayServiceServer interface {
 	// Upscale upscales one caller-supplied image. (Its messages carry the
 	// service name because UpscalerService.Upscale already owns UpscaleRequest.)
 	Upscale(context.Context, *GatewayServiceUpscaleRequest) (*GatewayServiceUpscaleResponse, error)
+	// ListLabels returns the labels GenerateImagesRequest.label accepts: those
+	// of the generator version that answers (GeneratorService.ListLabels on the
+	// pipeline's generator pool). Replicas of a pool may serve different
+	// versions during a rollout; the response names the one that answered.
+	// (Its messages carry the service name because GeneratorService.ListLabels
+	// already owns ListLabelsRequest.)
+	ListLabels(context.Context, *GatewayServiceListLabelsRequest) (*GatewayServiceListLabelsResponse, error)
 	mustEmbedUnimplementedGatewayServiceServer()
 }
 
@@ -125,6 +152,9 @@ func (UnimplementedGatewayServiceServer) GenerateImages(*GenerateImagesRequest, 
 }
 func (UnimplementedGatewayServiceServer) Upscale(context.Context, *GatewayServiceUpscaleRequest) (*GatewayServiceUpscaleResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Upscale not implemented")
+}
+func (UnimplementedGatewayServiceServer) ListLabels(context.Context, *GatewayServiceListLabelsRequest) (*GatewayServiceListLabelsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListLabels not implemented")
 }
 func (UnimplementedGatewayServiceServer) mustEmbedUnimplementedGatewayServiceServer() {}
 func (UnimplementedGatewayServiceServer) testEmbeddedByValue()                        {}
@@ -176,6 +206,24 @@ func _GatewayService_Upscale_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _GatewayService_ListLabels_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GatewayServiceListLabelsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServiceServer).ListLabels(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: GatewayService_ListLabels_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServiceServer).ListLabels(ctx, req.(*GatewayServiceListLabelsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // GatewayService_ServiceDesc is the grpc.ServiceDesc for GatewayService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -186,6 +234,10 @@ var GatewayService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Upscale",
 			Handler:    _GatewayService_Upscale_Handler,
+		},
+		{
+			MethodName: "ListLabels",
+			Handler:    _GatewayService_ListLabels_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -143,7 +143,12 @@ type GenerateRequest struct {
 	Latents []*Latent `protobuf:"bytes,2,rep,name=latents,proto3" json:"latents,omitempty"`
 	// Generator model. Empty name: the model the server serves. Must be a
 	// MODEL_KIND_DCGAN_GENERATOR model.
-	Model         *ModelRef `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	Model *ModelRef `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	// Label (class) of the images: empty for no constraint, else one of the
+	// labels of the model version that serves the call (see ListLabels),
+	// matched exactly, at most MaxLabelLength (64) bytes. Any other label is
+	// INVALID_ARGUMENT. A known label is recorded in each image's provenance.
+	Label         string `protobuf:"bytes,4,opt,name=label,proto3" json:"label,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -197,6 +202,13 @@ func (x *GenerateRequest) GetModel() *ModelRef {
 		return x.Model
 	}
 	return nil
+}
+
+func (x *GenerateRequest) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
 }
 
 type GenerateResponse struct {
@@ -254,7 +266,9 @@ type StreamGenerateRequest struct {
 	// As GenerateRequest.model. The model version is resolved once when the call
 	// starts, so every image of one stream comes from the same version even if
 	// the server swaps models meanwhile.
-	Model         *ModelRef `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	Model *ModelRef `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	// As GenerateRequest.label, checked against the version the call resolved.
+	Label         string `protobuf:"bytes,4,opt,name=label,proto3" json:"label,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -310,6 +324,13 @@ func (x *StreamGenerateRequest) GetModel() *ModelRef {
 	return nil
 }
 
+func (x *StreamGenerateRequest) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
 type StreamGenerateResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One image; messages arrive in index order.
@@ -355,6 +376,108 @@ func (x *StreamGenerateResponse) GetImage() *GeneratedImage {
 	return nil
 }
 
+type ListLabelsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Generator model, as GenerateRequest.model: empty name = the model the
+	// server serves; another name or version is NOT_FOUND.
+	Model         *ModelRef `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLabelsRequest) Reset() {
+	*x = ListLabelsRequest{}
+	mi := &file_hirez_v1_generator_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLabelsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLabelsRequest) ProtoMessage() {}
+
+func (x *ListLabelsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hirez_v1_generator_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLabelsRequest.ProtoReflect.Descriptor instead.
+func (*ListLabelsRequest) Descriptor() ([]byte, []int) {
+	return file_hirez_v1_generator_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ListLabelsRequest) GetModel() *ModelRef {
+	if x != nil {
+		return x.Model
+	}
+	return nil
+}
+
+type ListLabelsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The model version that answered; version is always the resolved digest.
+	Model *ModelRef `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	// The labels GenerateRequest.label accepts with this version, in the order
+	// of the model's metadata; empty for a model with no labels (trained on
+	// every emoji), which accepts only an empty label.
+	Labels        []string `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLabelsResponse) Reset() {
+	*x = ListLabelsResponse{}
+	mi := &file_hirez_v1_generator_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLabelsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLabelsResponse) ProtoMessage() {}
+
+func (x *ListLabelsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hirez_v1_generator_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLabelsResponse.ProtoReflect.Descriptor instead.
+func (*ListLabelsResponse) Descriptor() ([]byte, []int) {
+	return file_hirez_v1_generator_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListLabelsResponse) GetModel() *ModelRef {
+	if x != nil {
+		return x.Model
+	}
+	return nil
+}
+
+func (x *ListLabelsResponse) GetLabels() []string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
 var File_hirez_v1_generator_proto protoreflect.FileDescriptor
 
 const file_hirez_v1_generator_proto_rawDesc = "" +
@@ -367,22 +490,31 @@ const file_hirez_v1_generator_proto_rawDesc = "" +
 	"\x05image\x18\x02 \x01(\v2\x12.hirez.v1.RawImageR\x05image\x124\n" +
 	"\n" +
 	"provenance\x18\x03 \x01(\v2\x14.hirez.v1.ProvenanceR\n" +
-	"provenance\"}\n" +
+	"provenance\"\x93\x01\n" +
 	"\x0fGenerateRequest\x12\x14\n" +
 	"\x05seeds\x18\x01 \x03(\x03R\x05seeds\x12*\n" +
 	"\alatents\x18\x02 \x03(\v2\x10.hirez.v1.LatentR\alatents\x12(\n" +
-	"\x05model\x18\x03 \x01(\v2\x12.hirez.v1.ModelRefR\x05model\"D\n" +
+	"\x05model\x18\x03 \x01(\v2\x12.hirez.v1.ModelRefR\x05model\x12\x14\n" +
+	"\x05label\x18\x04 \x01(\tR\x05label\"D\n" +
 	"\x10GenerateResponse\x120\n" +
-	"\x06images\x18\x01 \x03(\v2\x18.hirez.v1.GeneratedImageR\x06images\"\x83\x01\n" +
+	"\x06images\x18\x01 \x03(\v2\x18.hirez.v1.GeneratedImageR\x06images\"\x99\x01\n" +
 	"\x15StreamGenerateRequest\x12\x14\n" +
 	"\x05seeds\x18\x01 \x03(\x03R\x05seeds\x12*\n" +
 	"\alatents\x18\x02 \x03(\v2\x10.hirez.v1.LatentR\alatents\x12(\n" +
-	"\x05model\x18\x03 \x01(\v2\x12.hirez.v1.ModelRefR\x05model\"H\n" +
+	"\x05model\x18\x03 \x01(\v2\x12.hirez.v1.ModelRefR\x05model\x12\x14\n" +
+	"\x05label\x18\x04 \x01(\tR\x05label\"H\n" +
 	"\x16StreamGenerateResponse\x12.\n" +
-	"\x05image\x18\x01 \x01(\v2\x18.hirez.v1.GeneratedImageR\x05image2\xac\x01\n" +
+	"\x05image\x18\x01 \x01(\v2\x18.hirez.v1.GeneratedImageR\x05image\"=\n" +
+	"\x11ListLabelsRequest\x12(\n" +
+	"\x05model\x18\x01 \x01(\v2\x12.hirez.v1.ModelRefR\x05model\"V\n" +
+	"\x12ListLabelsResponse\x12(\n" +
+	"\x05model\x18\x01 \x01(\v2\x12.hirez.v1.ModelRefR\x05model\x12\x16\n" +
+	"\x06labels\x18\x02 \x03(\tR\x06labels2\xf5\x01\n" +
 	"\x10GeneratorService\x12A\n" +
 	"\bGenerate\x12\x19.hirez.v1.GenerateRequest\x1a\x1a.hirez.v1.GenerateResponse\x12U\n" +
-	"\x0eStreamGenerate\x12\x1f.hirez.v1.StreamGenerateRequest\x1a .hirez.v1.StreamGenerateResponse0\x01B\x91\x01\n" +
+	"\x0eStreamGenerate\x12\x1f.hirez.v1.StreamGenerateRequest\x1a .hirez.v1.StreamGenerateResponse0\x01\x12G\n" +
+	"\n" +
+	"ListLabels\x12\x1b.hirez.v1.ListLabelsRequest\x1a\x1c.hirez.v1.ListLabelsResponseB\x91\x01\n" +
 	"\fcom.hirez.v1B\x0eGeneratorProtoP\x01Z0github.com/hirez-ml/hirez/proto/hirez/v1;hirezv1\xa2\x02\x03HXX\xaa\x02\bHirez.V1\xca\x02\bHirez\\V1\xe2\x02\x14Hirez\\V1\\GPBMetadata\xea\x02\tHirez::V1b\x06proto3"
 
 var (
@@ -397,7 +529,7 @@ func file_hirez_v1_generator_proto_rawDescGZIP() []byte {
 	return file_hirez_v1_generator_proto_rawDescData
 }
 
-var file_hirez_v1_generator_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_hirez_v1_generator_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_hirez_v1_generator_proto_goTypes = []any{
 	(*Latent)(nil),                 // 0: hirez.v1.Latent
 	(*GeneratedImage)(nil),         // 1: hirez.v1.GeneratedImage
@@ -405,28 +537,34 @@ var file_hirez_v1_generator_proto_goTypes = []any{
 	(*GenerateResponse)(nil),       // 3: hirez.v1.GenerateResponse
 	(*StreamGenerateRequest)(nil),  // 4: hirez.v1.StreamGenerateRequest
 	(*StreamGenerateResponse)(nil), // 5: hirez.v1.StreamGenerateResponse
-	(*RawImage)(nil),               // 6: hirez.v1.RawImage
-	(*Provenance)(nil),             // 7: hirez.v1.Provenance
-	(*ModelRef)(nil),               // 8: hirez.v1.ModelRef
+	(*ListLabelsRequest)(nil),      // 6: hirez.v1.ListLabelsRequest
+	(*ListLabelsResponse)(nil),     // 7: hirez.v1.ListLabelsResponse
+	(*RawImage)(nil),               // 8: hirez.v1.RawImage
+	(*Provenance)(nil),             // 9: hirez.v1.Provenance
+	(*ModelRef)(nil),               // 10: hirez.v1.ModelRef
 }
 var file_hirez_v1_generator_proto_depIdxs = []int32{
-	6,  // 0: hirez.v1.GeneratedImage.image:type_name -> hirez.v1.RawImage
-	7,  // 1: hirez.v1.GeneratedImage.provenance:type_name -> hirez.v1.Provenance
+	8,  // 0: hirez.v1.GeneratedImage.image:type_name -> hirez.v1.RawImage
+	9,  // 1: hirez.v1.GeneratedImage.provenance:type_name -> hirez.v1.Provenance
 	0,  // 2: hirez.v1.GenerateRequest.latents:type_name -> hirez.v1.Latent
-	8,  // 3: hirez.v1.GenerateRequest.model:type_name -> hirez.v1.ModelRef
+	10, // 3: hirez.v1.GenerateRequest.model:type_name -> hirez.v1.ModelRef
 	1,  // 4: hirez.v1.GenerateResponse.images:type_name -> hirez.v1.GeneratedImage
 	0,  // 5: hirez.v1.StreamGenerateRequest.latents:type_name -> hirez.v1.Latent
-	8,  // 6: hirez.v1.StreamGenerateRequest.model:type_name -> hirez.v1.ModelRef
+	10, // 6: hirez.v1.StreamGenerateRequest.model:type_name -> hirez.v1.ModelRef
 	1,  // 7: hirez.v1.StreamGenerateResponse.image:type_name -> hirez.v1.GeneratedImage
-	2,  // 8: hirez.v1.GeneratorService.Generate:input_type -> hirez.v1.GenerateRequest
-	4,  // 9: hirez.v1.GeneratorService.StreamGenerate:input_type -> hirez.v1.StreamGenerateRequest
-	3,  // 10: hirez.v1.GeneratorService.Generate:output_type -> hirez.v1.GenerateResponse
-	5,  // 11: hirez.v1.GeneratorService.StreamGenerate:output_type -> hirez.v1.StreamGenerateResponse
-	10, // [10:12] is the sub-list for method output_type
-	8,  // [8:10] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	10, // 8: hirez.v1.ListLabelsRequest.model:type_name -> hirez.v1.ModelRef
+	10, // 9: hirez.v1.ListLabelsResponse.model:type_name -> hirez.v1.ModelRef
+	2,  // 10: hirez.v1.GeneratorService.Generate:input_type -> hirez.v1.GenerateRequest
+	4,  // 11: hirez.v1.GeneratorService.StreamGenerate:input_type -> hirez.v1.StreamGenerateRequest
+	6,  // 12: hirez.v1.GeneratorService.ListLabels:input_type -> hirez.v1.ListLabelsRequest
+	3,  // 13: hirez.v1.GeneratorService.Generate:output_type -> hirez.v1.GenerateResponse
+	5,  // 14: hirez.v1.GeneratorService.StreamGenerate:output_type -> hirez.v1.StreamGenerateResponse
+	7,  // 15: hirez.v1.GeneratorService.ListLabels:output_type -> hirez.v1.ListLabelsResponse
+	13, // [13:16] is the sub-list for method output_type
+	10, // [10:13] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_hirez_v1_generator_proto_init() }
@@ -441,7 +579,7 @@ func file_hirez_v1_generator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hirez_v1_generator_proto_rawDesc), len(file_hirez_v1_generator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

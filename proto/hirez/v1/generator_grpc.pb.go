@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	GeneratorService_Generate_FullMethodName       = "/hirez.v1.GeneratorService/Generate"
 	GeneratorService_StreamGenerate_FullMethodName = "/hirez.v1.GeneratorService/StreamGenerate"
+	GeneratorService_ListLabels_FullMethodName     = "/hirez.v1.GeneratorService/ListLabels"
 )
 
 // GeneratorServiceClient is the client API for GeneratorService service.
@@ -35,10 +36,18 @@ const (
 // this API), so the same seed or latent with the same model version on the
 // same backend yields the same bytes.
 //
-// Errors: INVALID_ARGUMENT for a request outside the limits below; NOT_FOUND
-// when the ModelRef names a model or version the server does not hold;
-// RESOURCE_EXHAUSTED when the server's queue is full (retry with backoff);
-// UNAVAILABLE while no model is loaded.
+// Labels: a model's labels are the Unicode emoji groups named in its weights
+// file's "hirez.train.groups" metadata (one for a generator trained on one
+// group, none for one trained on every emoji). A request's label must be
+// empty (no constraint) or one of the labels of the version that serves it;
+// today's generators take no label as input, so a known label selects
+// nothing yet beyond being checked and recorded in the provenance.
+//
+// Errors: INVALID_ARGUMENT for a request outside the limits below, or a label
+// the serving model does not know (the message lists the ones it knows);
+// NOT_FOUND when the ModelRef names a model or version the server does not
+// hold; RESOURCE_EXHAUSTED when the server's queue is full (retry with
+// backoff); UNAVAILABLE while no model is loaded.
 type GeneratorServiceClient interface {
 	// Generate makes a small batch in one response. At most MaxGenerateCount (64)
 	// images per call, so that the response (64 x 256 x 256 x 3 bytes = 12 MiB)
@@ -47,6 +56,9 @@ type GeneratorServiceClient interface {
 	// StreamGenerate makes up to MaxStreamGenerateCount (4096) images and sends
 	// each as soon as its batch is done, one image per message, in index order.
 	StreamGenerate(ctx context.Context, in *StreamGenerateRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamGenerateResponse], error)
+	// ListLabels returns the served model version and the labels it knows.
+	// Not paginated: a model has a handful of labels (its emoji groups).
+	ListLabels(ctx context.Context, in *ListLabelsRequest, opts ...grpc.CallOption) (*ListLabelsResponse, error)
 }
 
 type generatorServiceClient struct {
@@ -86,6 +98,16 @@ func (c *generatorServiceClient) StreamGenerate(ctx context.Context, in *StreamG
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type GeneratorService_StreamGenerateClient = grpc.ServerStreamingClient[StreamGenerateResponse]
 
+func (c *generatorServiceClient) ListLabels(ctx context.Context, in *ListLabelsRequest, opts ...grpc.CallOption) (*ListLabelsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListLabelsResponse)
+	err := c.cc.Invoke(ctx, GeneratorService_ListLabels_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // GeneratorServiceServer is the server API for GeneratorService service.
 // All implementations must embed UnimplementedGeneratorServiceServer
 // for forward compatibility.
@@ -98,10 +120,18 @@ type GeneratorService_StreamGenerateClient = grpc.ServerStreamingClient[StreamGe
 // this API), so the same seed or latent with the same model version on the
 // same backend yields the same bytes.
 //
-// Errors: INVALID_ARGUMENT for a request outside the limits below; NOT_FOUND
-// when the ModelRef names a model or version the server does not hold;
-// RESOURCE_EXHAUSTED when the server's queue is full (retry with backoff);
-// UNAVAILABLE while no model is loaded.
+// Labels: a model's labels are the Unicode emoji groups named in its weights
+// file's "hirez.train.groups" metadata (one for a generator trained on one
+// group, none for one trained on every emoji). A request's label must be
+// empty (no constraint) or one of the labels of the version that serves it;
+// today's generators take no label as input, so a known label selects
+// nothing yet beyond being checked and recorded in the provenance.
+//
+// Errors: INVALID_ARGUMENT for a request outside the limits below, or a label
+// the serving model does not know (the message lists the ones it knows);
+// NOT_FOUND when the ModelRef names a model or version the server does not
+// hold; RESOURCE_EXHAUSTED when the server's queue is full (retry with
+// backoff); UNAVAILABLE while no model is loaded.
 type GeneratorServiceServer interface {
 	// Generate makes a small batch in one response. At most MaxGenerateCount (64)
 	// images per call, so that the response (64 x 256 x 256 x 3 bytes = 12 MiB)
@@ -110,6 +140,9 @@ type GeneratorServiceServer interface {
 	// StreamGenerate makes up to MaxStreamGenerateCount (4096) images and sends
 	// each as soon as its batch is done, one image per message, in index order.
 	StreamGenerate(*StreamGenerateRequest, grpc.ServerStreamingServer[StreamGenerateResponse]) error
+	// ListLabels returns the served model version and the labels it knows.
+	// Not paginated: a model has a handful of labels (its emoji groups).
+	ListLabels(context.Context, *ListLabelsRequest) (*ListLabelsResponse, error)
 	mustEmbedUnimplementedGeneratorServiceServer()
 }
 
@@ -125,6 +158,9 @@ func (UnimplementedGeneratorServiceServer) Generate(context.Context, *GenerateRe
 }
 func (UnimplementedGeneratorServiceServer) StreamGenerate(*StreamGenerateRequest, grpc.ServerStreamingServer[StreamGenerateResponse]) error {
 	return status.Error(codes.Unimplemented, "method StreamGenerate not implemented")
+}
+func (UnimplementedGeneratorServiceServer) ListLabels(context.Context, *ListLabelsRequest) (*ListLabelsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListLabels not implemented")
 }
 func (UnimplementedGeneratorServiceServer) mustEmbedUnimplementedGeneratorServiceServer() {}
 func (UnimplementedGeneratorServiceServer) testEmbeddedByValue()                          {}
@@ -176,6 +212,24 @@ func _GeneratorService_StreamGenerate_Handler(srv interface{}, stream grpc.Serve
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type GeneratorService_StreamGenerateServer = grpc.ServerStreamingServer[StreamGenerateResponse]
 
+func _GeneratorService_ListLabels_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListLabelsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GeneratorServiceServer).ListLabels(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: GeneratorService_ListLabels_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GeneratorServiceServer).ListLabels(ctx, req.(*ListLabelsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // GeneratorService_ServiceDesc is the grpc.ServiceDesc for GeneratorService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -186,6 +240,10 @@ var GeneratorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Generate",
 			Handler:    _GeneratorService_Generate_Handler,
+		},
+		{
+			MethodName: "ListLabels",
+			Handler:    _GeneratorService_ListLabels_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

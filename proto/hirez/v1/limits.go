@@ -67,6 +67,8 @@ const (
 
 	// MaxNameLength bounds model names, aliases and job ids.
 	MaxNameLength = 63
+	// MaxLabelLength bounds the label of a generate request, in bytes.
+	MaxLabelLength = 64
 )
 
 // Well-known registry aliases.

@@ -24,6 +24,7 @@ var limitsByName = map[string]int64{
 	"MaxImageSize":               MaxImageSize,
 	"DefaultScale":               DefaultScale,
 	"MaxNameLength":              MaxNameLength,
+	"MaxLabelLength":             MaxLabelLength,
 	"MaxUpscaleBatch":            MaxUpscaleBatch,
 	"MaxUpscaleInputSide":        MaxUpscaleInputSide,
 	"MaxUpscaleOutputSide":       MaxUpscaleOutputSide,

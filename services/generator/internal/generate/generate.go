@@ -33,6 +33,8 @@ type Request struct {
 	Seeds   []int64
 	Latents [][]float32
 	Model   ModelRef
+	// Label is "" (no constraint) or one of the serving version's labels.
+	Label string
 }
 
 // Count is the number of images asked for.
@@ -45,6 +47,8 @@ type Image struct {
 	FromLatent bool
 	RGB        *imageio.RGB
 	Model      ModelInfo
+	// Label is the request's label, accepted by the model ("" for none).
+	Label string
 	// Compute is the wall time of the batch the image was part of, Queue the
 	// time it waited before that batch started.
 	Compute, Queue time.Duration
@@ -55,7 +59,13 @@ type Image struct {
 type ModelInfo struct {
 	Name, Preset, Version, Backend string
 	LatentDim, Side                int
+	// Labels are the labels the version knows (see Model.Labels).
+	Labels []string
 }
+
+// ReasonUnknownLabel is the ErrorInfo reason of a request whose label the
+// serving model does not know (INVALID_ARGUMENT).
+const ReasonUnknownLabel = "UNKNOWN_LABEL"
 
 // Aliases that mean "the version this server runs".
 var currentAliases = map[string]bool{"": true, "production": true}
@@ -165,7 +175,18 @@ func (s *Service) Acquire(ref ModelRef) (*swap.Ref[*Model], error) {
 // Info describes a held version.
 func Info(v *swap.Version[*Model]) ModelInfo {
 	m := v.Value
-	return ModelInfo{Name: m.Name, Preset: m.Preset, Version: v.Digest, Backend: m.Backend(), LatentDim: m.LatentDim, Side: m.Side}
+	return ModelInfo{Name: m.Name, Preset: m.Preset, Version: v.Digest, Backend: m.Backend(), LatentDim: m.LatentDim, Side: m.Side, Labels: m.Labels}
+}
+
+// Labels returns the version ref names (as Acquire resolves it) with the
+// labels it knows.
+func (s *Service) Labels(ref ModelRef) (ModelInfo, error) {
+	v, err := s.Acquire(ref)
+	if err != nil {
+		return ModelInfo{}, err
+	}
+	defer v.Release()
+	return Info(v.Version), nil
 }
 
 // Generate makes the images r asks for with one model version (resolved once,
@@ -183,6 +204,11 @@ func (s *Service) Generate(ctx context.Context, r Request, yield func(Image) err
 	defer ref.Release()
 	m := ref.Value
 	info := Info(ref.Version)
+	// The label is checked against the version this call pinned, so a hot
+	// swap to a model with other labels applies from the next call on.
+	if err := model.CheckLabel(m.Name, r.Label, m.Labels); err != nil {
+		return fault.New(fault.KindInvalid, ReasonUnknownLabel, "%w", err)
+	}
 	for i, z := range r.Latents {
 		if len(z) != m.LatentDim {
 			return fault.Invalid("latents[%d] has %d values; model %s takes latents of %d", i, len(z), m.Name, m.LatentDim)
@@ -212,7 +238,7 @@ func (s *Service) Generate(ctx context.Context, r Request, yield func(Image) err
 			}
 		}
 		for k, o := range outs {
-			img := Image{Index: start + k, RGB: o.img, Model: info, Compute: o.compute, Queue: o.queue, BatchSize: o.batch}
+			img := Image{Index: start + k, RGB: o.img, Model: info, Label: r.Label, Compute: o.compute, Queue: o.queue, BatchSize: o.batch}
 			if len(r.Seeds) > 0 {
 				img.Seed = r.Seeds[start+k]
 			} else {

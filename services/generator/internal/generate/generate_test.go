@@ -5,6 +5,9 @@ import (
 	"context"
 	"errors"
 	"math"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +18,7 @@ import (
 	"github.com/hirez-ml/hirez/engine/backend"
 	"github.com/hirez-ml/hirez/engine/backends"
 	"github.com/hirez-ml/hirez/engine/model"
+	"github.com/hirez-ml/hirez/engine/safetensors"
 	"github.com/hirez-ml/hirez/platform/batch"
 	"github.com/hirez-ml/hirez/platform/batch/swap"
 	"github.com/hirez-ml/hirez/platform/fault"
@@ -38,7 +42,7 @@ func buildModel(t *testing.T, be backend.Backend, seed uint64, name string) *Mod
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := NewModel(net, name)
+	m, err := NewModel(net, name, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,10 +157,112 @@ func TestLoaderRejectsNonGenerators(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer net.Free()
-	if _, err := NewModel(net, ""); err == nil {
+	if _, err := NewModel(net, "", nil); err == nil {
 		t.Fatal("an upscaler was accepted as a generator")
 	}
 	if _, err := Loader(be)(context.Background(), "x", []byte("not safetensors")); err == nil {
 		t.Fatal("garbage loaded")
+	}
+}
+
+// weightsFile is what a trained generator's file holds: the network's weights
+// and the metadata meta (plus preset and config).
+func weightsFile(t *testing.T, be backend.Backend, seed uint64, meta map[string]string) []byte {
+	t.Helper()
+	net, err := model.Build("dcgan-g-study", be, model.Options{Side: 32, Seed: seed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer net.Free()
+	f, err := net.File(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := safetensors.Encode(&buf, f); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestLoaderReadsLabels(t *testing.T) {
+	be := openBackend(t)
+	for _, tt := range []struct {
+		name string
+		meta map[string]string
+		want []string
+	}{
+		{"one group", map[string]string{model.MetaName: "smileys", model.MetaTrainGroups: "Smileys & Emotion"}, []string{"Smileys & Emotion"}},
+		{"two groups", map[string]string{model.MetaTrainGroups: "Flags, Objects"}, []string{"Flags", "Objects"}},
+		{"every emoji", map[string]string{model.MetaName: "emoji", "hirez.train.data": "data/noto128/train"}, nil},
+		{"no metadata", nil, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := Loader(be)(context.Background(), "g.safetensors", weightsFile(t, be, 1, tt.meta))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer Release(m)
+			if !slices.Equal(m.Labels, tt.want) {
+				t.Fatalf("labels %q, want %q", m.Labels, tt.want)
+			}
+		})
+	}
+}
+
+// TestLabelIsCheckedAgainstTheServingVersion: a labelled model accepts its
+// label (recorded on every image) and rejects others listing the one it
+// knows; after a hot swap to a model trained on every emoji, the same label
+// is rejected, and Labels follows the swap.
+func TestLabelIsCheckedAgainstTheServingVersion(t *testing.T) {
+	be := openBackend(t)
+	holder := swap.New(Loader(be), Release)
+	s := newService(t, holder, batch.Config{MaxBatch: 4, MaxWait: time.Millisecond, QueueSize: 16})
+	load := func(meta map[string]string, seed uint64) {
+		t.Helper()
+		dir := t.TempDir()
+		path := filepath.Join(dir, "g.safetensors")
+		if err := os.WriteFile(path, weightsFile(t, be, seed, meta), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := holder.Load(context.Background(), path, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const smileys = "Smileys & Emotion"
+	load(map[string]string{model.MetaName: "g", model.MetaTrainGroups: smileys}, 1)
+
+	info, err := s.Labels(ModelRef{})
+	if err != nil || !slices.Equal(info.Labels, []string{smileys}) || info.Name != "g" {
+		t.Fatalf("Labels = %+v, %v", info, err)
+	}
+	imgs, err := collect(s, context.Background(), Request{Seeds: []int64{1, 2}, Label: smileys})
+	if err != nil || len(imgs) != 2 || imgs[0].Label != smileys || imgs[1].Label != smileys {
+		t.Fatalf("with its label: %+v, %v", imgs, err)
+	}
+	plain, err := collect(s, context.Background(), Request{Seeds: []int64{1}})
+	if err != nil || plain[0].Label != "" || !bytes.Equal(plain[0].RGB.Pix, imgs[0].RGB.Pix) {
+		t.Fatalf("without a label: %v (a known label must not change the image of a seed)", err)
+	}
+	_, err = collect(s, context.Background(), Request{Seeds: []int64{1}, Label: "Animals & Nature"})
+	if fault.KindOf(err) != fault.KindInvalid || fault.ReasonOf(err) != ReasonUnknownLabel ||
+		!strings.Contains(err.Error(), `label "Animals & Nature" is not known to model g; its labels: "Smileys & Emotion"`) {
+		t.Fatalf("unknown label: %v (kind %v, reason %q)", err, fault.KindOf(err), fault.ReasonOf(err))
+	}
+
+	load(map[string]string{model.MetaName: "g"}, 2) // trained on every emoji
+	info, err = s.Labels(ModelRef{})
+	if err != nil || len(info.Labels) != 0 {
+		t.Fatalf("Labels after the swap = %+v, %v", info, err)
+	}
+	_, err = collect(s, context.Background(), Request{Seeds: []int64{1}, Label: smileys})
+	if fault.KindOf(err) != fault.KindInvalid || !strings.Contains(err.Error(), "it has no labels") {
+		t.Fatalf("label on an unlabelled model: %v", err)
+	}
+	if _, err := collect(s, context.Background(), Request{Seeds: []int64{1}}); err != nil {
+		t.Fatalf("no label on an unlabelled model: %v", err)
+	}
+	if _, err := s.Labels(ModelRef{Name: "other"}); fault.KindOf(err) != fault.KindNotFound {
+		t.Fatalf("Labels of another model: %v", err)
 	}
 }

@@ -6,6 +6,9 @@ package generate
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
 
 	"github.com/hirez-ml/hirez/engine/backend"
 	"github.com/hirez-ml/hirez/engine/imageio"
@@ -21,6 +24,9 @@ type Model struct {
 	Side int
 	// LatentDim is the length of z.
 	LatentDim int
+	// Labels are the labels the model knows (model.Labels of its weights
+	// file's metadata); a request's label must be empty or one of them.
+	Labels []string
 }
 
 // Loader returns a swap.LoadFunc that builds generator networks on b.
@@ -30,23 +36,44 @@ func Loader(b backend.Backend) func(ctx context.Context, path string, data []byt
 		if err != nil {
 			return nil, err
 		}
-		return wrap(s), nil
+		meta, err := metadata(data)
+		if err != nil {
+			s.Release()
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return wrap(s, meta), nil
 	}
 }
 
+// metadata returns the __metadata__ of a safetensors file that
+// model.DecodeServed has already accepted (so its header length and JSON are
+// known to be sound), reading the header only. model.Served does not keep the
+// metadata, and decoding every tensor a second time to get it would be waste.
+func metadata(data []byte) (map[string]string, error) {
+	n := binary.LittleEndian.Uint64(data[:8])
+	var h struct {
+		Meta map[string]string `json:"__metadata__"`
+	}
+	if err := json.Unmarshal(data[8:8+n], &h); err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	return h.Meta, nil
+}
+
 // NewModel wraps a built generator network (tests and in-process use);
-// name "" means the preset's name.
-func NewModel(net *model.Network, name string) (*Model, error) {
+// name "" means the preset's name. meta is what its weights file's metadata
+// would be (only the labels are read from it: model.Labels); nil for none.
+func NewModel(net *model.Network, name string, meta map[string]string) (*Model, error) {
 	s, err := model.NewServed(net, name, model.Generator)
 	if err != nil {
 		return nil, err
 	}
-	return wrap(s), nil
+	return wrap(s, meta), nil
 }
 
-func wrap(s *model.Served) *Model {
+func wrap(s *model.Served, meta map[string]string) *Model {
 	cfg := s.Config()
-	return &Model{Served: s, Preset: cfg.Preset, Side: cfg.Side, LatentDim: cfg.Latent}
+	return &Model{Served: s, Preset: cfg.Preset, Side: cfg.Side, LatentDim: cfg.Latent, Labels: model.Labels(meta)}
 }
 
 // Release frees the network's buffers; it waits for a batch running on it.

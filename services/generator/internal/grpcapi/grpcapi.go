@@ -31,7 +31,7 @@ func New(svc *generate.Service) *Server { return &Server{svc: svc} }
 
 // Generate implements GeneratorService.Generate.
 func (s *Server) Generate(ctx context.Context, req *pb.GenerateRequest) (*pb.GenerateResponse, error) {
-	r, err := toRequest(req.GetSeeds(), req.GetLatents(), req.GetModel(), pb.MaxGenerateCount)
+	r, err := toRequest(req.GetSeeds(), req.GetLatents(), req.GetModel(), req.GetLabel(), pb.MaxGenerateCount)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +49,7 @@ func (s *Server) Generate(ctx context.Context, req *pb.GenerateRequest) (*pb.Gen
 // StreamGenerate implements GeneratorService.StreamGenerate: each image is sent
 // as soon as it and every image before it are done.
 func (s *Server) StreamGenerate(req *pb.StreamGenerateRequest, stream pb.GeneratorService_StreamGenerateServer) error {
-	r, err := toRequest(req.GetSeeds(), req.GetLatents(), req.GetModel(), pb.MaxStreamGenerateCount)
+	r, err := toRequest(req.GetSeeds(), req.GetLatents(), req.GetModel(), req.GetLabel(), pb.MaxStreamGenerateCount)
 	if err != nil {
 		return err
 	}
@@ -58,8 +58,24 @@ func (s *Server) StreamGenerate(req *pb.StreamGenerateRequest, stream pb.Generat
 	})
 }
 
+// ListLabels implements GeneratorService.ListLabels.
+func (s *Server) ListLabels(_ context.Context, req *pb.ListLabelsRequest) (*pb.ListLabelsResponse, error) {
+	ref, err := ModelRef(req.GetModel(), "model")
+	if err != nil {
+		return nil, err
+	}
+	info, err := s.svc.Labels(ref)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.ListLabelsResponse{
+		Model:  &pb.ModelRef{Name: info.Name, Version: info.Version},
+		Labels: info.Labels,
+	}, nil
+}
+
 // toRequest validates what the message alone decides and converts it.
-func toRequest(seeds []int64, latents []*pb.Latent, ref *pb.ModelRef, maxCount int) (generate.Request, error) {
+func toRequest(seeds []int64, latents []*pb.Latent, ref *pb.ModelRef, label string, maxCount int) (generate.Request, error) {
 	n := len(seeds) + len(latents)
 	switch {
 	case len(seeds) > 0 && len(latents) > 0:
@@ -71,7 +87,10 @@ func toRequest(seeds []int64, latents []*pb.Latent, ref *pb.ModelRef, maxCount i
 	if err != nil {
 		return generate.Request{}, err
 	}
-	r := generate.Request{Seeds: seeds, Model: mref}
+	if err := Label(label); err != nil {
+		return generate.Request{}, err
+	}
+	r := generate.Request{Seeds: seeds, Model: mref, Label: label}
 	for i, l := range latents {
 		if len(l.GetValues()) > pb.MaxLatentDim {
 			return generate.Request{}, fault.Invalid("latents[%d] has %d values; at most %d are allowed", i, len(l.GetValues()), pb.MaxLatentDim)
@@ -93,6 +112,15 @@ func ModelRef(ref *pb.ModelRef, field string) (generate.ModelRef, error) {
 	return generate.ModelRef{Name: name, Version: version}, nil
 }
 
+// Label checks a request's label against the API's bound; whether the model
+// knows it is the domain's check, on the version that serves the call.
+func Label(label string) error {
+	if len(label) > pb.MaxLabelLength {
+		return fault.Invalid("label is %d bytes; at most %d are allowed", len(label), pb.MaxLabelLength)
+	}
+	return nil
+}
+
 func toImage(img generate.Image) *pb.GeneratedImage {
 	return &pb.GeneratedImage{
 		Index: int32(img.Index),
@@ -103,6 +131,7 @@ func toImage(img generate.Image) *pb.GeneratedImage {
 			LatentDim:  int32(img.Model.LatentDim),
 			Generator:  &pb.ModelRef{Name: img.Model.Name, Version: img.Model.Version},
 			Pipeline:   pb.Pipeline_PIPELINE_SINGLE_DCGAN,
+			Label:      img.Label,
 			Timings: []*pb.StageTiming{
 				{Stage: "queue", Duration: durationpb.New(img.Queue)},
 				{Stage: "generate", Duration: durationpb.New(img.Compute), BatchSize: int32(img.BatchSize), Backend: img.Model.Backend},
@@ -113,5 +142,9 @@ func toImage(img generate.Image) *pb.GeneratedImage {
 
 // String is for logs: a short description of the served model.
 func String(m generate.ModelInfo) string {
-	return fmt.Sprintf("%s (%s, %d px, z=%d) %s on %s", m.Name, m.Preset, m.Side, m.LatentDim, m.Version, m.Backend)
+	labels := "no labels"
+	if len(m.Labels) > 0 {
+		labels = fmt.Sprintf("labels %q", m.Labels)
+	}
+	return fmt.Sprintf("%s (%s, %d px, z=%d, %s) %s on %s", m.Name, m.Preset, m.Side, m.LatentDim, labels, m.Version, m.Backend)
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/hirez-ml/hirez/platform/batch"
 	"github.com/hirez-ml/hirez/platform/batch/swap"
 	"github.com/hirez-ml/hirez/platform/config"
+	"github.com/hirez-ml/hirez/platform/rpcerr"
 	"github.com/hirez-ml/hirez/platform/server"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 	"github.com/hirez-ml/hirez/services/generator/internal/generate"
@@ -92,7 +93,7 @@ func (f *fixture) load(t *testing.T) *swap.Version[*generate.Model] {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := generate.NewModel(net, "tiny-g")
+	m, err := generate.NewModel(net, "tiny-g", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,5 +243,81 @@ func TestValidation(t *testing.T) {
 	}
 	if _, err := f.client.Generate(context.Background(), &pb.GenerateRequest{Seeds: []int64{1}, Model: &pb.ModelRef{Name: "tiny-g", Version: "production"}}); err != nil {
 		t.Fatalf("Generate with name and alias: %v", err)
+	}
+}
+
+// loadLabelled puts a small generator trained (as its metadata says) on one
+// emoji group into the holder.
+func (f *fixture) loadLabelled(t *testing.T, groups string) *swap.Version[*generate.Model] {
+	t.Helper()
+	net, err := model.Build("dcgan-g-study", f.be, model.Options{Side: 32, Seed: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := generate.NewModel(net, "tiny-smileys", map[string]string{model.MetaTrainGroups: groups})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.holder.Set(m, swap.Digest([]byte("tiny-smileys")), "mem")
+}
+
+func TestLabels(t *testing.T) {
+	f := start(t, fast)
+	ctx := context.Background()
+	const smileys = "Smileys & Emotion"
+	v := f.loadLabelled(t, smileys)
+
+	got, err := f.client.ListLabels(ctx, &pb.ListLabelsRequest{})
+	if err != nil || got.GetModel().GetName() != "tiny-smileys" || got.GetModel().GetVersion() != v.Digest ||
+		len(got.GetLabels()) != 1 || got.GetLabels()[0] != smileys {
+		t.Fatalf("ListLabels = %v, %v", got, err)
+	}
+	resp, err := f.client.Generate(ctx, &pb.GenerateRequest{Seeds: []int64{1, 2}, Label: smileys})
+	if err != nil || len(resp.GetImages()) != 2 || resp.GetImages()[1].GetProvenance().GetLabel() != smileys {
+		t.Fatalf("Generate with its label = %v, %v", resp, err)
+	}
+	stream, err := f.client.StreamGenerate(ctx, &pb.StreamGenerateRequest{Seeds: []int64{3}, Label: smileys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := stream.Recv(); err != nil || msg.GetImage().GetProvenance().GetLabel() != smileys {
+		t.Fatalf("StreamGenerate with its label = %v, %v", msg, err)
+	}
+
+	for _, tt := range []struct {
+		name, label, msg string
+		reason           string
+	}{
+		{"unknown label", "Animals & Nature", `label "Animals & Nature" is not known to model tiny-smileys; its labels: "Smileys & Emotion"`, "UNKNOWN_LABEL"},
+		{"case differs", "smileys & emotion", `its labels: "Smileys & Emotion"`, "UNKNOWN_LABEL"},
+		{"too long", strings.Repeat("x", 65), "label is 65 bytes; at most 64", "INVALID_ARGUMENT"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.client.Generate(ctx, &pb.GenerateRequest{Seeds: []int64{1}, Label: tt.label})
+			if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), tt.msg) || rpcerr.Reason(err) != tt.reason {
+				t.Fatalf("Generate = %v (reason %q), want InvalidArgument containing %q, reason %q", err, rpcerr.Reason(err), tt.msg, tt.reason)
+			}
+			stream, err := f.client.StreamGenerate(ctx, &pb.StreamGenerateRequest{Seeds: []int64{1}, Label: tt.label})
+			if err == nil {
+				_, err = stream.Recv()
+			}
+			if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), tt.msg) {
+				t.Fatalf("StreamGenerate = %v, want InvalidArgument containing %q", err, tt.msg)
+			}
+		})
+	}
+
+	// Hot swap to a model trained on every emoji: it knows no label.
+	v = f.load(t)
+	got, err = f.client.ListLabels(ctx, &pb.ListLabelsRequest{})
+	if err != nil || got.GetModel().GetVersion() != v.Digest || len(got.GetLabels()) != 0 {
+		t.Fatalf("ListLabels after the swap = %v, %v", got, err)
+	}
+	_, err = f.client.Generate(ctx, &pb.GenerateRequest{Seeds: []int64{1}, Label: smileys})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), `label "Smileys & Emotion" is not known to model tiny-g: it has no labels`) {
+		t.Fatalf("label on an unlabelled model = %v", err)
+	}
+	if _, err := f.client.ListLabels(ctx, &pb.ListLabelsRequest{Model: &pb.ModelRef{Name: "other"}}); status.Code(err) != codes.NotFound {
+		t.Fatalf("ListLabels of another model = %v, want NotFound", err)
 	}
 }
