@@ -2,7 +2,6 @@ package model
 
 import (
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -124,13 +123,6 @@ func parity(t *testing.T, b backend.Backend, preset string) {
 		// clamped borders); these are covered by TestResidualStartsAtBicubic and the
 		// finite-difference checks of layer.Bicubic and layer.Residual instead.
 		t.Skipf("%s: no torch fixture for the MATLAB-bicubic step", preset)
-	}
-	if c, err := ConfigFor(preset, 0); err == nil && slices.ContainsFunc(c.Layers, func(s Spec) bool { return s.SpectralNorm }) {
-		// torch_presets.py has no spectral-norm module yet (torch's spectral_norm
-		// names the tensors weight_orig, weight_u, weight_v; ours weight and
-		// weight_u). Covered by TestPresetsMatchRef (cpu against ref) and
-		// engine/layer's finite-difference checks (spectral_test.go).
-		t.Skipf("%s: no torch fixture for spectral norm", preset)
 	}
 	fx, err := safetensors.ReadFile("testdata/parity_"+preset+".safetensors", safetensors.Options{})
 	if err != nil {
