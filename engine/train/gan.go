@@ -108,6 +108,7 @@ type ganJob struct {
 	latent int
 	probe  *swdState
 	feat   *featureState
+	meta   map[string]string // the run's Options.Meta, for the best snapshot
 }
 
 // swdState is an SWDProbe with its real set and floor, prepared once.
@@ -121,7 +122,7 @@ type swdState struct {
 }
 
 func newGANJob(ctx context.Context, c GANConfig, o Options) (_ *ganJob, err error) {
-	j := &ganJob{c: c, b: o.Backend}
+	j := &ganJob{c: c, b: o.Backend, meta: o.Meta}
 	defer func() {
 		if err != nil {
 			j.free()
@@ -277,6 +278,9 @@ func (j *ganJob) step(ctx context.Context, b *dataset.Batch, rng *rand.Rand) err
 			return err
 		}
 		return j.feat.eval(ctx, g, steps, func(path string, meta map[string]string) error {
+			for k, v := range j.meta {
+				meta[k] = v
+			}
 			meta["hirez.train.kind"], meta["hirez.train.recipe"], meta["hirez.train.steps"] = j.kind(), j.signature(), fmt.Sprint(steps)
 			return g.Save(path, meta)
 		})

@@ -47,6 +47,7 @@ func TestFeatureProbe(t *testing.T) {
 	p := &FeatureProbe{Every: 2, Extractor: randomExtractor(t, o), Heldout: held, Train: data, N: 6,
 		Best: filepath.Join(out, "best.safetensors"), OnEval: func(fp FeaturePoint) { points = append(points, fp) }}
 	o.Steps = 6
+	o.Meta = map[string]string{"hirez.train.groups": "Smileys & Emotion"}
 	res, err := probeGAN(p)(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -66,6 +67,9 @@ func TestFeatureProbe(t *testing.T) {
 	f, err := safetensors.ReadFile(p.Best, safetensors.Options{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if g := f.Metadata["hirez.train.groups"]; g != "Smileys & Emotion" {
+		t.Errorf("best snapshot metadata lacks the run's groups: %q", g)
 	}
 	if got, _ := strconv.Atoi(f.Metadata[MetaBestStep]); got != best {
 		t.Errorf("best snapshot from step %d, the lowest KID was at step %d (%+v)", got, best, points)

@@ -177,7 +177,7 @@ func (r *defaultsRun) generator(ctx context.Context, env Env, b backend.Backend,
 		}
 		meta := map[string]string{"hirez.train.data": r.ganVersion}
 		if r.ganGroup != "" {
-			meta["hirez.train.groups"] = r.ganGroup
+			meta[model.MetaTrainGroups] = r.ganGroup
 		}
 		gres, err = train.GAN(ctx, c, train.Options{
 			Backend: b, Data: r.ganData, Groups: groups, Out: work, Name: r.ganName, Resume: resume,
@@ -225,7 +225,17 @@ func (r *defaultsRun) generator(ctx context.Context, env Env, b backend.Backend,
 		return err
 	}
 	ganPath := filepath.Join(r.out, r.ganName+".safetensors")
-	if !samePath(gres.Weights, ganPath) {
+	if r.ganGroup != "" && gmeta[model.MetaTrainGroups] == "" {
+		// A generator trained beforehand whose file does not say its group: the
+		// served model's labels come from this key (model.Labels).
+		if gmeta == nil {
+			gmeta = map[string]string{}
+		}
+		gmeta[model.MetaTrainGroups] = r.ganGroup
+		if err := g.Save(ganPath, gmeta); err != nil {
+			return err
+		}
+	} else if !samePath(gres.Weights, ganPath) {
 		if err := copyFile(gres.Weights, ganPath); err != nil {
 			return err
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/hirez-ml/hirez/engine/backends"
 	"github.com/hirez-ml/hirez/engine/dataset"
 	"github.com/hirez-ml/hirez/engine/imageio"
+	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/engine/train"
 )
 
@@ -169,7 +170,7 @@ func runTrainLocal(ctx context.Context, env Env, args []string) error {
 		Groups: groups,
 	}
 	if len(groups) > 0 {
-		o.Meta["hirez.train.groups"] = strings.Join(groups, ", ")
+		o.Meta[model.MetaTrainGroups] = strings.Join(groups, ", ")
 	}
 	start := time.Now()
 	var res train.Result
