@@ -70,7 +70,7 @@ func runTrainDefaults(ctx context.Context, env Env, args []string) error {
 	fs.DurationVar(&r.srBudget, "sr-budget", 15*time.Minute, "SR training time")
 	fs.IntVar(&r.ganSteps, "gan-steps", 0, "stop the DCGAN after this many steps instead (0 = budget only)")
 	fs.IntVar(&r.srSteps, "sr-steps", 0, "stop the SR net after this many steps instead (0 = budget only)")
-	fs.IntVar(&r.n, "n", 1000, "SWD images per set (capped at half the held-out images)")
+	fs.IntVar(&r.n, "n", 1000, "generated images scored (seeds 0…n−1; SWD uses at most half as many as there are held-out images)")
 	fs.IntVar(&r.srEval, "sr-eval", 0, "held-out emoji for the SR PSNR (0 = all)")
 	fs.Uint64Var(&r.seed, "seed", 1, "seed")
 	fs.StringVar(&r.only, "only", "", "train and document only one model: gan or sr ('' = both)")
@@ -212,7 +212,9 @@ func (r *defaultsRun) generator(ctx context.Context, env Env, b backend.Backend,
 	if err != nil {
 		return err
 	}
-	fake, err := train.Generate(ctx, g, nil, min(r.n, len(real)/2))
+	// SWD uses as many as half the real images (train.EvalGAN); the feature
+	// scores use all r.n.
+	fake, err := train.Generate(ctx, g, nil, r.n)
 	if err != nil {
 		return err
 	}
