@@ -50,7 +50,7 @@ done
 # model_path ROLE PATTERN...: the first of MODELS_DIR/ROLE/ (a directory of
 # *.safetensors: the newest is served, new files are hot-swapped in),
 # MODELS_DIR/ROLE.safetensors, or the first MODELS_DIR/PATTERN file (the
-# bundled models are named after their preset, e.g. dcgan32-emoji.safetensors).
+# bundled models are named after their preset, e.g. dcgan32-smileys.safetensors).
 model_path() {
   local role=$1; shift
   if [ -d "$MODELS_DIR/$role" ] && compgen -G "$MODELS_DIR/$role/*.safetensors" >/dev/null; then
