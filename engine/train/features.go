@@ -89,6 +89,7 @@ type featuresJob struct {
 	opt      *optim.Adam
 	class    map[string]int
 	side     int
+	data     string // the training folder, for a sample grid before any step
 	x, dy    *tensor.Tensor
 	host     []float32
 	logits   []float32
@@ -98,7 +99,7 @@ type featuresJob struct {
 }
 
 func newFeaturesJob(c FeaturesConfig, o Options) (_ *featuresJob, err error) {
-	j := &featuresJob{c: c, b: o.Backend, class: map[string]int{}}
+	j := &featuresJob{c: c, b: o.Backend, class: map[string]int{}, data: o.Data}
 	defer func() {
 		if err != nil {
 			j.free()
@@ -285,8 +286,17 @@ func (j *featuresJob) loadState(f *safetensors.File) error {
 	return j.opt.Load(getter(f, ""))
 }
 
-// sample shows the last batch as the encoder saw it (shifted and flipped).
-func (j *featuresJob) sample(context.Context) (*imageio.RGB, error) {
+// sample shows the last batch as the encoder saw it (shifted and flipped), or
+// before any step in this process (a resumed run that is already complete) the
+// first training images as they are.
+func (j *featuresJob) sample(ctx context.Context) (*imageio.RGB, error) {
+	if len(j.host) == 0 {
+		imgs, err := LoadSquare(ctx, j.data, j.side, 16)
+		if err != nil {
+			return nil, err
+		}
+		return imageio.Grid(imgs, imageio.GridOptions{Pad: 2})
+	}
 	per := 3 * j.side * j.side
 	var cells []*imageio.RGB
 	for i := 0; i < min(16, len(j.host)/per); i++ {
@@ -295,9 +305,6 @@ func (j *featuresJob) sample(context.Context) (*imageio.RGB, error) {
 			return nil, err
 		}
 		cells = append(cells, m)
-	}
-	if len(cells) == 0 {
-		return nil, fmt.Errorf("features: no batch seen yet")
 	}
 	return imageio.Grid(cells, imageio.GridOptions{Pad: 2})
 }

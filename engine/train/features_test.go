@@ -166,6 +166,14 @@ func TestFeaturesResumeIsExact(t *testing.T) {
 	if !rb.Resumed {
 		t.Fatal("the second run did not resume")
 	}
+	// Resuming a finished run takes no step and still publishes, grid included.
+	o = refOptions(t, data, split)
+	o.Steps, o.Resume = 6, true
+	var grids int
+	o.OnSample = func(Sample) { grids++ }
+	if rc, err := run(context.Background(), o); err != nil || rc.Steps != 6 || grids != 1 {
+		t.Errorf("resuming a finished run: %d steps, %d grids, %v", rc.Steps, grids, err)
+	}
 	sameBits(t, "checkpoint", readTensors(t, ra.Checkpoint), readTensors(t, rb.Checkpoint))
 	sameBits(t, "weights", readTensors(t, ra.Weights), readTensors(t, rb.Weights))
 }
