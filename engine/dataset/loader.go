@@ -468,7 +468,7 @@ func (l *Loader) load(path string, rng *rand.Rand) (sample, error) {
 			return sample{skip: skipCorrupt}, fmt.Errorf("%s: %w", path, err)
 		}
 		if l.opt.FlipH && rng.IntN(2) == 1 {
-			flipH(img)
+			img.FlipH()
 		}
 		return sample{x: conv(nil, img)}, nil
 	}
@@ -491,8 +491,8 @@ func (l *Loader) load(path string, rng *rand.Rand) (sample, error) {
 			return sample{skip: skipTooSmall}, fmt.Errorf("%s: %w", path, err)
 		}
 		if l.opt.FlipH && rng.IntN(2) == 1 {
-			flipH(lpatch)
-			flipH(hpatch)
+			lpatch.FlipH()
+			hpatch.FlipH()
 		}
 		s.x = conv(s.x, lpatch)
 		s.y = conv(s.y, hpatch)
@@ -560,15 +560,4 @@ func boxDown(img *imageio.RGB, f int) *imageio.RGB {
 		}
 	}
 	return out
-}
-
-func flipH(img *imageio.RGB) {
-	for y := 0; y < img.H; y++ {
-		row := img.Pix[y*img.W*3 : (y+1)*img.W*3]
-		for a, b := 0, img.W-1; a < b; a, b = a+1, b-1 {
-			for c := 0; c < 3; c++ {
-				row[a*3+c], row[b*3+c] = row[b*3+c], row[a*3+c]
-			}
-		}
-	}
 }

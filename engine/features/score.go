@@ -46,7 +46,8 @@ func NewReference(ctx context.Context, e *Extractor, heldout, train []*imageio.R
 	}
 	mirrored := make([]*imageio.RGB, len(train))
 	for i, m := range train {
-		mirrored[i] = flipH(m)
+		mirrored[i] = m.Clone()
+		mirrored[i].FlipH()
 	}
 	flipped, err := e.Embed(ctx, mirrored)
 	if err != nil {
@@ -144,15 +145,4 @@ func median(v []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func flipH(m *imageio.RGB) *imageio.RGB {
-	out := imageio.NewRGB(m.W, m.H)
-	for y := range m.H {
-		for x := range m.W {
-			r, g, b := m.At(m.W-1-x, y)
-			out.Set(x, y, r, g, b)
-		}
-	}
-	return out
 }

@@ -85,6 +85,18 @@ func (m *RGB) Crop(x, y, w, h int) (*RGB, error) {
 	return out, nil
 }
 
+// FlipH mirrors the image left to right, in place.
+func (m *RGB) FlipH() {
+	for y := 0; y < m.H; y++ {
+		row := m.Pix[y*m.W*3 : (y+1)*m.W*3]
+		for a, b := 0, m.W-1; a < b; a, b = a+1, b-1 {
+			for c := 0; c < 3; c++ {
+				row[a*3+c], row[b*3+c] = row[b*3+c], row[a*3+c]
+			}
+		}
+	}
+}
+
 // CenterCrop returns the centred w×h window (the extra pixel of an odd margin goes
 // to the right / bottom).
 func (m *RGB) CenterCrop(w, h int) (*RGB, error) {

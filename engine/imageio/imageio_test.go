@@ -352,3 +352,17 @@ func TestDecodeWebP(t *testing.T) {
 		}
 	}
 }
+
+func TestFlipH(t *testing.T) {
+	m := NewRGB(3, 2)
+	for i := range m.Pix {
+		m.Pix[i] = uint8(i)
+	}
+	m.FlipH()
+	want := []uint8{6, 7, 8, 3, 4, 5, 0, 1, 2, 15, 16, 17, 12, 13, 14, 9, 10, 11}
+	for i, v := range want {
+		if m.Pix[i] != v {
+			t.Fatalf("after FlipH: %v, want %v", m.Pix, want)
+		}
+	}
+}
