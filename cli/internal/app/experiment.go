@@ -352,7 +352,11 @@ func writeRows(w io.Writer, rows []row, gridRel string) {
 	if feat {
 		fmt.Fprintf(w, " KID ×10³ | KID floor | precision | recall | copies |")
 	}
-	fmt.Fprintf(w, " SR-stage PSNR dB ×2 | samples |\n|---|---|---:|---:|---:|---:|%s---|---|\n", strings.Repeat("---:|", 5*btoi(feat)))
+	align := "|---|---|---:|---:|---:|---:|"
+	if feat {
+		align += strings.Repeat("---:|", 5)
+	}
+	fmt.Fprintf(w, " SR-stage PSNR dB ×2 | samples |\n%s---|---|\n", align)
 	for _, r := range rows {
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f | %.2f |", r.name, r.stages, r.cpu.Round(time.Second), r.took.Round(time.Second), r.swd.SWD.Mean, r.swd.Floor.Mean)
 		if f := r.feat; feat && f != nil {
@@ -363,13 +367,6 @@ func writeRows(w io.Writer, rows []row, gridRel string) {
 	if len(rows) > 0 {
 		fmt.Fprintf(w, "\nSWD on %d images per set.\n\n", rows[0].swd.N)
 	}
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // cpuModel is the CPU's model name as lscpu prints it.
