@@ -75,6 +75,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"train-local", "--kind", "gan", "--data", ".", "--out", "y", "--steps", "1", "--kid-every", "5", "--features", "/nonexistent.safetensors"}, ExitUsage, "--features"},
 		{[]string{"eval", "features", "--features", "/nonexistent.safetensors"}, ExitUsage, "nonexistent"},
 		{[]string{"eval", "gan", "--model", "x", "--data", ".", "--features", "/nonexistent.safetensors"}, ExitUsage, "--features"},
+		{[]string{"train-local", "--kind", "gan", "--data", ".", "--out", "y", "--steps", "1", "--kid-every", "-5"}, ExitUsage, "want 0 or more"},
+		{[]string{"train-defaults", "--train-features", "-1"}, ExitUsage, "want 0 or more"},
 		{[]string{"eval"}, ExitUsage, "missing subcommand: want sr, features or gan"},
 		{[]string{"eval", "fid"}, ExitUsage, `unknown subcommand "fid": want sr, features or gan`},
 		{[]string{"models", "rm", "espcn"}, ExitUsage, `want <model>@<sha256:digest>, got "espcn"`},

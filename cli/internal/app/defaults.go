@@ -85,6 +85,9 @@ func runTrainDefaults(ctx context.Context, env Env, args []string) error {
 			r.srVersion = r.ganVersion
 		}
 	}
+	if r.kidEvery < 0 || r.featuresSteps < 0 {
+		return usagef("--kid-every %d, --train-features %d: want 0 or more", r.kidEvery, r.featuresSteps)
+	}
 	if r.only != "" && r.only != "gan" && r.only != "sr" {
 		return usagef("--only %q: want gan or sr", r.only)
 	}

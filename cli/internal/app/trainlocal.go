@@ -139,6 +139,8 @@ func runTrainLocal(ctx context.Context, env Env, args []string) error {
 		return usagef("--data is required (a folder of images, e.g. data/noto128/train)")
 	case *out == "":
 		return usagef("--out is required (a folder for the checkpoint and weights)")
+	case *kidEvery < 0 || *kidN < 0:
+		return usagef("--kid-every %d, --kid-n %d: want 0 or more", *kidEvery, *kidN)
 	case *steps == 0 && *epochs == 0 && *budget == 0:
 		return usagef("set --steps, --epochs or --budget")
 	}
