@@ -46,6 +46,12 @@ import (
 	"github.com/hirez-ml/hirez/platform/tlsconfig"
 )
 
+// LivenessService is the grpc.health.v1 service name that answers SERVING
+// whenever the process answers at all, during the drain too: liveness probes
+// check it, so that a restart never follows from a dependency's outage or a
+// drain (that is readiness, the overall "" status; docs/kubernetes.md).
+const LivenessService = "liveness"
+
 // Default limits. Images are big: a batch of 256×256 float32 RGB images is
 // 768 KiB per image, so the 4 MiB gRPC default is far too small.
 const (
@@ -276,6 +282,15 @@ func (s *Server) publishLocked() {
 	s.health.SetServingStatus("", servingStatus(all && s.started && !s.stopping))
 }
 
+// Ready reports the overall "" health status: every service ready, serving
+// started, shutdown not begun. It is the one readiness rule; HTTP readiness
+// endpoints (the metrics port's, the gateway's) answer from it, so they fail
+// with gRPC health during the drain delay.
+func (s *Server) Ready() bool {
+	resp, err := s.health.Check(context.Background(), &healthpb.HealthCheckRequest{})
+	return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
+}
+
 func servingStatus(ok bool) healthpb.HealthCheckResponse_ServingStatus {
 	if ok {
 		return healthpb.HealthCheckResponse_SERVING
@@ -437,9 +452,8 @@ func (s *Server) httpHandler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		resp, err := s.health.Check(r.Context(), &healthpb.HealthCheckRequest{})
-		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.Ready() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
@@ -451,18 +465,37 @@ func (s *Server) httpHandler() http.Handler {
 	return mux
 }
 
-// healthService ends Watch streams when draining begins, so clients doing
-// client-side health checks do not hold GracefulStop until its deadline.
+// healthService answers LivenessService itself (SERVING while the process
+// answers; health.Server would report it NOT_SERVING from Shutdown on) and
+// ends Watch streams when draining begins, so clients doing client-side health
+// checks do not hold GracefulStop until its deadline.
 type healthService struct {
 	*health.Server
 	drain context.Context
+}
+
+var livenessServing = &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}
+
+func (h *healthService) Check(ctx context.Context, req *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	if req.GetService() == LivenessService {
+		return livenessServing, nil
+	}
+	return h.Server.Check(ctx, req)
 }
 
 func (h *healthService) Watch(req *healthpb.HealthCheckRequest, stream healthgrpc.Health_WatchServer) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	defer context.AfterFunc(h.drain, cancel)()
-	err := h.Server.Watch(req, watchStream{Health_WatchServer: stream, ctx: ctx})
+	var err error
+	if req.GetService() == LivenessService {
+		if err = stream.Send(livenessServing); err == nil {
+			<-ctx.Done() // the status never changes
+			err = status.FromContextError(ctx.Err()).Err()
+		}
+	} else {
+		err = h.Server.Watch(req, watchStream{Health_WatchServer: stream, ctx: ctx})
+	}
 	if h.drain.Err() != nil {
 		return status.Error(codes.Unavailable, "server shutting down")
 	}

@@ -499,3 +499,69 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Liveness is the process only: SERVING before the model is loaded and through
+// the drain delay, while readiness (gRPC "" and the metrics port's /readyz)
+// follows the services and fails as soon as shutdown begins.
+func TestLivenessIsTheProcessReadinessFollowsDrain(t *testing.T) {
+	mlis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.DrainDelay = 3 * time.Second // the checks below take milliseconds
+	h := start(t, cfg, zaptest.NewLogger(t), server.WithModelServices(testService), server.WithMetricsListener(mlis))
+	hc := healthpb.NewHealthClient(h.conn)
+	check := func(svc string) healthpb.HealthCheckResponse_ServingStatus {
+		t.Helper()
+		resp, err := hc.Check(t.Context(), &healthpb.HealthCheckRequest{Service: svc})
+		if err != nil {
+			t.Fatalf("Check(%q): %v", svc, err)
+		}
+		return resp.GetStatus()
+	}
+	get := func(path string) int {
+		t.Helper()
+		resp, err := http.Get("http://" + mlis.Addr().String() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	const serving, notServing = healthpb.HealthCheckResponse_SERVING, healthpb.HealthCheckResponse_NOT_SERVING
+	type want struct {
+		live, ready     healthpb.HealthCheckResponse_ServingStatus
+		healthz, readyz int
+		readyFn         bool
+	}
+	expect := func(stage string, w want) {
+		t.Helper()
+		if got := check(server.LivenessService); got != w.live {
+			t.Errorf("%s: liveness %v, want %v", stage, got, w.live)
+		}
+		if got := check(""); got != w.ready {
+			t.Errorf("%s: readiness %v, want %v", stage, got, w.ready)
+		}
+		if got := h.srv.Ready(); got != w.readyFn {
+			t.Errorf("%s: Ready() = %v, want %v", stage, got, w.readyFn)
+		}
+		if got := get("/healthz"); got != w.healthz {
+			t.Errorf("%s: /healthz %d, want %d", stage, got, w.healthz)
+		}
+		if got := get("/readyz"); got != w.readyz {
+			t.Errorf("%s: /readyz %d, want %d", stage, got, w.readyz)
+		}
+	}
+	expect("before the model", want{serving, notServing, 200, 503, false})
+	h.srv.SetServing(testService, true)
+	expect("ready", want{serving, serving, 200, 200, true})
+
+	h.cancel()
+	waitFor(t, func() bool { return !h.srv.Ready() })
+	expect("draining", want{serving, notServing, 200, 503, false})
+	if err := h.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	http.DefaultClient.CloseIdleConnections()
+}

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -73,12 +72,6 @@ func (r *readiness) set(pool string, ok bool) {
 		r.ready = all
 		r.onChange(all)
 	}
-}
-
-func (r *readiness) get() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.ready
 }
 
 func run(ctx context.Context, args []string) error {
@@ -198,11 +191,10 @@ func run(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("listen --http-addr %s: %w", *httpAddr, err)
 		}
-		var serving atomic.Bool
-		ready := func() bool { return serving.Load() && gw.get() }
-		hs := &http.Server{Handler: grpcapi.HTTP(svc, ready), ReadHeaderTimeout: 10 * time.Second}
+		// HTTP readiness is the gRPC server's (srv.Ready): the pools, and
+		// NOT_SERVING from the first moment of shutdown, drain delay included.
+		hs := &http.Server{Handler: grpcapi.HTTP(svc, srv.Ready), ReadHeaderTimeout: 10 * time.Second}
 		srv.Go(func(ctx context.Context) error {
-			serving.Store(true)
 			logger.Info("serving HTTP/JSON", zap.Stringer("http.addr", lis.Addr()))
 			errc := make(chan error, 1)
 			go func() { errc <- hs.Serve(lis) }()
@@ -211,7 +203,6 @@ func run(ctx context.Context, args []string) error {
 				return err
 			case <-ctx.Done():
 			}
-			serving.Store(false)
 			sctx, cancel := context.WithTimeout(context.Background(), shared.ShutdownTimeout)
 			defer cancel()
 			if err := hs.Shutdown(sctx); err != nil {

@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/hirez-ml/hirez/platform/server"
 )
 
 // replica is a real gRPC server on loopback TCP with the standard health
@@ -120,15 +122,35 @@ func TestHealthFollowsDownstreams(t *testing.T) {
 		}
 	}
 
+	// Liveness is the process only: SERVING with every downstream down, so an
+	// outage of the generators restarts no gateway.
+	live := func(step string) {
+		t.Helper()
+		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: server.LivenessService})
+		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("%s: gRPC liveness %v, %v; want SERVING", step, resp, err)
+		}
+		r, err := http.Get("http://" + httpAddr + "/healthz")
+		if err != nil {
+			t.Fatalf("%s: HTTP /healthz: %v", step, err)
+		}
+		r.Body.Close()
+		if r.StatusCode != http.StatusOK {
+			t.Errorf("%s: HTTP /healthz %d; want 200", step, r.StatusCode)
+		}
+	}
+
 	want("generator healthy, both upscalers NOT_SERVING", false)
 	up2.set(upSvc, true)
 	want("one upscaler turned SERVING", true)
 	up2.stop()
 	want("the healthy upscaler stopped", false)
+	live("no upscaler healthy")
 	up1.set(upSvc, true)
 	want("the other upscaler turned SERVING", true)
 	gen.set(genSvc, false)
 	want("generator NOT_SERVING", false)
+	live("generator NOT_SERVING")
 	gen.set(genSvc, true)
 	want("generator SERVING again", true)
 }
@@ -203,5 +225,79 @@ func TestOptionalPoolsStayOutOfReadiness(t *testing.T) {
 			t.Fatalf("the Up Sampler pool turned SERVING but the metric did not follow:\n%s", metrics())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestDrainFailsReadiness: from the first moment of shutdown, through the
+// drain delay, readiness fails on every surface (gRPC health, the metrics
+// port's /readyz, the HTTP port's /readyz) while liveness (gRPC "liveness",
+// HTTP /healthz) stays up, so Kubernetes takes the pod out of endpoints
+// without restarting it.
+func TestDrainFailsReadiness(t *testing.T) {
+	const genSvc, upSvc = "hirez.v1.GeneratorService", "hirez.v1.UpscalerService"
+	gen := startReplica(t, genSvc, true)
+	up := startReplica(t, upSvc, true)
+
+	grpcAddr, metricsAddr, httpAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	runErr := make(chan error, 1)
+	go func() {
+		// The drain delay only has to outlast a few loopback checks.
+		runErr <- run(ctx, []string{"--grpc-addr", grpcAddr, "--metrics-addr", metricsAddr, "--http-addr", httpAddr,
+			"--generator-target", gen.addr, "--upscaler-target", up.addr,
+			"--shutdown-timeout", "2s", "--drain-delay", "3s", "--log-level", "warn"})
+	}()
+	defer func() {
+		cancel()
+		if err := <-runErr; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	hc := healthpb.NewHealthClient(conn)
+	grpcStatus := func(service string) healthpb.HealthCheckResponse_ServingStatus {
+		cctx, ccancel := context.WithTimeout(t.Context(), time.Second) // ctx is Run's, cancelled to drain
+		defer ccancel()
+		resp, err := hc.Check(cctx, &healthpb.HealthCheckRequest{Service: service})
+		if err != nil {
+			return healthpb.HealthCheckResponse_UNKNOWN
+		}
+		return resp.GetStatus()
+	}
+	httpCode := func(url string) int {
+		r, err := http.Get(url)
+		if err != nil {
+			return 0
+		}
+		r.Body.Close()
+		return r.StatusCode
+	}
+	type probes struct {
+		ready, live                    healthpb.HealthCheckResponse_ServingStatus
+		metricsReadyz, readyz, healthz int
+	}
+	read := func() probes {
+		return probes{grpcStatus(""), grpcStatus(server.LivenessService),
+			httpCode("http://" + metricsAddr + "/readyz"), httpCode("http://" + httpAddr + "/readyz"), httpCode("http://" + httpAddr + "/healthz")}
+	}
+	const serving, notServing = healthpb.HealthCheckResponse_SERVING, healthpb.HealthCheckResponse_NOT_SERVING
+	deadline := time.Now().Add(15 * time.Second)
+	for read() != (probes{serving, serving, 200, 200, 200}) {
+		if time.Now().After(deadline) {
+			t.Fatalf("never ready: %+v", read())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	cancel() // as SIGTERM does
+	for grpcStatus("") == serving {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got, want := read(), (probes{notServing, serving, 503, 503, 200}); got != want {
+		t.Errorf("draining: %+v; want %+v", got, want)
 	}
 }

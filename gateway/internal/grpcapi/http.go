@@ -33,8 +33,11 @@ const maxJSONBody = pb.MaxEncodedImageBytes*4/3 + 64<<10
 //	                           its number, generator.name, generator.version;
 //	                           all optional) → GatewayServiceListLabelsResponse,
 //	                           with "labels": [] when the model has none
-//	GET  /healthz, /readyz     200 when ready() is true (serving, with a healthy
-//	                           generator and upscaler reachable), else 503
+//	GET  /healthz              200 while the process answers (liveness: never
+//	                           the dependencies, so their outage restarts nothing)
+//	GET  /readyz               200 when ready() is true (serving, with a healthy
+//	                           generator and upscaler reachable, not shutting
+//	                           down), else 503
 //
 // Errors are {"error": {"code": "INVALID_ARGUMENT", "message": …}} with the
 // HTTP status of the gRPC code; an error after the stream started is its last
@@ -45,15 +48,16 @@ func HTTP(svc *pipeline.Service, ready func() bool) http.Handler {
 	mux.HandleFunc("POST /v1/images:generate", h.generate)
 	mux.HandleFunc("POST /v1/images:upscale", h.upscale)
 	mux.HandleFunc("GET /v1/labels", h.labels)
-	readyz := func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !ready() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = io.WriteString(w, "ok\n")
-	}
-	mux.HandleFunc("GET /healthz", readyz)
-	mux.HandleFunc("GET /readyz", readyz)
+	})
 	return mux
 }
 

@@ -27,7 +27,7 @@ func TestRenderBrokenFails(t *testing.T) {
 	if out.Len() != 0 {
 		t.Errorf("-check printed YAML")
 	}
-	if !strings.Contains(errOut.String(), `Deployment/upscaler: container "upscaler": no liveness probe`) {
+	if !strings.Contains(errOut.String(), `Deployment/upscaler: container "upscaler": no readiness probe`) {
 		t.Errorf("stderr lacks the violation:\n%s", errOut.String())
 	}
 }

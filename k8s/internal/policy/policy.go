@@ -28,6 +28,17 @@ import (
 // GPUResource is the extended resource the NVIDIA device plugin advertises.
 const GPUResource corev1.ResourceName = "nvidia.com/gpu"
 
+// LivenessService is the health service every hirez server answers SERVING
+// while its process answers (platform/server.LivenessService).
+const LivenessService = "liveness"
+
+func grpcService(p *corev1.Probe) string {
+	if p.GRPC.Service == nil {
+		return ""
+	}
+	return *p.GRPC.Service
+}
+
 // Violation is one broken rule.
 type Violation struct {
 	Ref string // "Deployment/gateway", or "build" for the build as a whole
@@ -205,6 +216,15 @@ func (c *checker) container(ref string, pod *corev1.PodSpec, ct corev1.Container
 			case grpcPort != 0 && pr.probe.GRPC.Port != grpcPort:
 				c.add(ref, "%s: %s probe checks port %d, the gRPC port is %d", cref, pr.kind, pr.probe.GRPC.Port, grpcPort)
 			}
+		}
+		// Liveness is the process only, readiness its dependencies: a
+		// liveness probe on readiness restarts every pod when a dependency is
+		// down or the pod drains.
+		if p := ct.LivenessProbe; p != nil && p.GRPC != nil && grpcService(p) != LivenessService {
+			c.add(ref, "%s: liveness probe checks health service %q, which follows readiness; want service: %s (the process only)", cref, grpcService(p), LivenessService)
+		}
+		if p := ct.ReadinessProbe; p != nil && p.GRPC != nil && grpcService(p) == LivenessService {
+			c.add(ref, "%s: readiness probe checks the %s service, which is SERVING even while draining; leave service empty (overall health)", cref, LivenessService)
 		}
 	}
 
