@@ -234,6 +234,12 @@ func startStack(t testing.TB, upArgs ...string) *stack {
 // for every batching server.
 func startStackWith(t testing.TB, upscalerModel, maxBatch string, upArgs ...string) *stack {
 	t.Helper()
+	return startStackGateway(t, upscalerModel, maxBatch, nil, upArgs...)
+}
+
+// startStackGateway is startStackWith with more flags for the gateway.
+func startStackGateway(t testing.TB, upscalerModel, maxBatch string, gwArgs []string, upArgs ...string) *stack {
+	t.Helper()
 	s := &stack{}
 	s.gen = startProc(t, "generator", "--model", genModel, "--max-batch", maxBatch, "--max-wait", "2ms")
 	var upAddrs []string
@@ -243,7 +249,7 @@ func startStackWith(t testing.TB, upscalerModel, maxBatch string, upArgs ...stri
 		upAddrs = append(upAddrs, u.addr)
 	}
 	s.httpAddr = freeAddr(t)
-	s.gw = startProc(t, "gateway", "--generator-target", s.gen.addr, "--upscaler-target", strings.Join(upAddrs, ","), "--http-addr", s.httpAddr)
+	s.gw = startProc(t, "gateway", append([]string{"--generator-target", s.gen.addr, "--upscaler-target", strings.Join(upAddrs, ","), "--http-addr", s.httpAddr}, gwArgs...)...)
 	waitServing(t, s.gen, "hirez.v1.GeneratorService")
 	for _, u := range s.ups {
 		waitServing(t, u, "hirez.v1.UpscalerService")

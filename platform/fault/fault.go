@@ -16,6 +16,7 @@ package fault
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind says what went wrong in terms a caller can act on.
@@ -91,6 +92,9 @@ type Error struct {
 	Reason string
 	// Err is the underlying error carrying the human-readable message.
 	Err error
+	// RetryAfter, when positive, is how long the caller should wait before
+	// retrying (an overloaded server's hint; AIP-194 RetryInfo).
+	RetryAfter time.Duration
 }
 
 var _ error = (*Error)(nil)
@@ -141,6 +145,14 @@ func FailedPrecondition(format string, args ...any) error {
 // Overloaded returns a KindOverloaded error: a full queue, retry later.
 func Overloaded(format string, args ...any) error {
 	return New(KindOverloaded, "", format, args...)
+}
+
+// OverloadedRetry returns a KindOverloaded error with a reason and a hint
+// of how long to wait before retrying.
+func OverloadedRetry(reason string, after time.Duration, format string, args ...any) error {
+	err := New(KindOverloaded, reason, format, args...).(*Error)
+	err.RetryAfter = after
+	return err
 }
 
 // Unavailable returns a KindUnavailable error: not ready yet, retry.

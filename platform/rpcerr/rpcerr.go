@@ -22,16 +22,24 @@
 // something, which they cannot.
 //
 // Faults carry an errdetails.ErrorInfo (AIP-193) with the fault's reason and
-// Domain, so clients can branch on a stable reason rather than on messages.
+// Domain, so clients can branch on a stable reason rather than on messages,
+// and, when the fault has a RetryAfter, an errdetails.RetryInfo (AIP-194)
+// saying when to retry.
+//
+// Public wraps an error whose message must not reach clients (a downstream's
+// transport error naming internal addresses): the client sees the public
+// status, while Detail keeps the original for the log line.
 package rpcerr
 
 import (
 	"context"
 	"errors"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/hirez-ml/hirez/platform/fault"
 )
@@ -65,6 +73,11 @@ func Status(err error) *status.Status {
 			}
 			if d, derr := s.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: Domain}); derr == nil {
 				s = d
+			}
+			if f.RetryAfter > 0 {
+				if d, derr := s.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(f.RetryAfter)}); derr == nil {
+					s = d
+				}
 			}
 			return s
 		}
@@ -100,6 +113,40 @@ func Reason(err error) string {
 		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == Domain {
 			return info.GetReason()
 		}
+	}
+	return ""
+}
+
+// RetryDelay returns the RetryInfo delay of a status, if it has one.
+func RetryDelay(s *status.Status) (time.Duration, bool) {
+	for _, d := range s.Details() {
+		if info, ok := d.(*errdetails.RetryInfo); ok && info.GetRetryDelay() != nil {
+			return info.GetRetryDelay().AsDuration(), true
+		}
+	}
+	return 0, false
+}
+
+// Public returns an error that clients see as s while its Error and
+// Unwrap keep cause for logs and errors.Is: s's message must be fit for a
+// public client, cause's need not be. Wrapping it (fmt.Errorf("…: %w"))
+// keeps the public message, as the wrapper's text is built from Error.
+func Public(s *status.Status, cause error) error { return &public{s: s, cause: cause} }
+
+type public struct {
+	s     *status.Status
+	cause error
+}
+
+func (p *public) Error() string              { return p.s.Message() }
+func (p *public) GRPCStatus() *status.Status { return p.s }
+func (p *public) Unwrap() error              { return p.cause }
+
+// Detail returns the hidden cause of the first Public error in err's chain
+// (for the log line next to the public message), or "".
+func Detail(err error) string {
+	if p, ok := errors.AsType[*public](err); ok {
+		return p.cause.Error()
 	}
 	return ""
 }

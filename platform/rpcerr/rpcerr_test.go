@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -55,5 +56,34 @@ func TestError(t *testing.T) {
 	}
 	if got := rpcerr.Error(downstream); got != downstream && status.Convert(got).Proto().String() != status.Convert(downstream).Proto().String() {
 		t.Errorf("downstream status changed: %v", got)
+	}
+}
+
+func TestRetryInfo(t *testing.T) {
+	err := fmt.Errorf("admit: %w", fault.OverloadedRetry("GATEWAY_BUSY", 3*time.Second, "busy"))
+	s := rpcerr.Status(err)
+	if s.Code() != codes.ResourceExhausted || rpcerr.Reason(s.Err()) != "GATEWAY_BUSY" {
+		t.Fatalf("status %v, reason %q", s, rpcerr.Reason(s.Err()))
+	}
+	if d, ok := rpcerr.RetryDelay(s); !ok || d != 3*time.Second {
+		t.Fatalf("RetryDelay = %v, %v; want 3s", d, ok)
+	}
+	if _, ok := rpcerr.RetryDelay(rpcerr.Status(fault.Overloaded("full"))); ok {
+		t.Fatal("a fault without RetryAfter carries a RetryInfo")
+	}
+}
+
+func TestPublicHidesTheCause(t *testing.T) {
+	cause := status.Error(codes.Unavailable, "connection error: dial tcp 127.0.0.1:9501: connect: connection refused")
+	err := fmt.Errorf("image 3: %w", rpcerr.Public(status.New(codes.Unavailable, "no upscaler replica could take the call"), cause))
+	s := rpcerr.Status(err)
+	if s.Code() != codes.Unavailable || s.Message() != "image 3: no upscaler replica could take the call" {
+		t.Fatalf("status %v %q", s.Code(), s.Message())
+	}
+	if rpcerr.Detail(err) != cause.Error() || !errors.Is(err, cause) {
+		t.Fatalf("detail %q", rpcerr.Detail(err))
+	}
+	if rpcerr.Detail(cause) != "" {
+		t.Fatal("a plain status has a detail")
 	}
 }

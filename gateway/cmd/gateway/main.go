@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	"github.com/hirez-ml/hirez/gateway/internal/admit"
 	"github.com/hirez-ml/hirez/gateway/internal/downstream"
 	"github.com/hirez-ml/hirez/gateway/internal/grpcapi"
 	"github.com/hirez-ml/hirez/gateway/internal/pipeline"
@@ -82,6 +83,7 @@ func run(ctx context.Context, args []string) error {
 	upsamplerTarget := fs.String("upsampler-target", "", "gRPC target of upscalers serving an Up Sampler model, for PIPELINE_MULTISTAGE_GAN; empty: that pipeline answers FAILED_PRECONDITION")
 	singleTarget := fs.String("single-generator-target", "", "gRPC target of generators serving a DCGAN trained at the output size, for PIPELINE_SINGLE_DCGAN; empty: that pipeline answers FAILED_PRECONDITION")
 	httpAddr := fs.String("http-addr", ":8080", "HTTP/JSON listen address; empty disables")
+	admission := admit.RegisterFlags(fs)
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
@@ -138,7 +140,7 @@ func run(ctx context.Context, args []string) error {
 	// pipeline should get traffic); their health is logged and exported as
 	// hirez_gateway_pool_ready, and a request for a pool with no healthy
 	// replica gets UNAVAILABLE naming the flag (downstream's InPool).
-	var opts []pipeline.Option
+	opts := []pipeline.Option{pipeline.WithAdmission(admit.New(*admission))}
 	if *upsamplerTarget != "" {
 		conn, err := dial("upsampler-target", *upsamplerTarget, "hirez.v1.UpscalerService")
 		if err != nil {

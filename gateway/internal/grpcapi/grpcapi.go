@@ -7,7 +7,9 @@ package grpcapi
 
 import (
 	"context"
+	"net"
 
+	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/hirez-ml/hirez/gateway/internal/pipeline"
@@ -47,9 +49,23 @@ func (s *Server) GenerateImages(req *pb.GenerateImagesRequest, stream pb.Gateway
 	if err != nil {
 		return err
 	}
+	if p, ok := peer.FromContext(stream.Context()); ok && p.Addr != nil {
+		r.Client = clientKey(p.Addr.String())
+	}
 	return s.svc.GenerateImages(stream.Context(), r, func(img pipeline.Image) error {
 		return stream.Send(ToResponse(img))
 	})
+}
+
+// clientKey is the fairness key of a caller at addr: its host, so that the
+// streams of one client (several connections or ports) share one turn.
+// Behind a proxy every caller shares the proxy's host; requests are then
+// still served in turn, only not grouped by client.
+func clientKey(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
 }
 
 // Upscale implements GatewayService.Upscale.

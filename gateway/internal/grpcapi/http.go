@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -93,6 +94,7 @@ func (h *httpAPI) generate(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = h.validate(preq)
 	}
+	preq.Client = clientKey(r.RemoteAddr)
 	if err != nil {
 		writeStatus(w, err)
 		return
@@ -269,6 +271,11 @@ func HTTPStatus(c codes.Code) int {
 
 func writeStatus(w http.ResponseWriter, err error) {
 	s := rpcerr.Status(err)
+	if d, ok := rpcerr.RetryDelay(s); ok {
+		// RFC 9110 §10.2.3: whole seconds, rounded up so that a client
+		// does not come back early.
+		w.Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
+	}
 	writeError(w, s.Code(), s.Message())
 }
 

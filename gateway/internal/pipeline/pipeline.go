@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hirez-ml/hirez/engine/imageio"
+	"github.com/hirez-ml/hirez/gateway/internal/admit"
 	"github.com/hirez-ml/hirez/platform/fault"
 )
 
@@ -128,6 +129,9 @@ type Request struct {
 	// Label is "" (no constraint) or a label of the serving generator; the
 	// generator checks it, against the version that serves the request.
 	Label string
+	// Client names the caller for fair queueing (its address, say); requests
+	// of one client share its turn. "" gives the request a turn of its own.
+	Client string
 }
 
 // Image is one finished image.
@@ -148,8 +152,8 @@ type Service struct {
 	upsampler Upscaler
 	single    Generator
 	lim       Limits
-	// MaxChains bounds the images being upscaled at once per request.
-	maxChains int
+	// admit decides which requests run and paces their chains.
+	admit *admit.Controller
 }
 
 // Option adds an optional pool to a Service.
@@ -158,6 +162,10 @@ type Option func(*Service)
 // WithUpsampler serves MultiStage: images from the default generator are
 // doubled by up, a pool serving the multi-stage GAN's Up Sampler.
 func WithUpsampler(up Upscaler) Option { return func(s *Service) { s.upsampler = up } }
+
+// WithAdmission admits and paces requests with c (default: a controller
+// with admit.Default's limits, of its own).
+func WithAdmission(c *admit.Controller) Option { return func(s *Service) { s.admit = c } }
 
 // WithSingleGenerator serves SingleDCGAN with gen, a pool serving a DCGAN
 // trained at the output side.
@@ -174,9 +182,12 @@ const (
 // New returns a service over the default pipeline's generator and upscaler
 // and any optional pools.
 func New(gen Generator, up Upscaler, lim Limits, opts ...Option) *Service {
-	s := &Service{gen: gen, up: up, lim: lim, maxChains: 32}
+	s := &Service{gen: gen, up: up, lim: lim}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.admit == nil {
+		s.admit = admit.New(admit.Default)
 	}
 	return s
 }
@@ -274,14 +285,31 @@ func passes(r Request, side int) (int, error) {
 	return n, nil
 }
 
+// ChainBytes is what admission accounts for one chain ending at side px:
+// four times the final image's raw RGB (3·side² bytes), which covers the
+// image, its PNG (BestSpeed stays within the raw size plus a little on
+// these images), the last pass's received message and the pass before it
+// (a quarter), with room for the proto copies on the way.
+func ChainBytes(side int) int64 { return 4 * 3 * int64(side) * int64(side) }
+
 // GenerateImages runs r and calls send with each finished image as soon as
 // its chain is done (so possibly out of index order). send is never called
 // concurrently. The first error cancels all outstanding work.
+//
+// Admission (package admit) refuses a request before its first image, or
+// never: once admitted, its chains wait for their turn rather than fail.
+// A chain holds its grant until send returns, so a slow reader paces its
+// own request and the generator stream behind it (gRPC flow control).
 func (s *Service) GenerateImages(ctx context.Context, r Request, send func(Image) error) error {
 	r, err := s.Validate(r)
 	if err != nil {
 		return err
 	}
+	ticket, err := s.admit.Admit(ctx, r.Client, r.Count, ChainBytes(r.Size))
+	if err != nil {
+		return err
+	}
+	defer ticket.Done()
 	seeds := make([]int64, r.Count)
 	for i := range seeds {
 		seeds[i] = r.Seed + int64(i) // wraps around, as the API says
@@ -292,7 +320,6 @@ func (s *Service) GenerateImages(ctx context.Context, r Request, send func(Image
 	var (
 		wg     sync.WaitGroup
 		sendMu sync.Mutex
-		slots  = make(chan struct{}, s.maxChains)
 		n      = -1 // passes, known from the first image
 	)
 	fail := func(err error) { cancel(err) }
@@ -303,13 +330,12 @@ func (s *Service) GenerateImages(ctx context.Context, r Request, send func(Image
 				return err
 			}
 		}
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return context.Cause(ctx)
+		release, err := ticket.Acquire(ctx)
+		if err != nil {
+			return err
 		}
 		wg.Go(func() {
-			defer func() { <-slots }()
+			defer release()
 			img, err := chain(ctx, up, r, g, n)
 			if err != nil {
 				fail(err)

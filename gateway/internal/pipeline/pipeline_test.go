@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/hirez-ml/hirez/engine/imageio"
+	"github.com/hirez-ml/hirez/gateway/internal/admit"
 	"github.com/hirez-ml/hirez/platform/fault"
 )
 
@@ -480,5 +481,67 @@ func TestListLabelsAsksThePipelinesPool(t *testing.T) {
 	}
 	if _, err := s.ListLabels(context.Background(), Kind(9), ModelRef{}); fault.KindOf(err) != fault.KindInvalid {
 		t.Fatalf("ListLabels(Kind(9)): %v", err)
+	}
+}
+
+// TestAccountedBytesStayUnderTheBound: 16 concurrent requests of 12 images
+// against a budget of five chains at 64 px: every request completes, the
+// accounted bytes never pass the budget, and each image's own bytes (its
+// pixels and PNG) fit what admission accounted for it.
+func TestAccountedBytesStayUnderTheBound(t *testing.T) {
+	const side, count = 64, 12
+	budget := 5 * ChainBytes(side)
+	adm := admit.New(admit.Config{MaxChains: 64, RequestChains: 32, MaxBytes: budget, MaxBacklog: 16 * count})
+	up := &nearest{delay: func(*imageio.RGB) time.Duration { return time.Millisecond }}
+	s := New(seedGen{side: 32}, up, limits, WithAdmission(adm))
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			n := 0
+			err := s.GenerateImages(context.Background(), Request{Count: count, Seed: int64(1 + 100*i), Size: side, Client: strconv.Itoa(i % 4)}, func(img Image) error {
+				n++
+				if got := int64(len(img.PNG) + len(img.RGB.Pix)); got > ChainBytes(side) {
+					t.Errorf("image of %d bytes, accounted %d", got, ChainBytes(side))
+				}
+				if st := adm.Stats(); st.Bytes > budget {
+					t.Errorf("accounted %d bytes in flight, budget %d", st.Bytes, budget)
+				}
+				return nil
+			})
+			if err != nil || n != count {
+				t.Errorf("request %d: %d images, %v", i, n, err)
+			}
+		})
+	}
+	wg.Wait()
+	if st := adm.Stats(); st.PeakBytes > budget || st.PeakBytes == 0 || st.Bytes != 0 || st.Backlog != 0 {
+		t.Fatalf("stats %+v, budget %d", st, budget)
+	}
+}
+
+// TestRefusedBeforeAnyWork: a request that finds the backlog full is
+// refused with a retry hint before the generator is called.
+func TestRefusedBeforeAnyWork(t *testing.T) {
+	adm := admit.New(admit.Config{MaxChains: 1, RequestChains: 1, MaxBytes: 1 << 30, MaxBacklog: 8})
+	hold := make(chan struct{})
+	up := &nearest{delay: func(*imageio.RGB) time.Duration { <-hold; return 0 }}
+	s := New(seedGen{side: 32}, up, limits, WithAdmission(adm))
+	done := make(chan error)
+	go func() { _, err := collect(t, s, Request{Count: 8, Seed: 1}); done <- err }()
+	for up.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	calls := up.calls.Load()
+	_, err := collect(t, s, Request{Count: 1, Seed: 99})
+	var f *fault.Error
+	if !errors.As(err, &f) || f.Kind != fault.KindOverloaded || f.RetryAfter <= 0 {
+		t.Fatalf("second request: %v, want overloaded with a retry hint", err)
+	}
+	if up.calls.Load() != calls {
+		t.Fatal("the refused request did work")
+	}
+	close(hold)
+	if err := <-done; err != nil {
+		t.Fatalf("the admitted request: %v", err)
 	}
 }

@@ -1,0 +1,212 @@
+package admit
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/hirez-ml/hirez/platform/fault"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// run admits a request and runs its images chains through the controller,
+// each holding its grant until hold returns; it records the order of grants.
+func run(t *testing.T, c *Controller, client string, images int, hold func(), order chan<- string) error {
+	t.Helper()
+	tk, err := c.Admit(context.Background(), client, images, 1)
+	if err != nil {
+		return err
+	}
+	defer tk.Done()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for range images {
+		release, err := tk.Acquire(context.Background())
+		if err != nil {
+			return err
+		}
+		order <- client
+		wg.Go(func() { defer release(); hold() })
+	}
+	return nil
+}
+
+// TestSmallRequestIsNotStarvedByABigOne: with one chain at a time, a client
+// that arrives behind a 40-image request gets every other grant rather than
+// waiting for all 40.
+func TestSmallRequestIsNotStarvedByABigOne(t *testing.T) {
+	c := New(Config{MaxChains: 1, RequestChains: 1, MaxBytes: 1 << 20, MaxBacklog: 100})
+	order := make(chan string, 100)
+	gate := make(chan struct{})
+	hold := func() { <-gate }
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := run(t, c, "big", 40, hold, order); err != nil {
+			t.Error(err)
+		}
+	})
+	if got := <-order; got != "big" { // big holds the only slot
+		t.Fatalf("first grant %q", got)
+	}
+	wg.Go(func() {
+		if err := run(t, c, "small", 3, hold, order); err != nil {
+			t.Error(err)
+		}
+	})
+	for c.waiting() < 2 {
+		time.Sleep(time.Millisecond) // both have a chain waiting
+	}
+	close(gate)
+	wg.Wait()
+	close(order)
+	var seq []string
+	for o := range order {
+		seq = append(seq, o)
+	}
+	// After big's first grant, small and big take turns until small is done.
+	want := []string{"small", "big", "small", "big", "small", "big"}
+	for i, w := range want {
+		if seq[i] != w {
+			t.Fatalf("grants %v, want %v first", seq[:len(want)], want)
+		}
+	}
+}
+
+// waiting counts the chains waiting for a grant.
+func (c *Controller) waiting() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, f := range c.ring {
+		n += len(f.waiters)
+	}
+	return n
+}
+
+func TestRefusedAtTheDoorWithARetryHint(t *testing.T) {
+	c := New(Config{MaxChains: 4, RequestChains: 4, MaxBytes: 1 << 20, MaxBacklog: 10})
+	big, err := c.Admit(context.Background(), "a", 100, 1) // idle: always admitted
+	if err != nil {
+		t.Fatalf("an idle gateway refused a request larger than the backlog: %v", err)
+	}
+	_, err = c.Admit(context.Background(), "b", 1, 1)
+	if !errors.Is(err, fault.KindOverloaded) || fault.ReasonOf(err) != ReasonBusy {
+		t.Fatalf("second request: %v, want overloaded %s", err, ReasonBusy)
+	}
+	var f *fault.Error
+	if !errors.As(err, &f) || f.RetryAfter < time.Second {
+		t.Fatalf("no retry hint: %+v", f)
+	}
+	big.Done()
+	ok, err := c.Admit(context.Background(), "b", 10, 1)
+	if err != nil {
+		t.Fatalf("after the first request ended: %v", err)
+	}
+	ok.Done()
+	if s := c.Stats(); s.Backlog != 0 || s.Shed != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestDeadlineThatCannotBeMetIsRefused: with chains measured at a second
+// each and one at a time, 5 images ahead cannot drain in a 2 s deadline.
+func TestDeadlineThatCannotBeMetIsRefused(t *testing.T) {
+	c := New(Config{MaxChains: 1, RequestChains: 1, MaxBytes: 1 << 20, MaxBacklog: 100})
+	now := time.Unix(1000, 0)
+	c.now = func() time.Time { return now }
+	tk, err := c.Admit(context.Background(), "a", 6, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tk.Done()
+	release, err := tk.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Second)
+	release() // one chain measured: 1 s; 5 images left ahead
+
+	ctx, cancel := context.WithDeadline(context.Background(), now.Add(2*time.Second))
+	defer cancel()
+	if _, err := c.Admit(ctx, "b", 1, 1); fault.ReasonOf(err) != ReasonDeadline {
+		t.Fatalf("short deadline: %v, want %s", err, ReasonDeadline)
+	}
+	ctx, cancel = context.WithDeadline(context.Background(), now.Add(time.Minute))
+	defer cancel()
+	ok, err := c.Admit(ctx, "b", 1, 1)
+	if err != nil {
+		t.Fatalf("long deadline: %v", err)
+	}
+	ok.Done()
+}
+
+// TestBytesInFlightStayUnderTheBound: 8 clients of 20 chains each, each
+// chain accounting 300 bytes against a bound of 1000: never more than 3 run.
+func TestBytesInFlightStayUnderTheBound(t *testing.T) {
+	c := New(Config{MaxChains: 64, RequestChains: 8, MaxBytes: 1000, MaxBacklog: 1000})
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			tk, err := c.Admit(context.Background(), string(rune('a'+i)), 20, 300)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer tk.Done()
+			var chains sync.WaitGroup
+			defer chains.Wait()
+			for range 20 {
+				release, err := tk.Acquire(context.Background())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				chains.Go(func() {
+					defer release()
+					if s := c.Stats(); s.Bytes > 1000 || s.Running > 3 {
+						t.Errorf("in flight: %+v", s)
+					}
+					time.Sleep(100 * time.Microsecond)
+				})
+			}
+		})
+	}
+	wg.Wait()
+	if s := c.Stats(); s.PeakBytes > 1000 || s.PeakBytes < 300 || s.Bytes != 0 || s.Running != 0 || s.Backlog != 0 {
+		t.Fatalf("stats %+v: the peak must be within the bound and everything returned", s)
+	}
+}
+
+// TestCancelledWaiterLeavesTheQueue: a chain whose request ends while it
+// waits gives up its place and takes nothing.
+func TestCancelledWaiterLeavesTheQueue(t *testing.T) {
+	c := New(Config{MaxChains: 1, RequestChains: 1, MaxBytes: 1 << 20, MaxBacklog: 100})
+	a, _ := c.Admit(context.Background(), "a", 1, 1)
+	release, err := a.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := c.Admit(context.Background(), "b", 1, 1)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	hungUp := errors.New("client went away")
+	done := make(chan error)
+	go func() { _, err := b.Acquire(ctx); done <- err }()
+	for c.waiting() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel(hungUp)
+	if err := <-done; !errors.Is(err, hungUp) {
+		t.Fatalf("Acquire = %v, want the ctx's cause", err)
+	}
+	b.Done()
+	release()
+	a.Done()
+	if s := c.Stats(); s.Running != 0 || s.Backlog != 0 || c.waiting() != 0 {
+		t.Fatalf("stats %+v, %d waiting", s, c.waiting())
+	}
+}
