@@ -116,7 +116,7 @@ func wrap(cfg Config, steps []Step, layers []layer.Layer) ([]layer.Layer, error)
 			return nil, err
 		}
 		var skip layer.Layer
-		if !slices.Equal(steps[0].In, steps[len(steps)-1].Out) {
+		if skipUpscales(steps) {
 			if skip, err = layer.NewBicubic("skip", cfg.Scale); err != nil {
 				return nil, err
 			}
@@ -135,6 +135,12 @@ func wrap(cfg Config, steps []Step, layers []layer.Layer) ([]layer.Layer, error)
 		top = append([]layer.Layer{in}, top...)
 	}
 	return top, nil
+}
+
+// skipUpscales reports whether a residual's skip must upscale (bicubic):
+// the layers change the shape, so the identity cannot be added to their output.
+func skipUpscales(steps []Step) bool {
+	return !slices.Equal(steps[0].In, steps[len(steps)-1].Out)
 }
 
 func newLayer(b backend.Backend, st Step) (layer.Layer, error) {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -33,6 +34,16 @@ type Server struct {
 	// NOT_SERVING, after a signal and before refusing new RPCs: it gives load
 	// balancers and Kubernetes endpoints time to stop sending traffic.
 	DrainDelay time.Duration
+	// SendTimeout (--send-timeout) is how long one message of a server stream
+	// may wait for the client to take it (its flow-control window to open)
+	// before the stream ends with DEADLINE_EXCEEDED: a client that stops
+	// reading otherwise holds the stream and what it buffers until it hangs up.
+	// 0 disables.
+	SendTimeout time.Duration
+	// MaxConcurrentStreams (--max-concurrent-streams) bounds the RPCs one
+	// client connection has open at once (HTTP/2 SETTINGS; a client waits for
+	// a free slot). 0 means no bound.
+	MaxConcurrentStreams uint
 }
 
 // Defaults returns the shared defaults for a server listening on grpcAddr.
@@ -43,6 +54,13 @@ func Defaults(grpcAddr string) Server {
 		LogFormat:       log.FormatJSON,
 		LogLevel:        "info",
 		ShutdownTimeout: 20 * time.Second,
+		// A 1 MiB image takes 8 s at 1 Mbit/s: 30 s lets slow links through
+		// and frees a silent client's stream within half a minute.
+		SendTimeout: 30 * time.Second,
+		// Above what one gateway keeps in flight to one replica (the
+		// upscaler's queue of 64 refuses before), far below what would let
+		// one connection hold a server's memory.
+		MaxConcurrentStreams: 256,
 	}
 }
 
@@ -63,6 +81,8 @@ func Register(fs *flag.FlagSet, grpcAddr string) *Server {
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "require client certificates signed by this PEM CA (mTLS)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "drain time after SIGTERM before a hard stop")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", c.DrainDelay, "after SIGTERM, keep serving (health NOT_SERVING) this long before draining")
+	fs.DurationVar(&c.SendTimeout, "send-timeout", c.SendTimeout, "end a server stream (DEADLINE_EXCEEDED) whose client has not taken a message for this long; 0 disables")
+	fs.UintVar(&c.MaxConcurrentStreams, "max-concurrent-streams", c.MaxConcurrentStreams, "most RPCs open at once on one client connection; 0: no bound")
 	return &c
 }
 
@@ -114,6 +134,12 @@ func (c *Server) Validate() error {
 	}
 	if c.DrainDelay < 0 {
 		errs = append(errs, fmt.Errorf("--drain-delay (%s): must not be negative", EnvName("drain-delay")))
+	}
+	if c.SendTimeout < 0 {
+		errs = append(errs, fmt.Errorf("--send-timeout (%s): must not be negative (0 disables)", EnvName("send-timeout")))
+	}
+	if c.MaxConcurrentStreams > math.MaxUint32 {
+		errs = append(errs, fmt.Errorf("--max-concurrent-streams (%s): %d is more than HTTP/2 allows (%d)", EnvName("max-concurrent-streams"), c.MaxConcurrentStreams, uint32(math.MaxUint32)))
 	}
 	if len(errs) > 0 {
 		return &UsageError{Err: errors.Join(errs...)}

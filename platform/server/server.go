@@ -1,7 +1,8 @@
 // Package server assembles a hirez gRPC server the same way for every binary:
 // per-RPC logging, panic recovery, Prometheus metrics and the error → status
 // mapping (package rpcerr) in interceptors; grpc.health.v1 and server reflection;
-// optional TLS/mTLS; keepalive and message-size limits; a /metrics HTTP server;
+// optional TLS/mTLS; keepalive enforcement, message-size and per-connection
+// stream limits, a send deadline per server-stream message; a /metrics HTTP server;
 // and a Run that serves until the context ends or SIGTERM/SIGINT and then
 // drains gracefully (health NOT_SERVING → drain delay → GracefulStop with a
 // deadline → Stop).
@@ -165,6 +166,8 @@ type Server struct {
 	drain       context.Context
 	cancelDrain context.CancelFunc
 
+	sends sync.WaitGroup // sends of deadlineStreams that may outlive their RPC's handler
+
 	mu       sync.Mutex
 	needs    map[string]bool // services that need a model
 	ready    map[string]bool // per-service readiness, published to health
@@ -215,11 +218,14 @@ func New(cfg config.Server, logger *zap.Logger, opts ...Option) (*Server, error)
 	}
 	gopts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
-		grpc.ChainStreamInterceptor(s.streamInterceptor),
+		grpc.ChainStreamInterceptor(s.streamInterceptor, s.sendDeadline),
 		grpc.KeepaliveEnforcementPolicy(enforcement),
 		grpc.KeepaliveParams(kp),
 		grpc.MaxRecvMsgSize(o.recvMsgSize),
 		grpc.MaxSendMsgSize(o.sendMsgSize),
+	}
+	if n := cfg.MaxConcurrentStreams; n > 0 {
+		gopts = append(gopts, grpc.MaxConcurrentStreams(uint32(n)))
 	}
 	if cfg.TLSCert != "" {
 		tc, err := tlsconfig.Server(cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA)
@@ -396,6 +402,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	cancelTasks()
 	wg.Wait()
+	s.sends.Wait() // the gRPC server has stopped: every transport stream has ended
 	s.log.Info("stopped")
 	return runErr
 }

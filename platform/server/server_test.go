@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -37,16 +38,19 @@ const testService = "grpc.testing.TestService"
 
 // testServer answers by the request's ResponseStatus message: "panic" panics,
 // "invalid" returns a fault; otherwise it echoes its name. Its stream sends one
-// message, then waits for release (or the RPC's end) and sends another.
+// message, then waits for release (or the RPC's end) and sends another; asked
+// for ResponseParameters, it sends messages of the first one's size until a
+// send fails, and reports that error on sendErr.
 type testServer struct {
 	testpb.UnimplementedTestServiceServer
 	name    string
 	started chan struct{} // receives when a stream has sent its first message
 	release chan struct{} // closed to let streams finish
+	sendErr chan error    // receives the error that ended a flooding stream
 }
 
 func newTestServer(name string) *testServer {
-	return &testServer{name: name, started: make(chan struct{}, 16), release: make(chan struct{})}
+	return &testServer{name: name, started: make(chan struct{}, 16), release: make(chan struct{}), sendErr: make(chan error, 16)}
 }
 
 func (s *testServer) UnaryCall(_ context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
@@ -59,7 +63,16 @@ func (s *testServer) UnaryCall(_ context.Context, req *testpb.SimpleRequest) (*t
 	return &testpb.SimpleResponse{Username: s.name}, nil
 }
 
-func (s *testServer) StreamingOutputCall(_ *testpb.StreamingOutputCallRequest, stream testpb.TestService_StreamingOutputCallServer) error {
+func (s *testServer) StreamingOutputCall(req *testpb.StreamingOutputCallRequest, stream testpb.TestService_StreamingOutputCallServer) error {
+	if p := req.GetResponseParameters(); len(p) > 0 {
+		body := make([]byte, p[0].GetSize())
+		for {
+			if err := stream.Send(&testpb.StreamingOutputCallResponse{Payload: &testpb.Payload{Body: body}}); err != nil {
+				s.sendErr <- err
+				return err
+			}
+		}
+	}
 	if err := stream.Send(&testpb.StreamingOutputCallResponse{}); err != nil {
 		return err
 	}
@@ -564,4 +577,149 @@ func TestLivenessIsTheProcessReadinessFollowsDrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	http.DefaultClient.CloseIdleConnections()
+}
+
+// startTCP runs a server with the test service on loopback TCP and returns it
+// with its address; Run's error is checked at cleanup.
+func startTCP(t *testing.T, cfg config.Server) (*testServer, string) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(cfg, zaptest.NewLogger(t), server.WithListener(lis))
+	if err != nil {
+		t.Fatal(err)
+	}
+	impl := newTestServer("tcp")
+	testpb.RegisterTestServiceServer(srv, impl)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return impl, lis.Addr().String()
+}
+
+// A client that never reads a server stream: the send that finds its window
+// full fails after --send-timeout with DEADLINE_EXCEEDED, the handler ends,
+// and the client, once it reads, gets what was sent and then that status.
+func TestSendTimeoutEndsStreamOfSilentClient(t *testing.T) {
+	cfg := testConfig()
+	cfg.SendTimeout = 200 * time.Millisecond
+	impl, addr := startTCP(t, cfg)
+	// A fixed 64 KiB window (no BDP growth): 256 KiB messages fill it at once.
+	conn, err := client.Dial(addr, client.WithDialOptions(grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	stream, err := testpb.NewTestServiceClient(conn).StreamingOutputCall(t.Context(), &testpb.StreamingOutputCallRequest{
+		ResponseParameters: []*testpb.ResponseParameters{{Size: 256 << 10}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-impl.sendErr:
+		if status.Code(err) != codes.DeadlineExceeded || !strings.Contains(err.Error(), "--send-timeout") {
+			t.Fatalf("send to a silent client: %v; want DEADLINE_EXCEEDED naming --send-timeout", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the handler is still blocked sending to a client that does not read")
+	}
+	var n int
+	for {
+		_, err := stream.Recv()
+		if err == nil {
+			n++
+			continue
+		}
+		if status.Code(err) != codes.DeadlineExceeded || !strings.Contains(err.Error(), "--send-timeout") {
+			t.Fatalf("client's stream ended with %v after %d messages; want DEADLINE_EXCEEDED naming --send-timeout", err, n)
+		}
+		break
+	}
+	if n == 0 {
+		t.Error("the client got none of the messages sent before the deadline")
+	}
+}
+
+// --max-concurrent-streams bounds the RPCs of one connection: with 2 open,
+// a third waits (here until its deadline) and its handler never starts.
+func TestMaxConcurrentStreamsPerConnection(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxConcurrentStreams = 2
+	impl, addr := startTCP(t, cfg)
+	conn, err := client.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	tc := testpb.NewTestServiceClient(conn)
+	for range 2 {
+		stream, err := tc.StreamingOutputCall(t.Context(), &testpb.StreamingOutputCallRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stream.Recv(); err != nil {
+			t.Fatal(err)
+		}
+		<-impl.started
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	third, err := tc.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{})
+	if err == nil {
+		_, err = third.Recv()
+	}
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("third stream on the connection: %v; want it to wait for a slot (DEADLINE_EXCEEDED)", err)
+	}
+	select {
+	case <-impl.started:
+		t.Error("the third stream's handler ran past the limit of 2")
+	default:
+	}
+	close(impl.release)
+}
+
+// Keepalive enforcement: a peer that pings more often than the policy's
+// MinTime (a raw HTTP/2 client: grpc-go clients cannot ping that fast) is sent
+// GOAWAY ENHANCE_YOUR_CALM "too_many_pings" and dropped, so pings cannot keep
+// a server busy.
+func TestKeepaliveEnforcementDropsPingFlood(t *testing.T) {
+	_, addr := startTCP(t, testConfig())
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(c, c)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		_ = fr.WritePing(false, [8]byte{byte(i)}) // the server may have closed already
+	}
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second)) // a bound on failure, not a threshold
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("connection ended (%v) without GOAWAY too_many_pings", err)
+		}
+		if ga, ok := f.(*http2.GoAwayFrame); ok {
+			if ga.ErrCode != http2.ErrCodeEnhanceYourCalm || string(ga.DebugData()) != "too_many_pings" {
+				t.Fatalf("GOAWAY %v %q; want ENHANCE_YOUR_CALM too_many_pings", ga.ErrCode, ga.DebugData())
+			}
+			return
+		}
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/hirez-ml/hirez/engine/backends"
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/model"
+	"github.com/hirez-ml/hirez/engine/tile"
 )
 
 func upscaleCommand() Command {
@@ -24,11 +25,12 @@ func upscaleCommand() Command {
 }
 
 func runUpscale(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "upscale", "--model FILE.safetensors --in IN --out OUT [--scale 2|4] [--backend NAME]")
+	fs := newFlags(env, "upscale", "--model FILE.safetensors --in IN --out OUT [--scale 2|4] [--tile N] [--backend NAME]")
 	modelPath := fs.String("model", "", "upscaler weights (`FILE`.safetensors)")
 	in := fs.String("in", "", "input PNG, or a folder of PNGs")
 	out := fs.String("out", "", "output PNG, or a folder (created) when --in is a folder")
 	scale := fs.Int("scale", 0, "total scale, a power of the model's (default: the model's)")
+	tileSide := fs.Int("tile", tile.DefaultSide, "upscale images larger than `N`×N input pixels in overlapping tiles: memory follows the tile, the output stays the same (0: whole images)")
 	backendName := fs.String("backend", "", "backend: "+backends.Describe(false))
 	if err := parse(fs, args); err != nil {
 		return err
@@ -53,6 +55,10 @@ func runUpscale(ctx context.Context, env Env, args []string) error {
 	cfg := net.Config()
 	if cfg.Role != model.Upscaler {
 		return usagef("%s holds a %s (%s), not an upscaler", *modelPath, cfg.Role, cfg.Preset)
+	}
+	tiler, err := tile.New(cfg, *tileSide)
+	if err != nil {
+		return usagef("%v", err)
 	}
 	if *scale == 0 {
 		*scale = cfg.Scale
@@ -82,11 +88,9 @@ func runUpscale(ctx context.Context, env Env, args []string) error {
 			return fmt.Errorf("read %s: %w", src, err)
 		}
 		for range passes {
-			o, err := net.Upscale(ctx, []*imageio.RGB{img})
-			if err != nil {
+			if img, err = tiler.Upscale(ctx, img, tile.Net(net)); err != nil {
 				return fmt.Errorf("upscale %s: %w", src, err)
 			}
-			img = o[0]
 		}
 		if err := imageio.WritePNGFile(dst, img, text...); err != nil {
 			return fmt.Errorf("write %s: %w", dst, err)

@@ -1,0 +1,174 @@
+// Package tile upscales an image in overlapping tiles, so that the memory an
+// upscaler needs follows the tile size rather than the image: a network's
+// activations are tens of channels of float32 per pixel (a 4000² photo through
+// espcn-residual peaked at 18 GB whole). Each tile is run with a halo of
+// context around it (model.Config.Halo, the network's receptive field) and
+// only its core is kept, so the stitched image is the one whole-image
+// inference gives, up to the float rounding of different kernel shapes.
+// The CLI and the upscaler service both cut images here.
+package tile
+
+import (
+	"context"
+	"fmt"
+	"image"
+
+	"github.com/hirez-ml/hirez/engine/imageio"
+	"github.com/hirez-ml/hirez/engine/model"
+)
+
+// DefaultSide is the tile side, in input pixels, the CLI and the upscaler use
+// unless told otherwise: espcn-residual's halo of 4 then adds ≈ 6 % to the
+// compute, while its largest activation stays ≈ 17 MiB (64 channels × 264²
+// float32); docs/performance.md has the measurements.
+const DefaultSide = 256
+
+// Tiler cuts images for one network; build it with New.
+type Tiler struct {
+	side  int // core side in input pixels; 0: never cut
+	halo  int // input pixels of context on each side of a core
+	align int // every cut lies on a multiple of this (the network's pooling grid)
+	scale int
+}
+
+// New returns a Tiler for the upscaler cfg with cores of side input pixels
+// (rounded up to the network's SideMultiple); side 0 means whole images.
+func New(cfg model.Config, side int) (Tiler, error) {
+	switch {
+	case side < 0:
+		return Tiler{}, fmt.Errorf("tile: side %d must not be negative (0 runs whole images)", side)
+	case cfg.Role != model.Upscaler:
+		return Tiler{}, fmt.Errorf("tile: model %s is a %s, not an upscaler", cfg.Preset, cfg.Role)
+	case side == 0:
+		return Tiler{scale: cfg.Scale}, nil
+	}
+	halo, err := cfg.Halo()
+	if err != nil {
+		return Tiler{}, fmt.Errorf("tile: %w", err)
+	}
+	align := cfg.SideMultiple()
+	return Tiler{side: ceilTo(side, align), halo: halo, align: align, scale: cfg.Scale}, nil
+}
+
+// Side is the core side in input pixels (0: whole images).
+func (t Tiler) Side() int { return t.side }
+
+// Halo is the context in input pixels each tile carries around its core.
+func (t Tiler) Halo() int { return t.halo }
+
+// A Tile is one cut of an image, in input pixels.
+type Tile struct {
+	// In is what the network runs on: Core and its halo, clipped to the image.
+	In image.Rectangle
+	// Core is the part of the input whose output this tile gives; the cores
+	// of an image's tiles partition it.
+	Core image.Rectangle
+}
+
+// Tiles cuts a w×h image: one tile when the image fits in one core, else a
+// grid of cores of near-equal sides (so most tiles share one size and batch
+// together), each with its halo.
+func (t Tiler) Tiles(w, h int) []Tile {
+	xs, ys := t.spans(w), t.spans(h)
+	out := make([]Tile, 0, len(xs)*len(ys))
+	for _, y := range ys {
+		for _, x := range xs {
+			core := image.Rect(x.lo, y.lo, x.hi, y.hi)
+			in := image.Rect(x.lo-t.halo, y.lo-t.halo, x.hi+t.halo, y.hi+t.halo).Intersect(image.Rect(0, 0, w, h))
+			out = append(out, Tile{In: in, Core: core})
+		}
+	}
+	return out
+}
+
+type span struct{ lo, hi int }
+
+// spans splits [0, n) into cores of at most side (aligned), of equal length
+// but the last.
+func (t Tiler) spans(n int) []span {
+	if t.side == 0 || n <= t.side {
+		return []span{{0, n}}
+	}
+	count := ceilDiv(n, t.side)
+	core := ceilTo(ceilDiv(n, count), t.align)
+	out := make([]span, 0, count)
+	for lo := 0; lo < n; lo += core {
+		out = append(out, span{lo, min(n, lo+core)})
+	}
+	return out
+}
+
+// RunFunc upscales one image (a tile) by the network's scale.
+type RunFunc func(ctx context.Context, img *imageio.RGB) (*imageio.RGB, error)
+
+// Net runs each tile through net.Upscale, one at a time: the CLI's RunFunc (a
+// server submits tiles to its batcher instead).
+func Net(net *model.Network) RunFunc {
+	return func(ctx context.Context, img *imageio.RGB) (*imageio.RGB, error) {
+		out, err := net.Upscale(ctx, []*imageio.RGB{img})
+		if err != nil {
+			return nil, err
+		}
+		return out[0], nil
+	}
+}
+
+// Upscale upscales img with run, tile by tile (one at a time, so one tile's
+// buffers are alive at once), and stitches the cores' outputs. An image that
+// fits in one tile goes to run whole.
+func (t Tiler) Upscale(ctx context.Context, img *imageio.RGB, run RunFunc) (*imageio.RGB, error) {
+	if err := img.Validate(); err != nil {
+		return nil, fmt.Errorf("tile: %w", err)
+	}
+	tiles := t.Tiles(img.W, img.H)
+	if len(tiles) == 1 {
+		out, err := run(ctx, img)
+		if err != nil {
+			return nil, err
+		}
+		return out, t.checkOut(out, image.Rect(0, 0, img.W, img.H))
+	}
+	s := t.scale
+	out := imageio.NewRGB(s*img.W, s*img.H)
+	for _, tl := range tiles {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		in, err := img.Crop(tl.In.Min.X, tl.In.Min.Y, tl.In.Dx(), tl.In.Dy())
+		if err != nil {
+			return nil, fmt.Errorf("tile: %w", err)
+		}
+		up, err := run(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		if err := t.checkOut(up, tl.In); err != nil {
+			return nil, err
+		}
+		// Copy the core's rows: the output of Core, offset by the halo kept
+		// on the tile's top-left.
+		dx, dy := s*(tl.Core.Min.X-tl.In.Min.X), s*(tl.Core.Min.Y-tl.In.Min.Y)
+		rowBytes := 3 * s * tl.Core.Dx()
+		for y := range s * tl.Core.Dy() {
+			src := ((dy+y)*up.W + dx) * 3
+			dst := ((s*tl.Core.Min.Y+y)*out.W + s*tl.Core.Min.X) * 3
+			copy(out.Pix[dst:dst+rowBytes], up.Pix[src:src+rowBytes])
+		}
+	}
+	return out, nil
+}
+
+// checkOut checks that run gave back Scale× the input r.
+func (t Tiler) checkOut(out *imageio.RGB, r image.Rectangle) error {
+	if err := out.Validate(); err != nil {
+		return fmt.Errorf("tile: upscaled tile: %w", err)
+	}
+	if out.W != t.scale*r.Dx() || out.H != t.scale*r.Dy() {
+		return fmt.Errorf("tile: a %d×%d tile came back %d×%d, want ×%d", r.Dx(), r.Dy(), out.W, out.H, t.scale)
+	}
+	return nil
+}
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+func ceilTo(a, m int) int { return ceilDiv(a, m) * m }
