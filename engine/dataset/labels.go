@@ -156,7 +156,7 @@ func LabelsFor(dir string) (map[string]Label, func(file string) (Label, bool), e
 	return labels, of, nil
 }
 
-// filterGroups keeps the files (as listImages returns them for dir) whose label
+// filterGroups keeps the files (as ListImages returns them for dir) whose label
 // group is one of groups.
 func filterGroups(dir string, files, groups []string) ([]string, error) {
 	labels, of, err := LabelsFor(dir)

@@ -171,7 +171,7 @@ func NewLoader(opt Options) (*Loader, error) {
 	} else if opt.Size < 1 {
 		return nil, fmt.Errorf("dataset: image size %d", opt.Size)
 	}
-	files, err := listImages(opt.Dir)
+	files, err := ListImages(opt.Dir)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +194,9 @@ func NewLoader(opt Options) (*Loader, error) {
 	}, nil
 }
 
-func listImages(dir string) ([]string, error) {
+// ListImages lists the image files a Loader of dir reads (.png, .jpg, .jpeg,
+// .webp, recursively, hidden files skipped), sorted, as Batch.Files names them.
+func ListImages(dir string) ([]string, error) {
 	var files []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {

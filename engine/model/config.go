@@ -13,9 +13,13 @@ type Role string
 
 const (
 	// Generator maps a latent vector [Latent] to an image [Channels, Side, Side]
-	// in [−1, 1].
+	// in [−1, 1]; a class-conditional one (Classes > 0) takes [Latent + Classes]:
+	// the latent followed by the one-hot of the class.
 	Generator Role = "generator"
-	// Discriminator maps an image [Channels, Side, Side] in [−1, 1] to one logit.
+	// Discriminator maps an image [Channels, Side, Side] in [−1, 1] to one logit;
+	// a class-conditional one (Classes > 0) to [1 + Classes] values, the
+	// projection discriminator's unconditional logit and one per class
+	// (train.Projection combines them).
 	Discriminator Role = "discriminator"
 	// Upscaler maps an image [Channels, Side, Side] to [Channels, Scale·Side,
 	// Scale·Side] in the same Range.
@@ -98,8 +102,12 @@ type Config struct {
 	Channels int    `json:"channels"`           // image channels (3, RGB)
 	Scale    int    `json:"scale,omitempty"`    // upscaler: output side / input side
 	Features int    `json:"features,omitempty"` // encoder: length of the feature vector
-	Range    Range  `json:"range"`              // pixel ↔ float mapping of images in and out
-	Init     string `json:"init"`               // "dcgan" or "pytorch": how Build draws fresh weights
+	// Classes > 0 makes a generator or discriminator class-conditional (see
+	// Generator, Discriminator and WithClasses); the class names are the weights
+	// file's labels (Labels), in class order.
+	Classes int    `json:"classes,omitempty"`
+	Range   Range  `json:"range"` // pixel ↔ float mapping of images in and out
+	Init    string `json:"init"`  // "dcgan" or "pytorch": how Build draws fresh weights
 	// Input is how an upscaler's image reaches the layers: "" as it is, or
 	// InputBicubic (upscaled ×Scale first, a fixed parameter-free step).
 	Input string `json:"input,omitempty"`
@@ -132,9 +140,44 @@ func ParseConfig(s string) (Config, error) {
 // InputShape is one sample's input shape.
 func (c Config) InputShape() []int {
 	if c.Role == Generator {
-		return []int{c.Latent}
+		return []int{c.Latent + c.Classes}
 	}
 	return []int{c.Channels, c.Side, c.Side}
+}
+
+// MaxClasses bounds Config.Classes: far above the 10 Unicode emoji groups, far
+// below what would make a one-hot input or a projection head unreasonable.
+const MaxClasses = 1024
+
+// WithClasses returns the config made class-conditional over n classes (n = 0:
+// unconditional again). A generator's input grows by the one-hot of the class
+// (the concatenation of Mirza & Osindero 2014's conditional GAN); a
+// discriminator's last layer, which must be dense, gets 1 + n outputs: the
+// logit of the projection discriminator (Miyato & Koyama 2018) is output 0
+// plus the output of the sample's class, ψ(φ(x)) + v_y·φ(x), with ψ and the
+// class embeddings v_y the rows of that one dense layer.
+func (c Config) WithClasses(n int) (Config, error) {
+	if n < 0 || n > MaxClasses {
+		return Config{}, fmt.Errorf("model %s: %d classes (want 0..%d)", c.Preset, n, MaxClasses)
+	}
+	c.Layers = slices.Clone(c.Layers)
+	c.Classes = n
+	switch c.Role {
+	case Generator:
+	case Discriminator:
+		if len(c.Layers) == 0 || c.Layers[len(c.Layers)-1].Op != OpDense {
+			return Config{}, fmt.Errorf("model %s: a class-conditional discriminator needs a dense last layer", c.Preset)
+		}
+		c.Layers[len(c.Layers)-1].Out = 1 + n
+	default:
+		if n > 0 {
+			return Config{}, fmt.Errorf("model %s: a %s cannot be class-conditional", c.Preset, c.Role)
+		}
+	}
+	if _, err := c.Plan(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
 }
 
 // OutputShape is one sample's output shape.
@@ -143,7 +186,7 @@ func (c Config) OutputShape() []int {
 	case Generator:
 		return []int{c.Channels, c.Side, c.Side}
 	case Discriminator:
-		return []int{1}
+		return []int{1 + c.Classes}
 	case Encoder:
 		return []int{c.Features}
 	}
@@ -327,6 +370,10 @@ func (c Config) checkHeader() error {
 		return fmt.Errorf("model %s: input %q (want \"\" or %q)", c.Preset, c.Input, InputBicubic)
 	case (c.Input != "" || c.Residual) && c.Role != Upscaler:
 		return fmt.Errorf("model %s: input and residual are for upscalers, not a %s", c.Preset, c.Role)
+	case c.Classes < 0 || c.Classes > MaxClasses:
+		return fmt.Errorf("model %s: %d classes (want 0..%d)", c.Preset, c.Classes, MaxClasses)
+	case c.Classes > 0 && c.Role != Generator && c.Role != Discriminator:
+		return fmt.Errorf("model %s: classes are for generators and discriminators, not a %s", c.Preset, c.Role)
 	}
 	switch c.Role {
 	case Generator:

@@ -2,7 +2,9 @@ package model
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"math/rand/v2"
 
@@ -39,32 +41,57 @@ func Latent(seed uint64, dim int) []float32 {
 	return z
 }
 
+// NoClass is the class of an unconditional generator's samples, and of a
+// request that leaves the class to ClassOf.
+const NoClass = -1
+
+// ClassOf is the class a class-conditional generator draws when a request
+// names none: a hash of the latent's bits (FNV-1a) modulo classes, so each
+// seed or latent names one class, uniformly over many, reproducibly from the
+// image's provenance.
+func ClassOf(z []float32, classes int) int {
+	h := fnv.New64a()
+	var b [4]byte
+	for _, v := range z {
+		binary.LittleEndian.PutUint32(b[:], math.Float32bits(v))
+		h.Write(b[:])
+	}
+	return int(h.Sum64() % uint64(classes))
+}
+
 // Generate makes one image per seed with a generator network: the latent is
 // Latent(seed, Latent), the output maps from [−1, 1] to bytes by
-// imageio.FromCHWSigned. Same seed + same weights ⇒ same bytes on one backend;
-// across backends a value within rounding of a .5 boundary can differ by one
-// level (rare).
+// imageio.FromCHWSigned; a class-conditional generator draws ClassOf each
+// latent. Same seed + same weights ⇒ same bytes on one backend; across
+// backends a value within rounding of a .5 boundary can differ by one level
+// (rare).
 func (n *Network) Generate(ctx context.Context, seeds []uint64) ([]*imageio.RGB, error) {
 	z := make([][]float32, len(seeds))
 	for i, s := range seeds {
 		z[i] = Latent(s, n.cfg.Latent)
 	}
-	return n.GenerateLatents(ctx, z)
+	return n.GenerateLatents(ctx, z, nil)
 }
 
-// GenerateLatents makes one image per explicit latent vector.
-func (n *Network) GenerateLatents(ctx context.Context, latents [][]float32) ([]*imageio.RGB, error) {
+// GenerateLatents makes one image per explicit latent vector. classes is nil,
+// or one class per latent: NoClass, or for a class-conditional generator a
+// class in [0, Classes). A conditional generator's NoClass is ClassOf the
+// latent; an unconditional one takes no class.
+func (n *Network) GenerateLatents(ctx context.Context, latents [][]float32, classes []int) ([]*imageio.RGB, error) {
 	if n.cfg.Role != Generator {
 		return nil, fmt.Errorf("model %s: generate: the network is a %s, not a generator", n.cfg.Preset, n.cfg.Role)
 	}
 	if len(latents) == 0 {
 		return nil, nil
 	}
+	if classes != nil && len(classes) != len(latents) {
+		return nil, fmt.Errorf("model %s: generate: %d classes for %d latents", n.cfg.Preset, len(classes), len(latents))
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	d := n.cfg.Latent
-	host := make([]float32, 0, len(latents)*d)
+	d, k := n.cfg.Latent, n.cfg.Classes
+	host := make([]float32, 0, len(latents)*(d+k))
 	for i, z := range latents {
 		if len(z) != d {
 			return nil, fmt.Errorf("model %s: generate: latent %d has %d values, want %d", n.cfg.Preset, i, len(z), d)
@@ -74,7 +101,14 @@ func (n *Network) GenerateLatents(ctx context.Context, latents [][]float32) ([]*
 				return nil, fmt.Errorf("model %s: generate: latent %d is not finite", n.cfg.Preset, i)
 			}
 		}
-		host = append(host, z...)
+		class := NoClass
+		if classes != nil {
+			class = classes[i]
+		}
+		var err error
+		if host, err = n.cfg.AppendInput(host, z, class); err != nil {
+			return nil, fmt.Errorf("model %s: generate: latent %d: %w", n.cfg.Preset, i, err)
+		}
 	}
 	out, err := n.run(host, n.InputShape(len(latents)))
 	if err != nil {
@@ -82,6 +116,32 @@ func (n *Network) GenerateLatents(ctx context.Context, latents [][]float32) ([]*
 	}
 	side := n.cfg.Side
 	return toImages(out, len(latents), side, side, n.cfg.Range)
+}
+
+// AppendInput appends a generator's input for latent z and class to dst: z,
+// then for a class-conditional generator the one-hot of class (ClassOf z for
+// NoClass). This is the one place the conditional input is laid out; training
+// builds its batches with it too.
+func (c Config) AppendInput(dst, z []float32, class int) ([]float32, error) {
+	dst = append(dst, z...)
+	switch {
+	case c.Classes == 0 && class == NoClass:
+		return dst, nil
+	case c.Classes == 0:
+		return nil, fmt.Errorf("class %d given to a generator without classes", class)
+	case class == NoClass:
+		class = ClassOf(z, c.Classes)
+	case class < 0 || class >= c.Classes:
+		return nil, fmt.Errorf("class %d out of range [0, %d)", class, c.Classes)
+	}
+	for j := range c.Classes {
+		v := float32(0)
+		if j == class {
+			v = 1
+		}
+		dst = append(dst, v)
+	}
+	return dst, nil
 }
 
 // Upscale runs an upscaler on images (any sizes the network can run at; images

@@ -208,7 +208,7 @@ func TestGenerateIsDeterministic(t *testing.T) {
 	if _, err := n.Generate(cctx, []uint64{1}); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
 	}
-	if _, err := n.GenerateLatents(ctx, [][]float32{make([]float32, 99)}); err == nil {
+	if _, err := n.GenerateLatents(ctx, [][]float32{make([]float32, 99)}, nil); err == nil {
 		t.Error("a 99-value latent was accepted")
 	}
 }

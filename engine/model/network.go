@@ -247,7 +247,7 @@ func (n *Network) checkInput(x *tensor.Tensor) error {
 	var ok bool
 	switch c := n.cfg; {
 	case c.Role == Generator:
-		ok = x.Rank() == 2 && x.Dim(1) == c.Latent
+		ok = x.Rank() == 2 && x.Dim(1) == c.Latent+c.Classes
 	case n.fullyConv():
 		if x.Rank() == 4 && x.Dim(1) != c.Channels {
 			return fmt.Errorf("model %s: input %v has %d channels, want %d", c.Preset, x.Shape(), x.Dim(1), c.Channels)

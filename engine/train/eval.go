@@ -162,17 +162,33 @@ func LoadSquareGroups(ctx context.Context, dir string, groups []string, side, n 
 	return out, nil
 }
 
-// Generate renders n images from seeds 0…n−1 in batches, through the upscalers in
-// order (the pipeline DCGAN → SR ×k).
-func Generate(ctx context.Context, g *model.Network, ups []Upscaler, n int) ([]*imageio.RGB, error) {
+// Generate renders n images from seeds 0…n−1 through the upscalers in order
+// (the pipeline DCGAN → SR ×k). classes is nil (each seed's own draw:
+// model.Generate) or the class of each image for a class-conditional
+// generator (ClassPlan).
+func Generate(ctx context.Context, g *model.Network, ups []Upscaler, n int, classes []int) ([]*imageio.RGB, error) {
+	seeds := make([]uint64, n)
+	for i := range seeds {
+		seeds[i] = uint64(i)
+	}
+	return Render(ctx, g, ups, seeds, classes)
+}
+
+// Render is Generate for explicit seeds: one image per seed (with its class
+// when classes is not nil), in batches of 64.
+func Render(ctx context.Context, g *model.Network, ups []Upscaler, seeds []uint64, classes []int) ([]*imageio.RGB, error) {
+	if classes != nil && len(classes) != len(seeds) {
+		return nil, fmt.Errorf("generate: %d classes for %d seeds", len(classes), len(seeds))
+	}
 	const batch = 64
 	var out []*imageio.RGB
-	for start := 0; start < n; start += batch {
-		seeds := make([]uint64, 0, batch)
-		for s := start; s < min(n, start+batch); s++ {
-			seeds = append(seeds, uint64(s))
+	for start := 0; start < len(seeds); start += batch {
+		end := min(len(seeds), start+batch)
+		latents := make([][]float32, 0, end-start)
+		for _, s := range seeds[start:end] {
+			latents = append(latents, model.Latent(s, g.Config().Latent))
 		}
-		imgs, err := g.Generate(ctx, seeds)
+		imgs, err := g.GenerateLatents(ctx, latents, part(classes, start, end))
 		if err != nil {
 			return nil, err
 		}

@@ -2,8 +2,11 @@ package train
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 
 	"github.com/hirez-ml/hirez/engine/backend"
 	"github.com/hirez-ml/hirez/engine/dataset"
@@ -27,6 +30,15 @@ type GANConfig struct {
 	// Explicit network configs replace the presets (their Side is set to Side):
 	// for variants that are not presets, such as the narrow nets of fast tests.
 	GeneratorConfig, DiscriminatorConfig *model.Config
+
+	// Classes, when set, makes the run class-conditional over these Unicode
+	// emoji groups (at least two; each image's group is its class, by the
+	// set's labels.tsv): G takes the one-hot of a class after its latent and
+	// D is a projection discriminator (model.Config.WithClasses). The run then
+	// trains on these groups only (Options.Groups must be empty or the same
+	// set), each fake batch takes the real batch's classes, and the published
+	// weights list the classes in order (model.MetaTrainGroups).
+	Classes []string
 
 	// SWD, when set, scores the generator every SWD.Every steps during training.
 	SWD *SWDProbe
@@ -76,6 +88,41 @@ func (c *GANConfig) defaults() error {
 	return c.Recipe.check()
 }
 
+// conditional checks Classes against the run's groups and makes them the
+// groups the loader keeps and the labels the published weights name.
+func (c *GANConfig) conditional(o *Options) error {
+	if len(c.Classes) == 0 {
+		return nil
+	}
+	if len(c.Classes) < 2 {
+		return fmt.Errorf("%w: a class-conditional GAN needs at least 2 classes, got %q", ErrBadOptions, c.Classes)
+	}
+	seen := map[string]bool{}
+	for _, k := range c.Classes {
+		if k == "" || seen[k] || strings.Contains(k, ",") {
+			return fmt.Errorf("%w: classes %q: each must be non-empty, listed once and hold no comma", ErrBadOptions, c.Classes)
+		}
+		seen[k] = true
+	}
+	if len(o.Groups) > 0 {
+		same := len(o.Groups) == len(c.Classes)
+		for _, g := range o.Groups {
+			same = same && seen[g]
+		}
+		if !same {
+			return fmt.Errorf("%w: groups %q differ from the classes %q of a class-conditional run", ErrBadOptions, o.Groups, c.Classes)
+		}
+	}
+	o.Groups = c.Classes
+	meta := map[string]string{}
+	for k, v := range o.Meta {
+		meta[k] = v
+	}
+	meta[model.MetaTrainGroups] = strings.Join(c.Classes, ", ")
+	o.Meta = meta
+	return nil
+}
+
 // GAN trains a DCGAN on the images in o.Data (centre-cropped, box-downscaled to
 // Side, random horizontal flips, scaled to [−1, 1]). Each step is one D update on
 // a real and a fake batch, then one G update through the updated D on the same
@@ -86,6 +133,9 @@ func GAN(ctx context.Context, c GANConfig, o Options) (Result, error) {
 		return Result{}, err
 	}
 	if err := c.defaults(); err != nil {
+		return Result{}, err
+	}
+	if err := c.conditional(&o); err != nil {
 		return Result{}, err
 	}
 	j, err := newGANJob(ctx, c, o)
@@ -106,14 +156,21 @@ type ganJob struct {
 	zHost  []float32
 	fixed  [][]float32
 	latent int
-	probe  *swdState
-	feat   *featureState
-	meta   map[string]string // the run's Options.Meta, for the best snapshot
+	gcfg   model.Config
+	// Class-conditional runs: the class of each training file, the classes of
+	// the batch, and those of the fixed sample latents (nil otherwise).
+	classOf      map[string]int
+	batchClasses []int
+	fixedClasses []int
+	probe        *swdState
+	feat         *featureState
+	meta         map[string]string // the run's Options.Meta, for the best snapshot
 }
 
 // swdState is an SWDProbe with its real set and floor, prepared once.
 type swdState struct {
 	SWDProbe
+	classes []int // of the latents, for a class-conditional run
 	real    []*imageio.RGB
 	floor   metrics.SWDResult
 	latents [][]float32
@@ -128,8 +185,9 @@ func newGANJob(ctx context.Context, c GANConfig, o Options) (_ *ganJob, err erro
 			j.free()
 		}
 	}()
+	k := len(c.Classes)
 	build := func() (*model.Network, error) {
-		return buildNet(c.Generator, c.GeneratorConfig, c.Side, o)
+		return buildClassNet(c.Generator, c.GeneratorConfig, c.Side, k, o)
 	}
 	if j.g, err = build(); err != nil {
 		return nil, err
@@ -138,7 +196,8 @@ func newGANJob(ctx context.Context, c GANConfig, o Options) (_ *ganJob, err erro
 	if gc.Role != model.Generator {
 		return nil, fmt.Errorf("%w: %s is a %s, not a generator", ErrBadOptions, c.Generator, gc.Role)
 	}
-	d, err := buildNet(c.Discriminator, c.DiscriminatorConfig, c.Side, withSeed(o, o.Seed+1))
+	j.gcfg = gc
+	d, err := buildClassNet(c.Discriminator, c.DiscriminatorConfig, c.Side, k, withSeed(o, o.Seed+1))
 	if err != nil {
 		return nil, err
 	}
@@ -157,17 +216,107 @@ func newGANJob(ctx context.Context, c GANConfig, o Options) (_ *ganJob, err erro
 	for i := range o.Samples {
 		j.fixed = append(j.fixed, model.Latent(uint64(i), gc.Latent))
 	}
+	if k > 0 {
+		if j.classOf, _, err = classIndex(o.Data, c.Classes); err != nil {
+			return nil, err
+		}
+		// The grid cycles through the classes, so every class shows.
+		for i := range o.Samples {
+			j.fixedClasses = append(j.fixedClasses, i%k)
+		}
+	}
 	if c.SWD != nil {
 		if j.probe, err = newSWDState(ctx, *c.SWD, c.Side, gc.Latent); err != nil {
 			return nil, err
+		}
+		if k > 0 {
+			if j.probe.classes, err = ClassPlan(c.SWD.Data, c.Classes, j.probe.N); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if c.Features != nil {
 		if j.feat, err = newFeatureState(ctx, *c.Features, o.Backend, c.Side, gc.Latent); err != nil {
 			return nil, err
 		}
+		if k > 0 {
+			if j.feat.classes, err = ClassPlan(c.Features.Heldout, c.Classes, j.feat.N); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return j, nil
+}
+
+// classIndex maps every image under data whose group (by the set's
+// labels.tsv) is one of classes to its class index, and counts the images of
+// each class; a class without images is an error.
+func classIndex(data string, classes []string) (map[string]int, []int, error) {
+	index := map[string]int{}
+	for i, k := range classes {
+		index[k] = i
+	}
+	_, of, err := dataset.LabelsFor(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	files, err := dataset.ListImages(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	classOf := map[string]int{}
+	counts := make([]int, len(classes))
+	for _, f := range files {
+		if l, ok := of(f); ok {
+			if i, ok := index[l.Group]; ok {
+				classOf[f] = i
+				counts[i]++
+			}
+		}
+	}
+	for i, n := range counts {
+		if n == 0 {
+			return nil, nil, fmt.Errorf("%w: class %q has no image under %s", ErrBadOptions, classes[i], data)
+		}
+	}
+	return classOf, counts, nil
+}
+
+// ClassPlan is the classes n images of a class-conditional generator are
+// drawn with to be compared with the real images under data: in proportion to
+// how many images of each class (Unicode group, by labels.tsv) data holds, so
+// that the generated set has the real set's class mix and a score compares
+// like with like.
+func ClassPlan(data string, classes []string, n int) ([]int, error) {
+	_, counts, err := classIndex(data, classes)
+	if err != nil {
+		return nil, err
+	}
+	return stratified(counts, n), nil
+}
+
+// stratified returns n classes in proportion to counts: a systematic sample of
+// the class distribution, in class order (the latents they go with are
+// independent draws, so the order carries nothing).
+func stratified(counts []int, n int) []int {
+	total := 0
+	for _, c := range counts {
+		total += c
+	}
+	out := make([]int, n)
+	// Sample i takes the class whose cumulative share first exceeds (i+½)/n.
+	for i := range out {
+		u := (float64(i) + 0.5) / float64(n) * float64(total)
+		acc := 0.0
+		for k, c := range counts {
+			acc += float64(c)
+			if u < acc {
+				out[i] = k
+				break
+			}
+		}
+	}
+	return out
 }
 
 func newSWDState(ctx context.Context, p SWDProbe, side, latent int) (*swdState, error) {
@@ -203,7 +352,7 @@ func (j *ganJob) evalSWD(ctx context.Context) error {
 	}
 	var fake []*imageio.RGB
 	for start := 0; start < p.N; start += 64 {
-		imgs, err := g.GenerateLatents(ctx, p.latents[start:min(p.N, start+64)])
+		imgs, err := g.GenerateLatents(ctx, p.latents[start:min(p.N, start+64)], part(p.classes, start, min(p.N, start+64)))
 		if err != nil {
 			return fmt.Errorf("SWD probe: %w", err)
 		}
@@ -225,7 +374,12 @@ func (j *ganJob) kind() string { return "gan" }
 func (j *ganJob) trained() (*model.Network, *optim.EMA) { return j.g, j.gopt.ema }
 
 func (j *ganJob) signature() string {
-	return fmt.Sprintf("g=%s d=%s side=%d recipe=%s", netName(j.c.Generator, j.c.GeneratorConfig), netName(j.c.Discriminator, j.c.DiscriminatorConfig), j.c.Side, j.c.Recipe)
+	sig := fmt.Sprintf("g=%s d=%s side=%d recipe=%s", netName(j.c.Generator, j.c.GeneratorConfig), netName(j.c.Discriminator, j.c.DiscriminatorConfig), j.c.Side, j.c.Recipe)
+	if len(j.c.Classes) > 0 {
+		cl, _ := json.Marshal(j.c.Classes)
+		sig += " classes=" + string(cl)
+	}
+	return sig
 }
 
 func (j *ganJob) loaderOptions() dataset.Options {
@@ -237,11 +391,26 @@ func (j *ganJob) step(ctx context.Context, b *dataset.Batch, rng *rand.Rand) err
 		return err
 	}
 	n := b.N
+	if err := j.classes(b.Files); err != nil {
+		return err
+	}
 	j.zHost = j.zHost[:0]
 	for range n * j.latent {
 		j.zHost = append(j.zHost, float32(rng.NormFloat64()))
 	}
-	if err := upload(&j.z, j.b, j.zHost, n, j.latent); err != nil {
+	if j.batchClasses != nil {
+		// The same draws as an unconditional run, then each latent gets its
+		// sample's one-hot (the fake batch takes the real batch's classes).
+		z := slices.Clone(j.zHost)
+		j.zHost = j.zHost[:0]
+		for i, k := range j.batchClasses {
+			var err error
+			if j.zHost, err = j.gcfg.AppendInput(j.zHost, z[i*j.latent:(i+1)*j.latent], k); err != nil {
+				return err
+			}
+		}
+	}
+	if err := upload(&j.z, j.b, j.zHost, j.g.InputShape(n)...); err != nil {
 		return err
 	}
 	fake, err := j.g.Forward(j.z, layer.Train)
@@ -286,6 +455,23 @@ func (j *ganJob) step(ctx context.Context, b *dataset.Batch, rng *rand.Rand) err
 		})
 	}
 	return nil
+}
+
+// classes sets the batch's classes (for the projection head, too) from its
+// files; nothing for an unconditional run.
+func (j *ganJob) classes(files []string) error {
+	if j.classOf == nil {
+		return nil
+	}
+	j.batchClasses = j.batchClasses[:0]
+	for _, f := range files {
+		k, ok := j.classOf[f]
+		if !ok {
+			return fmt.Errorf("gan: %s has no class (its group is not one of %q in labels.tsv)", f, j.c.Classes)
+		}
+		j.batchClasses = append(j.batchClasses, k)
+	}
+	return j.adv.proj.setClasses(j.batchClasses)
 }
 
 func (j *ganJob) losses() (map[string]float64, error) {
@@ -334,7 +520,7 @@ func (j *ganJob) sample(ctx context.Context) (*imageio.RGB, error) {
 	if err != nil {
 		return nil, err
 	}
-	imgs, err := g.GenerateLatents(ctx, j.fixed)
+	imgs, err := g.GenerateLatents(ctx, j.fixed, j.fixedClasses)
 	if err != nil {
 		return nil, err
 	}
@@ -365,27 +551,60 @@ func (j *ganJob) free() {
 
 // upload copies host values into *t, (re)allocating it for a new shape.
 func upload(t **tensor.Tensor, b backend.Backend, data []float32, shape ...int) error {
-	if *t == nil || !(*t).HasShape(shape...) {
-		(*t).Free()
-		n, err := tensor.New(b, shape...)
-		if err != nil {
-			return err
-		}
-		*t = n
+	if err := ensure(t, b, shape...); err != nil {
+		return err
 	}
 	return (*t).CopyFromHost(data)
 }
 
+// ensure (re)allocates *t for shape, keeping it when it has that shape.
+func ensure(t **tensor.Tensor, b backend.Backend, shape ...int) error {
+	if *t != nil && (*t).HasShape(shape...) {
+		return nil
+	}
+	(*t).Free()
+	n, err := tensor.New(b, shape...)
+	if err != nil {
+		return err
+	}
+	*t = n
+	return nil
+}
+
 // buildNet builds cfg when it is set, else the preset, at side (0 = the preset's).
 func buildNet(preset string, cfg *model.Config, side int, o Options) (*model.Network, error) {
+	return buildClassNet(preset, cfg, side, 0, o)
+}
+
+// buildClassNet is buildNet made class-conditional over classes (0: not).
+func buildClassNet(preset string, cfg *model.Config, side, classes int, o Options) (*model.Network, error) {
+	var c model.Config
 	if cfg == nil {
-		return model.Build(preset, o.Backend, model.Options{Side: side, Seed: o.Seed})
+		var err error
+		if c, err = model.ConfigFor(preset, side); err != nil {
+			return nil, err
+		}
+	} else {
+		c = *cfg
+		if side != 0 {
+			c.Side = side
+		}
 	}
-	c := *cfg
-	if side != 0 {
-		c.Side = side
+	if classes > 0 {
+		var err error
+		if c, err = c.WithClasses(classes); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadOptions, err)
+		}
 	}
 	return model.BuildConfig(c, o.Backend, o.Seed)
+}
+
+// part is classes[start:end], or nil for an unconditional run.
+func part(classes []int, start, end int) []int {
+	if classes == nil {
+		return nil
+	}
+	return classes[start:end]
 }
 
 func withSeed(o Options, seed uint64) Options {

@@ -61,6 +61,7 @@ type featureState struct {
 	e        *features.Extractor
 	ref      *features.Reference
 	latents  [][]float32
+	classes  []int // of the latents, for a class-conditional run
 	last     features.Score
 	has      bool
 	best     float64
@@ -107,7 +108,7 @@ func newFeatureState(ctx context.Context, p FeatureProbe, b backend.Backend, sid
 func (s *featureState) eval(ctx context.Context, g *model.Network, step int, publish func(path string, meta map[string]string) error) error {
 	var fake []*imageio.RGB
 	for start := 0; start < s.N; start += 64 {
-		imgs, err := g.GenerateLatents(ctx, s.latents[start:min(s.N, start+64)])
+		imgs, err := g.GenerateLatents(ctx, s.latents[start:min(s.N, start+64)], part(s.classes, start, min(s.N, start+64)))
 		if err != nil {
 			return fmt.Errorf("feature probe: %w", err)
 		}

@@ -120,7 +120,8 @@ type adversary struct {
 	hinG             *loss.HingeG
 	lReal, lFake, lG loss.Result
 	haveD, haveG     bool
-	aug              *augmenter // nil without Recipe.Augment
+	aug              *augmenter  // nil without Recipe.Augment
+	proj             *projection // nil for an unconditional D
 }
 
 func newAdversary(r Recipe, d *model.Network) (*adversary, error) {
@@ -132,6 +133,10 @@ func newAdversary(r Recipe, d *model.Network) (*adversary, error) {
 	a.bceR, a.bceF, a.bceG = loss.NewBCEWithLogits(), loss.NewBCEWithLogits(), loss.NewBCEWithLogits()
 	a.hinR, a.hinF, a.hinG = loss.NewHingeD(), loss.NewHingeD(), loss.NewHingeG()
 	if a.aug, err = newAugmenter(d.Backend(), r.Augment); err != nil {
+		a.free()
+		return nil, err
+	}
+	if a.proj, err = newProjection(d.Backend(), d.Config().Classes); err != nil {
 		a.free()
 		return nil, err
 	}
@@ -156,7 +161,7 @@ func (a *adversary) stepD(real, fake *tensor.Tensor, rng *rand.Rand) error {
 				return err
 			}
 		}
-		y, err := a.d.Forward(x, layer.Train)
+		y, err := a.logits(x)
 		if err != nil {
 			return err
 		}
@@ -181,7 +186,7 @@ func (a *adversary) stepD(real, fake *tensor.Tensor, rng *rand.Rand) error {
 		} else {
 			a.lFake = r
 		}
-		if _, err := a.d.Backward(r.Grad); err != nil {
+		if _, err := a.backward(r.Grad); err != nil {
 			return err
 		}
 	}
@@ -201,7 +206,7 @@ func (a *adversary) gradG(fake *tensor.Tensor, rng *rand.Rand) (*tensor.Tensor, 
 			return nil, err
 		}
 	}
-	y, err := a.d.Forward(x, layer.Train)
+	y, err := a.logits(x)
 	if err != nil {
 		return nil, err
 	}
@@ -214,11 +219,30 @@ func (a *adversary) gradG(fake *tensor.Tensor, rng *rand.Rand) (*tensor.Tensor, 
 		return nil, err
 	}
 	a.haveG = true
-	dx, err := a.d.Backward(a.lG.Grad)
+	dx, err := a.backward(a.lG.Grad)
 	if err != nil || a.aug == nil {
 		return dx, err
 	}
 	return a.aug.Backward(dx)
+}
+
+// logits runs D in training mode on x: its logits [N, 1], through the
+// projection head for a class-conditional D (classes set by proj.setClasses).
+func (a *adversary) logits(x *tensor.Tensor) (*tensor.Tensor, error) {
+	y, err := a.d.Forward(x, layer.Train)
+	if err != nil {
+		return nil, err
+	}
+	return a.proj.forward(y)
+}
+
+// backward propagates the loss gradient of the last logits back to D's input.
+func (a *adversary) backward(dlogit *tensor.Tensor) (*tensor.Tensor, error) {
+	dy, err := a.proj.backward(dlogit)
+	if err != nil {
+		return nil, err
+	}
+	return a.d.Backward(dy)
 }
 
 func (a *adversary) losses(m map[string]float64, gName string) error {
@@ -245,6 +269,7 @@ func (a *adversary) free() {
 		l.Free()
 	}
 	a.aug.free()
+	a.proj.free()
 }
 
 // generatorOpt is G's optimizer and optional EMA, and the network the EMA is

@@ -169,16 +169,22 @@ func TestResumeIsExact(t *testing.T) {
 		run   runner
 		size  int
 		epoch int
+		data  func(t testing.TB, n, size int) string // nil: writeImages
 	}{
-		{"gan-bce", ganRunner(BCE), 8, 2},
-		{"gan-hinge", ganRunner(Hinge), 8, 2},
-		{"multistage", multiStageRunner, 16, 2},
-		{"gan-smalldata", smallDataRunner, 8, 2},
-		{"multistage-augment", multiStageAugmentRunner, 16, 2},
-		{"sr", srRunner, 16, 1},
+		{"gan-bce", ganRunner(BCE), 8, 2, nil},
+		{"gan-hinge", ganRunner(Hinge), 8, 2, nil},
+		{"multistage", multiStageRunner, 16, 2, nil},
+		{"gan-smalldata", smallDataRunner, 8, 2, nil},
+		{"multistage-augment", multiStageAugmentRunner, 16, 2, nil},
+		{"sr", srRunner, 16, 1, nil},
+		{"gan-conditional", conditionalRunner, 8, 2, writeLabelled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			data := writeImages(t, 10, tc.size)
+			write := tc.data
+			if write == nil {
+				write = writeImages
+			}
+			data := write(t, 10, tc.size)
 			ctx := context.Background()
 			straight, split := t.TempDir(), t.TempDir()
 

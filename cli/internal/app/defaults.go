@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,6 +40,7 @@ type defaultsRun struct {
 	n, srEval                        int
 	seed                             uint64
 	ganGroup, features               string
+	ganConditional                   bool
 	kidEvery, featuresSteps          int
 }
 
@@ -54,7 +56,8 @@ func runTrainDefaults(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&r.out, "out", "models", "folder for <name>.safetensors and <name>.md")
 	fs.StringVar(&r.work, "work", "out/train-defaults", "folder for the training runs (checkpoints; resumable)")
 	fs.StringVar(&r.ganName, "gan-name", defaultGANName, "name of the generator")
-	fs.StringVar(&r.ganGroup, "gan-group", defaultGANGroup, "train the generator on this Unicode emoji group only ('' = every image)")
+	fs.StringVar(&r.ganGroup, "gan-group", defaultGANGroup, "train the generator on this Unicode emoji group only ('' = every image; with --gan-conditional a comma-separated list of groups, the classes in order)")
+	fs.BoolVar(&r.ganConditional, "gan-conditional", false, "train a class-conditional generator over the --gan-group groups (two or more); it is scored in the held-out images' class mix and its contact sheet has one row per class")
 	fs.StringVar(&r.features, "features", DefaultFeatures, "feature extractor: the training probe, snapshot choice and the card's KID (skipped when absent)")
 	fs.IntVar(&r.kidEvery, "kid-every", 250, "generator steps between feature-space scores; the lowest-KID snapshot is the one bundled (0 = the last step)")
 	fs.IntVar(&r.featuresSteps, "train-features", 0, "first train the feature extractor for this many steps into --features (0 = use it as it is; make models: 2200)")
@@ -84,6 +87,9 @@ func runTrainDefaults(ctx context.Context, env Env, args []string) error {
 		if strings.Contains(strings.ToLower(r.srData), "noto") {
 			r.srVersion = r.ganVersion
 		}
+	}
+	if r.ganConditional && len(r.ganGroups()) < 2 {
+		return usagef("--gan-conditional needs two or more groups in --gan-group (comma-separated), got %q", r.ganGroup)
 	}
 	if r.kidEvery < 0 || r.featuresSteps < 0 {
 		return usagef("--kid-every %d, --train-features %d: want 0 or more", r.kidEvery, r.featuresSteps)
@@ -154,10 +160,7 @@ func (r *defaultsRun) extractor(ctx context.Context, env Env, b backend.Backend,
 // feature space and writes it, a contact sheet and its card.
 func (r *defaultsRun) generator(ctx context.Context, env Env, b backend.Backend, resume bool) error {
 	recipe := train.SmallDataRecipe()
-	var groups []string
-	if r.ganGroup != "" {
-		groups = []string{r.ganGroup}
-	}
+	groups := r.ganGroups()
 	_, featErr := os.Stat(r.features)
 	var err error
 
@@ -170,6 +173,9 @@ func (r *defaultsRun) generator(ctx context.Context, env Env, b backend.Backend,
 		pr := newProgress(env.Stdout, r.ganName)
 		work := filepath.Join(r.work, r.ganName)
 		c := train.GANConfig{Generator: "dcgan-g-stable", Discriminator: "dcgan-d-sn", Side: r.side, Recipe: recipe}
+		if r.ganConditional {
+			c.Classes = groups
+		}
 		best := filepath.Join(work, "best.safetensors")
 		if r.kidEvery > 0 && featErr == nil {
 			c.Features = &train.FeatureProbe{Every: r.kidEvery, Extractor: r.features, Heldout: r.ganEval, Train: r.ganData, Groups: groups,
@@ -179,8 +185,8 @@ func (r *defaultsRun) generator(ctx context.Context, env Env, b backend.Backend,
 				}}
 		}
 		meta := map[string]string{"hirez.train.data": r.ganVersion}
-		if r.ganGroup != "" {
-			meta[model.MetaTrainGroups] = r.ganGroup
+		if len(groups) > 0 {
+			meta[model.MetaTrainGroups] = strings.Join(groups, ", ")
 		}
 		gres, err = train.GAN(ctx, c, train.Options{
 			Backend: b, Data: r.ganData, Groups: groups, Out: work, Name: r.ganName, Resume: resume,
@@ -215,9 +221,19 @@ func (r *defaultsRun) generator(ctx context.Context, env Env, b backend.Backend,
 	if err != nil {
 		return err
 	}
+	if g.Config().Classes > 0 && !slices.Equal(model.Labels(gmeta), groups) {
+		return usagef("%s is class-conditional over %q; pass them as --gan-group (comma-separated) with --gan-conditional", gres.Weights, model.Labels(gmeta))
+	}
+	// A class-conditional generator is scored in the held-out images' class mix.
+	var classes []int
+	if g.Config().Classes > 0 {
+		if classes, err = train.ClassPlan(r.ganEval, groups, r.n); err != nil {
+			return err
+		}
+	}
 	// SWD uses as many as half the real images (train.EvalGAN); the feature
 	// scores use all r.n.
-	fake, err := train.Generate(ctx, g, nil, r.n)
+	fake, err := train.Generate(ctx, g, nil, r.n, classes)
 	if err != nil {
 		return err
 	}
@@ -225,18 +241,18 @@ func (r *defaultsRun) generator(ctx context.Context, env Env, b backend.Backend,
 	if err != nil {
 		return err
 	}
-	featText, err := r.generatorFeatures(ctx, env, b, g, groups, fake)
+	featText, err := r.generatorFeatures(ctx, env, b, g, groups, classes, fake)
 	if err != nil {
 		return err
 	}
 	ganPath := filepath.Join(r.out, r.ganName+".safetensors")
-	if r.ganGroup != "" && gmeta[model.MetaTrainGroups] == "" {
+	if len(groups) > 0 && gmeta[model.MetaTrainGroups] == "" {
 		// A generator trained beforehand whose file does not say its group: the
 		// served model's labels come from this key (model.Labels).
 		if gmeta == nil {
 			gmeta = map[string]string{}
 		}
-		gmeta[model.MetaTrainGroups] = r.ganGroup
+		gmeta[model.MetaTrainGroups] = strings.Join(groups, ", ")
 		if err := g.Save(ganPath, gmeta); err != nil {
 			return err
 		}
@@ -247,12 +263,12 @@ func (r *defaultsRun) generator(ctx context.Context, env Env, b backend.Backend,
 	}
 	if ganRecipe == "" {
 		ganRecipe = fmt.Sprintf("DCGAN, `dcgan-g-stable` at %d px against `dcgan-d-sn` on %s; %s; %d steps (%s, seed %d) on the `%s` backend; bundled: %s%s.",
-			r.side, groupText(r.ganGroup), recipe, gres.Steps, gres.Elapsed.Round(time.Second), r.seed, b.Name(), chosen, fileProvenance(gmeta))
+			r.side, groupText(groups, r.ganConditional), recipe, gres.Steps, gres.Elapsed.Round(time.Second), r.seed, b.Name(), chosen, fileProvenance(gmeta))
 	}
 	card := r.card(r.ganName, "generator", ganPreset, r.side, r.ganVersion, r.ganData,
 		ganLicence, ganRecipe,
 		fmt.Sprintf("SWD ×10³ (ProGAN protocol) of %d generated images (seeds 0…%d) vs %d held-out emoji (`%s`, %s) at %d px: **%.2f**; real-vs-real floor on the same count: **%.2f** (per level: model %s; floor %s).\n%s",
-			swd.N, swd.N-1, swd.N, r.ganEval, groupText(r.ganGroup), r.side, swd.SWD.Mean, swd.Floor.Mean, levels(swd.SWD), levels(swd.Floor), featText))
+			swd.N, swd.N-1, swd.N, r.ganEval, groupText(groups, r.ganConditional), r.side, swd.SWD.Mean, swd.Floor.Mean, levels(swd.SWD), levels(swd.Floor), featText))
 	if err := os.WriteFile(filepath.Join(r.out, r.ganName+".md"), []byte(card), 0o644); err != nil {
 		return err
 	}
@@ -322,7 +338,7 @@ func (r *defaultsRun) upscaler(ctx context.Context, env Env, b backend.Backend, 
 // when the bundled SR net is in --out, as the 256² chain the demo serves, and
 // writes the chain's contact sheet (16 fixed seeds) beside the card. It returns
 // the card's text ("" without the extractor).
-func (r *defaultsRun) generatorFeatures(ctx context.Context, env Env, b backend.Backend, g *model.Network, groups []string, fake []*imageio.RGB) (string, error) {
+func (r *defaultsRun) generatorFeatures(ctx context.Context, env Env, b backend.Backend, g *model.Network, groups []string, classes []int, fake []*imageio.RGB) (string, error) {
 	fe, err := openFeatureEval(ctx, b, r.features, r.ganEval, r.ganData, groups, false)
 	if err != nil || fe == nil {
 		return "", err
@@ -350,7 +366,7 @@ func (r *defaultsRun) generatorFeatures(ctx context.Context, env Env, b backend.
 		chain, side = append(chain, u), side*u.Config().Scale
 	}
 	fmt.Fprintf(env.Stdout, "scoring %s + %s ×%d (%d px)\n", r.ganName, r.srName, len(chain), side)
-	big, err := train.Generate(ctx, g, chain, len(fake))
+	big, err := train.Generate(ctx, g, chain, len(fake), classes)
 	if err != nil {
 		return "", err
 	}
@@ -359,7 +375,20 @@ func (r *defaultsRun) generatorFeatures(ctx context.Context, env Env, b backend.
 	}
 	fmt.Fprintf(&text, "\nThe %d px chain (`%s` + `%s` ×%d, what GenerateImages returns), resized to 64 px:\n\n", side, r.ganName, r.srName, len(chain))
 	fe.write(&text, s)
-	sheet, err := imageio.Grid(big[:min(16, len(big))], imageio.GridOptions{Cols: 4, Pad: 4})
+	shown, what := big[:min(16, len(big))], "seeds 0…15 through the chain"
+	if k := g.Config().Classes; k > 0 {
+		// One row per class, seeds 0…3, so a reader can check each label.
+		var seeds []uint64
+		var sheetClasses []int
+		for c := range k {
+			seeds, sheetClasses = append(seeds, 0, 1, 2, 3), append(sheetClasses, c, c, c, c)
+		}
+		if shown, err = train.Render(ctx, g, chain, seeds, sheetClasses); err != nil {
+			return "", err
+		}
+		what = fmt.Sprintf("one row per class, in the order %q, seeds 0…3 in each", groups)
+	}
+	sheet, err := imageio.Grid(shown, imageio.GridOptions{Cols: 4, Pad: 4})
 	if err != nil {
 		return "", err
 	}
@@ -367,15 +396,38 @@ func (r *defaultsRun) generatorFeatures(ctx context.Context, env Env, b backend.
 	if err := imageio.WritePNGFile(path, sheet); err != nil {
 		return "", err
 	}
-	fmt.Fprintf(&text, "\nContact sheet: `%s` (seeds 0…15 through the chain). Look at it and say here what a person sees.\n", filepath.Base(path))
+	fmt.Fprintf(&text, "\nContact sheet: `%s` (%s). Look at it and say here what a person sees.\n", filepath.Base(path), what)
 	return text.String(), nil
 }
 
-func groupText(g string) string {
-	if g == "" {
+func groupText(groups []string, conditional bool) string {
+	switch {
+	case len(groups) == 0:
 		return "every training image"
+	case conditional:
+		return fmt.Sprintf("the Unicode groups %q as classes (class-conditional)", groups)
+	case len(groups) == 1:
+		return fmt.Sprintf("the Unicode group %q", groups[0])
 	}
-	return fmt.Sprintf("the Unicode group %q", g)
+	return fmt.Sprintf("the Unicode groups %q", groups)
+}
+
+// ganGroups is --gan-group as a list: one group, or with --gan-conditional a
+// comma-separated list of them (group names hold no comma).
+func (r *defaultsRun) ganGroups() []string {
+	if r.ganGroup == "" {
+		return nil
+	}
+	if !r.ganConditional {
+		return []string{r.ganGroup}
+	}
+	var out []string
+	for g := range strings.SplitSeq(r.ganGroup, ",") {
+		if g = strings.TrimSpace(g); g != "" {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 // The generator train-defaults makes unless told otherwise (issue #13's

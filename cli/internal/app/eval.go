@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"path/filepath"
 	"strings"
 
@@ -16,6 +17,34 @@ import (
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/engine/train"
 )
+
+// evalClasses is what a generator is scored against and drawn as: an
+// unconditional one against groups (all images when empty), drawing its own;
+// a class-conditional one against its labels' groups, drawn in the held-out
+// images' class mix (train.ClassPlan), or with label against that group only,
+// every image drawn as it.
+func evalClasses(cfg model.Config, labels, groups []string, label, data string, n int) ([]string, []int, error) {
+	switch {
+	case cfg.Classes == 0 && label != "":
+		return nil, nil, usagef("--label is for a class-conditional generator; %s has no classes (use --group to score against one group)", cfg.Preset)
+	case cfg.Classes == 0:
+		return groups, nil, nil
+	case len(groups) > 0:
+		return nil, nil, usagef("--group: a class-conditional generator is scored against its own groups %q; use --label NAME for one of them", labels)
+	case label != "":
+		k := slices.Index(labels, label)
+		if k < 0 {
+			return nil, nil, usagef("--label %q: the generator's labels are %q", label, labels)
+		}
+		classes := make([]int, n)
+		for i := range classes {
+			classes[i] = k
+		}
+		return []string{label}, classes, nil
+	}
+	classes, err := train.ClassPlan(data, labels, n)
+	return labels, classes, err
+}
 
 func evalCommand() Command {
 	return Command{
@@ -29,22 +58,22 @@ func evalCommand() Command {
 	}
 }
 
-func openModel(path, backendName string, role model.Role) (backend.Backend, *model.Network, error) {
+func openModel(path, backendName string, role model.Role) (backend.Backend, *model.Network, map[string]string, error) {
 	b, err := backends.Open(backendName)
 	if err != nil {
-		return nil, nil, usagef("%v", err)
+		return nil, nil, nil, usagef("%v", err)
 	}
-	n, _, err := model.Open(path, b)
+	n, meta, err := model.Open(path, b)
 	if err != nil {
 		b.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if c := n.Config(); c.Role != role {
 		n.Free()
 		b.Close()
-		return nil, nil, usagef("%s holds a %s (%s), want a %s", path, c.Role, c.Preset, role)
+		return nil, nil, nil, usagef("%s holds a %s (%s), want a %s", path, c.Role, c.Preset, role)
 	}
-	return b, n, nil
+	return b, n, meta, nil
 }
 
 func runEvalSR(ctx context.Context, env Env, args []string) error {
@@ -61,7 +90,7 @@ func runEvalSR(ctx context.Context, env Env, args []string) error {
 	if *modelPath == "" || *data == "" {
 		return usagef("--model and --data are required")
 	}
-	b, n, err := openModel(*modelPath, *backendName, model.Upscaler)
+	b, n, _, err := openModel(*modelPath, *backendName, model.Upscaler)
 	if err != nil {
 		return err
 	}
@@ -92,7 +121,7 @@ func writeSRTable(w io.Writer, scores []train.SRScore, scale int, meanOnly bool)
 }
 
 func runEvalGAN(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "eval gan", "--model FILE --data DIR [--n 1000] [--upscaler FILE]… [--group NAME]… [--features FILE] [--grid OUT.png]")
+	fs := newFlags(env, "eval gan", "--model FILE --data DIR [--n 1000] [--upscaler FILE]… [--group NAME… | --label NAME] [--features FILE] [--grid OUT.png]")
 	modelPath := fs.String("model", "", "generator weights (.safetensors)")
 	data := fs.String("data", "", "folder of held-out real images (e.g. data/noto128/heldout)")
 	n := fs.Int("n", 1000, "images generated (seeds 0…n−1); SWD uses at most half as many as there are real images, so its floor has the same count; the feature scores use all")
@@ -103,7 +132,8 @@ func runEvalGAN(ctx context.Context, env Env, args []string) error {
 	featPath := fs.String("features", DefaultFeatures, "feature extractor for KID, precision/recall and the copy check (skipped when the default is absent)")
 	trainData := fs.String("train-data", "", "the generator's training images, for the copy check (default: the train folder beside --data)")
 	var groups multiFlag
-	fs.Var(&groups, "group", "score against this Unicode emoji group only, as the generator was trained (repeat for more)")
+	fs.Var(&groups, "group", "score against this Unicode emoji group only, as the generator was trained (repeat for more; a class-conditional generator is scored against its own groups, or --label's)")
+	label := fs.String("label", "", "class-conditional generator: draw every image as this label (one of its groups) and score against that group's images; default: all its groups, drawn in the held-out images' proportions")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -118,12 +148,16 @@ func runEvalGAN(ctx context.Context, env Env, args []string) error {
 	if _, err := os.Stat(*featPath); err != nil && explicitFeatures {
 		return usagef("--features: %v", err)
 	}
-	b, g, err := openModel(*modelPath, *backendName, model.Generator)
+	b, g, meta, err := openModel(*modelPath, *backendName, model.Generator)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
 	defer g.Free()
+	groups, classes, err := evalClasses(g.Config(), model.Labels(meta), groups, *label, *data, *n)
+	if err != nil {
+		return err
+	}
 	var chain []train.Upscaler
 	side := g.Config().Side
 	for _, p := range ups {
@@ -143,7 +177,7 @@ func runEvalGAN(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer fe.free()
-	s, swdSide, fake, err := evalGAN(ctx, g, chain, *data, groups, side, *n)
+	s, swdSide, fake, err := evalGAN(ctx, g, chain, *data, groups, classes, side, *n)
 	if err != nil {
 		return err
 	}
@@ -178,7 +212,7 @@ func runEvalGAN(ctx context.Context, env Env, args []string) error {
 // they are smaller (a 256² chain output against 128² emoji is brought to 128² by
 // MATLAB bicubic: upscaling the real images would only blur them). It returns
 // the generated images at the output side.
-func evalGAN(ctx context.Context, g *model.Network, chain []train.Upscaler, data string, groups []string, side, n int) (_ train.GANScore, swdSide int, _ []*imageio.RGB, _ error) {
+func evalGAN(ctx context.Context, g *model.Network, chain []train.Upscaler, data string, groups []string, classes []int, side, n int) (_ train.GANScore, swdSide int, _ []*imageio.RGB, _ error) {
 	_, first, err := train.LoadGroups(data, groups, 1)
 	if err != nil {
 		return train.GANScore{}, 0, nil, err
@@ -191,7 +225,7 @@ func evalGAN(ctx context.Context, g *model.Network, chain []train.Upscaler, data
 	if len(real) < 2 {
 		return train.GANScore{}, 0, nil, fmt.Errorf("%s has %d usable images; SWD needs at least 2", data, len(real))
 	}
-	fake, err := train.Generate(ctx, g, chain, n)
+	fake, err := train.Generate(ctx, g, chain, n, classes)
 	if err != nil {
 		return train.GANScore{}, 0, nil, err
 	}

@@ -303,7 +303,7 @@ func (e *experiment) part(ctx context.Context, tag string, limit func(*train.Opt
 			bq, mq := train.MeanSR(sc)
 			r.srPSNR = fmt.Sprintf("%.2f (%+.2f vs bicubic %.2f)", mq.PSNR, mq.PSNR-bq.PSNR, bq.PSNR)
 		}
-		fake, err := train.Generate(ctx, g, chain, min(e.n, len(real)/2))
+		fake, err := train.Generate(ctx, g, chain, min(e.n, len(real)/2), nil)
 		if err != nil {
 			return row{}, err
 		}

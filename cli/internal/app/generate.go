@@ -43,9 +43,9 @@ const pipelineHelp = "dcgan-srcnn (DCGAN, then super-resolution ×2 until --size
 // labelHelp is --label's help.
 const labelHelp = "label (class) of the images, e.g. \"Smileys & Emotion\": empty for no constraint, else one of the " +
 	"labels of the serving generator ('hirez labels' lists them; any other is refused, naming the ones it knows). " +
-	"A model's labels are the emoji groups it was trained on: today's generators were trained on one group " +
-	"(one label) or on every emoji (no label) and take no label as input, so a label selects nothing yet beyond " +
-	"being checked; it is recorded in each PNG (tEXt hirez:label)"
+	"A model's labels are the emoji groups it was trained on: a class-conditional generator draws the label's " +
+	"group (and without a label a group fixed by the seed); one trained on one group or on every emoji only " +
+	"checks it. The label each image was drawn with is recorded in its PNG (tEXt hirez:label)"
 
 func generateCommand() Command {
 	return Command{

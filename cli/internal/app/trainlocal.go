@@ -123,6 +123,7 @@ func runTrainLocal(ctx context.Context, env Env, args []string) error {
 	featPath := fs.String("features", DefaultFeatures, "gan: feature extractor for --kid-every")
 	var groups multiFlag
 	fs.Var(&groups, "group", "train on this Unicode emoji group only (repeat for more; by the set's labels.tsv)")
+	conditional := fs.Bool("conditional", false, "gan: class-conditional over the --group groups (two or more), in the order given: G takes the group's one-hot, D is a projection discriminator, and the served model draws the group a request's label names")
 	labelBy := fs.String("labels", "subgroup", "features: classify by the Unicode emoji subgroup or group (from the set's labels.tsv)")
 	swdN := fs.Int("swd-n", 239, "gan: images per set for --swd-every (fixed latents 0…n−1, the first n real images)")
 	var tf trainFlags
@@ -141,6 +142,8 @@ func runTrainLocal(ctx context.Context, env Env, args []string) error {
 		return usagef("--out is required (a folder for the checkpoint and weights)")
 	case *kidEvery < 0 || *kidN < 0:
 		return usagef("--kid-every %d, --kid-n %d: want 0 or more", *kidEvery, *kidN)
+	case *conditional && (*kind != "gan" || len(groups) < 2):
+		return usagef("--conditional is for --kind gan with two or more --group flags (the classes, in order)")
 	case *steps == 0 && *epochs == 0 && *budget == 0:
 		return usagef("set --steps, --epochs or --budget")
 	}
@@ -183,6 +186,9 @@ func runTrainLocal(ctx context.Context, env Env, args []string) error {
 			return err
 		}
 		c := train.GANConfig{Generator: *preset, Discriminator: *disc, Side: *side, Recipe: r}
+		if *conditional {
+			c.Classes = groups
+		}
 		if *swdEvery > 0 {
 			if _, err := os.Stat(*swdData); err != nil {
 				return usagef("--swd-data: %v", err)

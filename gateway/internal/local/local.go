@@ -44,22 +44,25 @@ func (g *Generator) Generate(ctx context.Context, seeds []int64, _ pipeline.Mode
 	if err := model.CheckLabel(g.name, label, g.labels); err != nil {
 		return fault.New(fault.KindInvalid, "UNKNOWN_LABEL", "%w", err) // the generator service's reason
 	}
-	us := make([]uint64, len(seeds))
+	cfg := g.net.Config()
+	latents := make([][]float32, len(seeds))
+	classes := make([]int, len(seeds))
+	labels := make([]string, len(seeds))
 	for i, s := range seeds {
-		us[i] = uint64(s)
+		latents[i] = model.Latent(uint64(s), cfg.Latent)
+		classes[i], labels[i] = model.ClassFor(cfg.Classes, g.labels, label, latents[i])
 	}
 	start := time.Now()
 	g.mu.Lock()
-	imgs, err := g.net.Generate(ctx, us)
+	imgs, err := g.net.GenerateLatents(ctx, latents, classes)
 	g.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	took := time.Since(start)
-	cfg := g.net.Config()
 	for i, img := range imgs {
 		p := pipeline.Provenance{
-			Seed: seeds[i], LatentDim: cfg.Latent, Generator: pipeline.ModelRef{Name: g.name, Version: "local"}, Label: label,
+			Seed: seeds[i], LatentDim: cfg.Latent, Generator: pipeline.ModelRef{Name: g.name, Version: "local"}, Label: labels[i],
 			Timings: []pipeline.Timing{{Stage: "generate", Duration: took, BatchSize: len(seeds), Backend: g.net.Backend().Name()}},
 		}
 		if err := yield(pipeline.Generated{Index: i, Image: img, Prov: p}); err != nil {

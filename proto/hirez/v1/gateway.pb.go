@@ -46,11 +46,11 @@ type GenerateImagesRequest struct {
 	// labels of the generator version that serves the request (ListLabels),
 	// matched exactly, at most MaxLabelLength (64) bytes; the generator checks
 	// it and answers INVALID_ARGUMENT, listing the labels it knows, for any
-	// other. A model's labels are the emoji groups it was trained on: today's
-	// generators are trained on one group (one label) or on every emoji (no
-	// label) and take no label as input, so a label selects nothing yet beyond
-	// being checked; it is recorded in the provenance and the PNG tEXt
-	// (hirez:label).
+	// other. A model's labels are the emoji groups it was trained on (one, none
+	// for every emoji, or the classes of a class-conditional generator, which
+	// draws the label's class; with an empty label it draws a class fixed by
+	// the latent). The label an image was drawn with is in its provenance and
+	// the PNG tEXt (hirez:label).
 	Label         string `protobuf:"bytes,7,opt,name=label,proto3" json:"label,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

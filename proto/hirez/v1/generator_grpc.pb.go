@@ -38,10 +38,12 @@ const (
 //
 // Labels: a model's labels are the Unicode emoji groups named in its weights
 // file's "hirez.train.groups" metadata (one for a generator trained on one
-// group, none for one trained on every emoji). A request's label must be
-// empty (no constraint) or one of the labels of the version that serves it;
-// today's generators take no label as input, so a known label selects
-// nothing yet beyond being checked and recorded in the provenance.
+// group, none for one trained on every emoji, its classes in order for a
+// class-conditional one). A request's label must be empty (no constraint) or
+// one of the labels of the version that serves it. A class-conditional
+// generator draws the label's class; with an empty label it draws a class
+// fixed by the latent (a hash of it, uniform over the classes) and reports
+// it in the provenance. For the others a label is only checked and recorded.
 //
 // Errors: INVALID_ARGUMENT for a request outside the limits below, or a label
 // the serving model does not know (the message lists the ones it knows);
@@ -122,10 +124,12 @@ func (c *generatorServiceClient) ListLabels(ctx context.Context, in *ListLabelsR
 //
 // Labels: a model's labels are the Unicode emoji groups named in its weights
 // file's "hirez.train.groups" metadata (one for a generator trained on one
-// group, none for one trained on every emoji). A request's label must be
-// empty (no constraint) or one of the labels of the version that serves it;
-// today's generators take no label as input, so a known label selects
-// nothing yet beyond being checked and recorded in the provenance.
+// group, none for one trained on every emoji, its classes in order for a
+// class-conditional one). A request's label must be empty (no constraint) or
+// one of the labels of the version that serves it. A class-conditional
+// generator draws the label's class; with an empty label it draws a class
+// fixed by the latent (a hash of it, uniform over the classes) and reports
+// it in the provenance. For the others a label is only checked and recorded.
 //
 // Errors: INVALID_ARGUMENT for a request outside the limits below, or a label
 // the serving model does not know (the message lists the ones it knows);

@@ -81,6 +81,7 @@ type job struct {
 	m        *Model
 	digest   string
 	z        []float32
+	class    int // model.NoClass for an unconditional model
 	enqueued time.Time
 }
 
@@ -117,10 +118,11 @@ func (s *Service) Close(ctx context.Context) error { return s.batcher.Close(ctx)
 func (s *Service) run(ctx context.Context, jobs []job) ([]output, error) {
 	start := time.Now()
 	zs := make([][]float32, len(jobs))
+	classes := make([]int, len(jobs))
 	for i, j := range jobs {
-		zs[i] = j.z
+		zs[i], classes[i] = j.z, j.class
 	}
-	imgs, err := jobs[0].m.generate(ctx, zs)
+	imgs, err := jobs[0].m.generate(ctx, zs, classes)
 	if err != nil {
 		return nil, err
 	}
@@ -222,6 +224,7 @@ func (s *Service) Generate(ctx context.Context, r Request, yield func(Image) err
 		outs := make([]output, end-start)
 		errs := make([]error, end-start)
 		var wg sync.WaitGroup
+		labels := make([]string, end-start)
 		for i := start; i < end; i++ {
 			j := job{m: m, digest: ref.Digest, enqueued: time.Now()}
 			if len(r.Seeds) > 0 {
@@ -229,6 +232,7 @@ func (s *Service) Generate(ctx context.Context, r Request, yield func(Image) err
 			} else {
 				j.z = r.Latents[i]
 			}
+			j.class, labels[i-start] = model.ClassFor(m.Classes, m.Labels, r.Label, j.z)
 			wg.Go(func() { outs[i-start], errs[i-start] = s.batcher.Submit(ctx, j) })
 		}
 		wg.Wait()
@@ -238,7 +242,7 @@ func (s *Service) Generate(ctx context.Context, r Request, yield func(Image) err
 			}
 		}
 		for k, o := range outs {
-			img := Image{Index: start + k, RGB: o.img, Model: info, Label: r.Label, Compute: o.compute, Queue: o.queue, BatchSize: o.batch}
+			img := Image{Index: start + k, RGB: o.img, Model: info, Label: labels[k], Compute: o.compute, Queue: o.queue, BatchSize: o.batch}
 			if len(r.Seeds) > 0 {
 				img.Seed = r.Seeds[start+k]
 			} else {

@@ -27,6 +27,9 @@ type Model struct {
 	// Labels are the labels the model knows (model.Labels of its weights
 	// file's metadata); a request's label must be empty or one of them.
 	Labels []string
+	// Classes is the number of classes of a class-conditional model (its
+	// labels, in class order), 0 for an unconditional one.
+	Classes int
 }
 
 // Loader returns a swap.LoadFunc that builds generator networks on b.
@@ -41,7 +44,12 @@ func Loader(b backend.Backend) func(ctx context.Context, path string, data []byt
 			s.Release()
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		return wrap(s, meta), nil
+		m, err := wrap(s, meta)
+		if err != nil {
+			s.Release()
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return m, nil
 	}
 }
 
@@ -68,12 +76,16 @@ func NewModel(net *model.Network, name string, meta map[string]string) (*Model, 
 	if err != nil {
 		return nil, err
 	}
-	return wrap(s, meta), nil
+	return wrap(s, meta)
 }
 
-func wrap(s *model.Served, meta map[string]string) *Model {
+func wrap(s *model.Served, meta map[string]string) (*Model, error) {
 	cfg := s.Config()
-	return &Model{Served: s, Preset: cfg.Preset, Side: cfg.Side, LatentDim: cfg.Latent, Labels: model.Labels(meta)}
+	labels := model.Labels(meta)
+	if err := model.CheckClasses(cfg, labels); err != nil {
+		return nil, err
+	}
+	return &Model{Served: s, Preset: cfg.Preset, Side: cfg.Side, LatentDim: cfg.Latent, Labels: labels, Classes: cfg.Classes}, nil
 }
 
 // Release frees the network's buffers; it waits for a batch running on it.
@@ -81,9 +93,9 @@ func Release(m *Model) { m.Served.Release() }
 
 // generate runs one batch of latents. Only jobs of callers that have all gone
 // away can meet a released version: a live request holds a reference to it.
-func (m *Model) generate(ctx context.Context, latents [][]float32) (out []*imageio.RGB, err error) {
+func (m *Model) generate(ctx context.Context, latents [][]float32, classes []int) (out []*imageio.RGB, err error) {
 	err = m.Do(func(net *model.Network) error {
-		out, err = net.GenerateLatents(ctx, latents)
+		out, err = net.GenerateLatents(ctx, latents, classes)
 		return err
 	})
 	return out, err

@@ -321,3 +321,69 @@ func TestLabels(t *testing.T) {
 		t.Fatalf("ListLabels of another model = %v, want NotFound", err)
 	}
 }
+
+// TestConditionalLabels serves a class-conditional generator: the label picks
+// the class (the same seed draws another image under another label), an
+// unlabelled request draws model.ClassOf its latent and says which label that
+// is, and a file whose labels do not match its classes is refused.
+func TestConditionalLabels(t *testing.T) {
+	f := start(t, fast)
+	ctx := context.Background()
+	cfg, err := model.ConfigFor("dcgan-g-study", 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err = cfg.WithClasses(2); err != nil {
+		t.Fatal(err)
+	}
+	labels := []string{"Smileys & Emotion", "Flags"}
+	meta := map[string]string{model.MetaTrainGroups: strings.Join(labels, ", ")}
+	build := func() *model.Network {
+		net, err := model.BuildConfig(cfg, f.be, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return net
+	}
+	bad := build()
+	if _, err := generate.NewModel(bad, "tiny-cond", map[string]string{model.MetaTrainGroups: "Flags"}); err == nil || !strings.Contains(err.Error(), "2 classes") {
+		t.Errorf("2 classes with 1 label: %v", err)
+	}
+	bad.Free()
+	m, err := generate.NewModel(build(), "tiny-cond", meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.holder.Set(m, swap.Digest([]byte("tiny-cond")), "mem")
+
+	got, err := f.client.ListLabels(ctx, &pb.ListLabelsRequest{})
+	if err != nil || strings.Join(got.GetLabels(), "|") != strings.Join(labels, "|") {
+		t.Fatalf("ListLabels = %v, %v; want %q in class order", got, err, labels)
+	}
+	pixels := func(label string, seeds ...int64) *pb.GenerateResponse {
+		t.Helper()
+		resp, err := f.client.Generate(ctx, &pb.GenerateRequest{Seeds: seeds, Label: label})
+		if err != nil {
+			t.Fatalf("Generate(label %q): %v", label, err)
+		}
+		return resp
+	}
+	a, b := pixels(labels[0], 5), pixels(labels[1], 5)
+	if bytes.Equal(a.GetImages()[0].GetImage().GetRgb(), b.GetImages()[0].GetImage().GetRgb()) {
+		t.Error("seed 5 draws the same image under both labels")
+	}
+	if a.GetImages()[0].GetProvenance().GetLabel() != labels[0] || b.GetImages()[0].GetProvenance().GetLabel() != labels[1] {
+		t.Errorf("provenance labels %q, %q", a.GetImages()[0].GetProvenance().GetLabel(), b.GetImages()[0].GetProvenance().GetLabel())
+	}
+	seeds := []int64{1, 2, 3, 4, 5, 6, 7, 8}
+	free := pixels("", seeds...)
+	for i, img := range free.GetImages() {
+		k := model.ClassOf(model.Latent(uint64(seeds[i]), cfg.Latent), 2)
+		if img.GetProvenance().GetLabel() != labels[k] {
+			t.Errorf("seed %d without a label: provenance %q, want the drawn class's %q", seeds[i], img.GetProvenance().GetLabel(), labels[k])
+		}
+		if same := pixels(labels[k], seeds[i]); !bytes.Equal(same.GetImages()[0].GetImage().GetRgb(), img.GetImage().GetRgb()) {
+			t.Errorf("seed %d without a label differs from the same seed with its drawn label %q", seeds[i], labels[k])
+		}
+	}
+}
