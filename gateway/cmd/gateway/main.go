@@ -84,6 +84,7 @@ func run(ctx context.Context, args []string) error {
 	singleTarget := fs.String("single-generator-target", "", "gRPC target of generators serving a DCGAN trained at the output size, for PIPELINE_SINGLE_DCGAN; empty: that pipeline answers FAILED_PRECONDITION")
 	httpAddr := fs.String("http-addr", ":8080", "HTTP/JSON listen address; empty disables")
 	admission := admit.RegisterFlags(fs)
+	hops := downstream.RegisterFlags(fs)
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
@@ -147,8 +148,10 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		defer conn.Close()
-		opts = append(opts, pipeline.WithUpsampler(downstream.NewUpscaler(conn, downstream.DefaultRetry).
-			InPool(fmt.Sprintf("the Up Sampler pool (%s %s)", pipeline.UpsamplerFlag, *upsamplerTarget))))
+		// The pool is named by its flag, not its target: statuses reach
+		// public clients, and the target is an internal address.
+		opts = append(opts, pipeline.WithUpsampler(downstream.NewUpscaler(conn, downstream.DefaultRetry).WithHops(*hops).
+			InPool(fmt.Sprintf("the Up Sampler pool (%s)", pipeline.UpsamplerFlag))))
 		pools = append(pools, pool{"upsampler", conn, false})
 	}
 	if *singleTarget != "" {
@@ -158,13 +161,13 @@ func run(ctx context.Context, args []string) error {
 		}
 		defer conn.Close()
 		opts = append(opts, pipeline.WithSingleGenerator(downstream.NewGenerator(conn, downstream.DefaultRetry).
-			InPool(fmt.Sprintf("the single-DCGAN pool (%s %s)", pipeline.SingleGeneratorFlag, *singleTarget))))
+			InPool(fmt.Sprintf("the single-DCGAN pool (%s)", pipeline.SingleGeneratorFlag))))
 		pools = append(pools, pool{"single_generator", conn, false})
 	}
 
 	svc := pipeline.New(
 		downstream.NewGenerator(genConn, downstream.DefaultRetry),
-		downstream.NewUpscaler(upConn, downstream.DefaultRetry),
+		downstream.NewUpscaler(upConn, downstream.DefaultRetry).WithHops(*hops),
 		grpcapi.Limits, opts...)
 	pb.RegisterGatewayServiceServer(srv, grpcapi.New(svc))
 	// One watch per pool: its state goes to the log and the metric, and the
