@@ -160,7 +160,7 @@ func TestPipelines(t *testing.T) {
 	t.Run("Up Sampler pool down", func(t *testing.T) {
 		ups.stop(syscall.SIGTERM)
 		_, err := generate(ctx, client, &pb.GenerateImagesRequest{Count: 1, Pipeline: pb.Pipeline_PIPELINE_MULTISTAGE_GAN, Size: 64}, nil)
-		if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "Up Sampler pool (--upsampler-target "+ups.addr+")") {
+		if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "Up Sampler pool (--upsampler-target)") || strings.Contains(err.Error(), ups.addr) {
 			t.Fatalf("multi-stage with its pool down: %v, want Unavailable naming the pool", err)
 		}
 		// An optional pool does not take part in the gateway's readiness.

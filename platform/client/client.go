@@ -1,7 +1,9 @@
 // Package client dials hirez services the same way everywhere: round-robin
-// over every resolved address per call (gRPC keeps long-lived HTTP/2
-// connections, so a Kubernetes ClusterIP balances nothing; the gateway resolves
-// a headless service with dns:/// and spreads calls itself), keepalive,
+// over every resolved address per call, with outlier ejection and retries
+// elsewhere (BalancerName; gRPC keeps long-lived HTTP/2 connections, so a
+// Kubernetes ClusterIP balances nothing; the gateway resolves a headless
+// service with dns:/// and spreads calls itself), a reconnect backoff of at
+// most a second, keepalive,
 // big-message limits, optional TLS/mTLS, optional client-side health checking
 // and metrics.
 //
@@ -23,6 +25,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	_ "google.golang.org/grpc/health" // registers client-side health checking for WithHealthCheck
@@ -100,6 +103,16 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 // by the server's enforcement policy (10s minimum, pings without streams ok).
 var kaParams = keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}
 
+// Reconnect backoff: gRPC's default grows from 1 s by 1.6× to 120 s, so a
+// replica that was down for a while (a restart, a rollout) waited up to
+// 17 s for the gateway to try again. Replicas are few and reconnecting to
+// one costs a TCP handshake, so retry every second at most: a restarted
+// replica gets traffic about a second after it listens.
+var connectParams = grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+	MinConnectTimeout: 20 * time.Second, // gRPC's default
+}
+
 // Dial returns a client connection to target (see the package doc). Like
 // grpc.NewClient it connects lazily; Close it when done.
 func Dial(target string, opts ...Option) (*grpc.ClientConn, error) {
@@ -123,6 +136,7 @@ func Dial(target string, opts ...Option) (*grpc.ClientConn, error) {
 		creds = credentials.NewTLS(tc)
 	}
 
+	registerBalancer()
 	sc, err := serviceConfig(o.healthCheck)
 	if err != nil {
 		return nil, err
@@ -133,6 +147,7 @@ func Dial(target string, opts ...Option) (*grpc.ClientConn, error) {
 		grpc.WithDefaultServiceConfig(sc),
 		grpc.WithDisableServiceConfig(), // ignore configs from DNS TXT records: ours is the contract
 		grpc.WithKeepaliveParams(kaParams),
+		grpc.WithConnectParams(connectParams),
 		grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(o.recvMsgSize),
 			grpc.MaxCallSendMsgSize(o.sendMsgSize),
@@ -153,7 +168,7 @@ func Dial(target string, opts ...Option) (*grpc.ClientConn, error) {
 
 func serviceConfig(healthService string) (string, error) {
 	type lbConfig map[string]struct{}
-	cfg := map[string]any{"loadBalancingConfig": []lbConfig{{"round_robin": {}}}}
+	cfg := map[string]any{"loadBalancingConfig": []lbConfig{{BalancerName: {}}}}
 	if healthService != "" {
 		cfg["healthCheckConfig"] = map[string]string{"serviceName": healthService}
 	}

@@ -106,6 +106,9 @@ func (s *Server) end(ctx context.Context, fullMethod, typ string, b rpcStart, er
 		}
 		if err != nil {
 			fields = append(fields, zap.Error(err)) // the error before mapping: more detail
+			if d := rpcerr.Detail(err); d != "" {
+				fields = append(fields, zap.String("error.detail", d)) // what the client was not shown
+			}
 		}
 		if p != nil {
 			fields = append(fields, zap.String("panic", fmt.Sprint(p.value)), zap.String("stack", p.stack))

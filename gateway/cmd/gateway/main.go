@@ -83,10 +83,19 @@ func run(ctx context.Context, args []string) error {
 	upsamplerTarget := fs.String("upsampler-target", "", "gRPC target of upscalers serving an Up Sampler model, for PIPELINE_MULTISTAGE_GAN; empty: that pipeline answers FAILED_PRECONDITION")
 	singleTarget := fs.String("single-generator-target", "", "gRPC target of generators serving a DCGAN trained at the output size, for PIPELINE_SINGLE_DCGAN; empty: that pipeline answers FAILED_PRECONDITION")
 	httpAddr := fs.String("http-addr", ":8080", "HTTP/JSON listen address; empty disables")
+	// 30 s takes the largest body (11 MiB of base64) at 3 Mbit/s and drops a
+	// client dribbling its body within half a minute; each write of a
+	// response has the shared --send-timeout.
+	httpRead := fs.Duration("http-read-timeout", 30*time.Second, "longest time to read one HTTP request, headers and body (then 408); 0: no bound")
+	httpIdle := fs.Duration("http-idle-timeout", 60*time.Second, "longest time an HTTP keep-alive connection waits for its next request; 0: --http-read-timeout")
 	admission := admit.RegisterFlags(fs)
 	hops := downstream.RegisterFlags(fs)
 	if err := config.Parse(fs, args); err != nil {
 		return err
+	}
+	if *httpRead < 0 || *httpIdle < 0 {
+		return &config.UsageError{Err: fmt.Errorf("--http-read-timeout (%s) and --http-idle-timeout (%s) must not be negative",
+			config.EnvName("http-read-timeout"), config.EnvName("http-idle-timeout"))}
 	}
 	logger, err := log.New(shared.LogFormat, shared.LogLevel)
 	if err != nil {
@@ -198,7 +207,7 @@ func run(ctx context.Context, args []string) error {
 		}
 		// HTTP readiness is the gRPC server's (srv.Ready): the pools, and
 		// NOT_SERVING from the first moment of shutdown, drain delay included.
-		hs := &http.Server{Handler: grpcapi.HTTP(svc, srv.Ready), ReadHeaderTimeout: 10 * time.Second}
+		hs := grpcapi.NewHTTPServer(svc, srv.Ready, grpcapi.HTTPTimeouts{Read: *httpRead, Idle: *httpIdle, Write: shared.SendTimeout})
 		srv.Go(func(ctx context.Context) error {
 			logger.Info("serving HTTP/JSON", zap.Stringer("http.addr", lis.Addr()))
 			errc := make(chan error, 1)

@@ -1,7 +1,13 @@
 // Package downstream implements the pipeline's Generator and Upscaler over
 // gRPC: it converts between hirez.v1 messages and the pipeline's types,
-// retries UNAVAILABLE with bounded backoff, and passes every other status
-// through unchanged (the gateway relays downstream statuses, STYLE rule 6).
+// retries UNAVAILABLE and RESOURCE_EXHAUSTED (a replica that did no work)
+// with bounded backoff, bounds each upscale hop by a timeout derived from
+// measured hop times and retries a hop that ran past it on another replica
+// (hop.go), and relays a replica's own statuses (those with a hirez
+// ErrorInfo) unchanged (STYLE rule 6). Statuses the gRPC client made itself
+// (a refused dial naming an internal address, say) reach the caller as a
+// public message of the same code; the original stays in the log
+// (rpcerr.Public).
 //
 // Retries are a bounded loop here rather than a service-config retryPolicy:
 // the loop sees whether a stream already delivered images (a stream is only
@@ -23,6 +29,8 @@ import (
 
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/gateway/internal/pipeline"
+	"github.com/hirez-ml/hirez/platform/client"
+	"github.com/hirez-ml/hirez/platform/rpcerr"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 )
 
@@ -39,13 +47,24 @@ type Retry struct {
 // before the retries run out.
 var DefaultRetry = Retry{Attempts: 6, Backoff: 100 * time.Millisecond, Max: time.Second}
 
-// do runs call until it succeeds, fails with a code other than UNAVAILABLE,
-// retry says stop, or ctx ends.
+// do runs call until it succeeds, fails with a code other than UNAVAILABLE
+// or RESOURCE_EXHAUSTED (or a hop timeout), retry says stop, or ctx ends.
+// RESOURCE_EXHAUSTED is retried because the gateway admitted the request:
+// a replica whose queue is full refused at once, without work, and another
+// replica or a moment later takes the call rather than the request failing
+// after images were sent. A hop timeout is retried at once: the next try
+// goes to another replica.
 func (r Retry) do(ctx context.Context, call func() (retryable bool, err error)) error {
 	wait := r.Backoff
 	for attempt := 1; ; attempt++ {
 		retryable, err := call()
-		if err == nil || !retryable || status.Code(err) != codes.Unavailable || attempt >= r.Attempts {
+		if err == nil || !retryable || attempt >= r.Attempts {
+			return err
+		}
+		if errors.As(err, new(*hopTimeout)) {
+			continue
+		}
+		if c := status.Code(err); c != codes.Unavailable && c != codes.ResourceExhausted {
 			return err
 		}
 		// Equal jitter: replicas that failed together do not retry together,
@@ -109,7 +128,7 @@ func (g *Generator) Generate(ctx context.Context, seeds []int64, model pipeline.
 	if yieldErr != nil {
 		return yieldErr // the gateway's own error, not a downstream one
 	}
-	return unavailable(g.pool, err)
+	return public("generator", g.pool, err)
 }
 
 // Labels implements pipeline.Generator with one ListLabels call (retried on
@@ -123,7 +142,7 @@ func (g *Generator) Labels(ctx context.Context, model pipeline.ModelRef) (pipeli
 		return true, err
 	})
 	if err != nil {
-		return pipeline.Labels{}, unavailable(g.pool, err)
+		return pipeline.Labels{}, public("generator", g.pool, err)
 	}
 	m := resp.GetModel()
 	return pipeline.Labels{Generator: pipeline.ModelRef{Name: m.GetName(), Version: m.GetVersion()}, Labels: resp.GetLabels()}, nil
@@ -147,26 +166,58 @@ type Upscaler struct {
 	client pb.UpscalerServiceClient
 	retry  Retry
 	pool   string // see InPool
+	hops   Hops
+	times  *hopTimes // shared by the copies InPool and WithHops make: one pool
 }
 
 var _ pipeline.Upscaler = (*Upscaler)(nil)
 
-// NewUpscaler returns a pipeline.Upscaler over conn.
+// NewUpscaler returns a pipeline.Upscaler over conn, with DefaultHops.
 func NewUpscaler(conn grpc.ClientConnInterface, retry Retry) *Upscaler {
-	return &Upscaler{client: pb.NewUpscalerServiceClient(conn), retry: retry}
+	return &Upscaler{client: pb.NewUpscalerServiceClient(conn), retry: retry, hops: DefaultHops, times: newHopTimes()}
 }
 
-// Upscale implements pipeline.Upscaler.
+// WithHops returns a copy of u whose hops are bounded by h.
+func (u *Upscaler) WithHops(h Hops) *Upscaler {
+	c := *u
+	c.hops = h
+	return &c
+}
+
+// Upscale implements pipeline.Upscaler. Each try is bounded by the hop
+// timeout for the image's side; a try that runs past it (the caller's ctx
+// still alive) ejects the replica it went to and is tried again at once on
+// another, up to Hops.Tries times.
 func (u *Upscaler) Upscale(ctx context.Context, img *imageio.RGB, model pipeline.ModelRef) (*imageio.RGB, pipeline.Provenance, error) {
 	req := &pb.UpscaleRequest{Images: []*pb.RawImage{ToRaw(img)}, Scale: 2, Model: ToModelRef(model)}
-	var resp *pb.UpscaleResponse
+	side := max(img.W, img.H)
+	var (
+		resp     *pb.UpscaleResponse
+		avoid    string
+		timeouts int
+	)
 	err := u.retry.do(ctx, func() (bool, error) {
+		limit := u.hops.timeout(u.times, side)
+		a := &client.Attempt{Avoid: avoid}
+		hctx, cancel := context.WithTimeout(client.WithAttempt(ctx, a), limit)
+		defer cancel()
+		start := time.Now()
 		var err error
-		resp, err = u.client.Upscale(ctx, req)
+		resp, err = u.client.Upscale(hctx, req)
+		avoid = a.Addr() // the next try goes elsewhere, whatever went wrong
+		switch {
+		case err == nil:
+			u.times.observe(side, time.Since(start))
+			a.Answered()
+		case ctx.Err() == nil && errors.Is(hctx.Err(), context.DeadlineExceeded):
+			a.Eject()
+			timeouts++
+			return timeouts < u.hops.Tries, &hopTimeout{limit: limit, tries: timeouts, err: err}
+		}
 		return true, err
 	})
 	if err != nil {
-		return nil, pipeline.Provenance{}, unavailable(u.pool, err)
+		return nil, pipeline.Provenance{}, public("upscaler", u.pool, err)
 	}
 	if len(resp.GetImages()) != 1 {
 		return nil, pipeline.Provenance{}, status.Errorf(codes.Internal, "upscaler returned %d images for 1", len(resp.GetImages()))
@@ -186,18 +237,49 @@ func (u *Upscaler) InPool(pool string) *Upscaler {
 	return &c
 }
 
-// unavailable prefixes an UNAVAILABLE status, after the retries gave up, with
-// the pool it came from. It keeps the rest of the status: the message may be
-// the client's (no replica reachable) or a replica's (say, no model loaded),
-// and the details carry the reason clients branch on. Other errors and an
-// unnamed pool pass through unchanged.
-func unavailable(pool string, err error) error {
-	if pool == "" || status.Code(err) != codes.Unavailable {
+// public is what the gateway's caller sees of a downstream error, after the
+// retries gave up. A replica's own status (it carries a hirez ErrorInfo: bad
+// input, unknown model, no model loaded) passes through with its message and
+// details; any other status — made by the gRPC client (a refused dial, a
+// reset connection, naming internal addresses), by a hop timeout, or by a
+// replica's bug — keeps its code and gets a public message naming only the
+// stage, the full error kept for the log (rpcerr.Public). An UNAVAILABLE
+// status is prefixed with the pool it came from, if named (see InPool).
+// Errors that are not statuses (the caller's ctx) pass through.
+func public(stage, pool string, err error) error {
+	s, ok := status.FromError(err)
+	if !ok || err == nil {
 		return err
 	}
-	p := status.Convert(err).Proto() // a copy
-	p.Message = pool + ": " + p.GetMessage()
-	return status.FromProto(p).Err()
+	replicas := rpcerr.Reason(err) != ""
+	named := pool != "" && s.Code() == codes.Unavailable
+	switch {
+	case replicas && !named:
+		return err // unchanged: STYLE rule 6
+	case !replicas:
+		s = status.New(s.Code(), publicMessage(stage, s.Code()))
+	}
+	if named {
+		p := s.Proto() // a copy, details and all
+		p.Message = pool + ": " + p.GetMessage()
+		s = status.FromProto(p)
+	}
+	return rpcerr.Public(s, err)
+}
+
+// publicMessage says what went wrong with a stage without saying where.
+func publicMessage(stage string, c codes.Code) string {
+	switch c {
+	case codes.Unavailable:
+		return "no " + stage + " replica could take the call; retry later"
+	case codes.ResourceExhausted:
+		return "every " + stage + " replica is busy; retry later"
+	case codes.DeadlineExceeded:
+		return "the " + stage + " did not answer in time"
+	case codes.Canceled:
+		return "the " + stage + " call was cancelled"
+	}
+	return "the " + stage + " call failed (" + c.String() + ")"
 }
 
 // FromRaw checks a downstream image and wraps its pixels.
