@@ -2,8 +2,10 @@ package grpcapi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -75,7 +77,18 @@ var (
 func readJSON(w http.ResponseWriter, r *http.Request, msg proto.Message) bool {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxJSONBody))
 	if err != nil {
-		writeError(w, codes.InvalidArgument, fmt.Sprintf("read body: %v", err))
+		var tooBig *http.MaxBytesError
+		var nerr net.Error
+		switch {
+		case errors.As(err, &tooBig):
+			writeErrorHTTP(w, http.StatusRequestEntityTooLarge, codes.ResourceExhausted, fmt.Sprintf(
+				"request body is larger than %d bytes (an image of at most %d bytes, base64-encoded, and the JSON around it)", tooBig.Limit, pb.MaxEncodedImageBytes))
+		case errors.As(err, &nerr) && nerr.Timeout():
+			writeErrorHTTP(w, http.StatusRequestTimeout, codes.DeadlineExceeded,
+				"request body not received in time (the gateway's --http-read-timeout): send it at once, or ask the operator for a longer timeout on slow links")
+		default:
+			writeError(w, codes.InvalidArgument, fmt.Sprintf("read body: %v", err))
+		}
 		return false
 	}
 	if err := unmarshal.Unmarshal(body, msg); err != nil {
@@ -280,7 +293,84 @@ func writeStatus(w http.ResponseWriter, err error) {
 }
 
 func writeError(w http.ResponseWriter, c codes.Code, msg string) {
+	writeErrorHTTP(w, HTTPStatus(c), c, msg)
+}
+
+// writeErrorHTTP is writeError for the HTTP-only failures whose status no
+// gRPC code maps to (413, 408).
+func writeErrorHTTP(w http.ResponseWriter, httpStatus int, c codes.Code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(HTTPStatus(c))
+	w.WriteHeader(httpStatus)
 	_ = json.NewEncoder(w).Encode(errorBody(c, msg))
 }
+
+// HTTPTimeouts bound how long one client may hold the HTTP server's
+// connections and handlers (docs/operations.md, "Slow or silent clients").
+type HTTPTimeouts struct {
+	// Read bounds reading one request, headers and body (http.Server's
+	// ReadTimeout): a client dribbling its body is answered 408 and dropped.
+	Read time.Duration
+	// Idle bounds a keep-alive connection between requests.
+	Idle time.Duration
+	// Write bounds each write of a response (a streamed line, a flush): a
+	// client that stops reading is dropped then, however long the response;
+	// the whole response has no bound, as a 256-image stream takes minutes.
+	Write time.Duration
+}
+
+// readHeaderTimeout bounds the request line and headers on their own, which
+// a client sends at once.
+const readHeaderTimeout = 10 * time.Second
+
+// NewHTTPServer returns the gateway's HTTP server: HTTP(svc, ready) under t.
+func NewHTTPServer(svc *pipeline.Service, ready func() bool, t HTTPTimeouts) *http.Server {
+	return newHTTPServer(HTTP(svc, ready), t)
+}
+
+func newHTTPServer(h http.Handler, t HTTPTimeouts) *http.Server {
+	header := readHeaderTimeout
+	if t.Read > 0 {
+		header = min(header, t.Read)
+	}
+	return &http.Server{
+		Handler:           withDeadlines(h, t.Write),
+		ReadHeaderTimeout: header,
+		ReadTimeout:       t.Read,
+		IdleTimeout:       t.Idle,
+		// net/http resets a connection's write deadline for each request only
+		// when WriteTimeout is set; every write then extends it (withDeadlines).
+		WriteTimeout: t.Write,
+	}
+}
+
+// withDeadlines gives every response write its own deadline of write (0:
+// none). The server's ReadTimeout needs no such care: net/http lifts the read
+// deadline once the body is read, so it never cuts a long response.
+func withDeadlines(h http.Handler, write time.Duration) http.Handler {
+	if write <= 0 {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: write}, r)
+	})
+}
+
+// deadlineWriter gives each Write and Flush d to reach the client.
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+	d  time.Duration
+}
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	_ = w.rc.SetWriteDeadline(time.Now().Add(w.d))
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *deadlineWriter) Flush() {
+	_ = w.rc.SetWriteDeadline(time.Now().Add(w.d))
+	_ = w.rc.Flush()
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
