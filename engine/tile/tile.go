@@ -34,9 +34,10 @@ type Tiler struct {
 // New returns a Tiler for the upscaler cfg with cores of side input pixels
 // (rounded up to the network's SideMultiple); side 0 means whole images.
 func New(cfg model.Config, side int) (Tiler, error) {
+	if err := CheckSide(side); err != nil {
+		return Tiler{}, err
+	}
 	switch {
-	case side < 0:
-		return Tiler{}, fmt.Errorf("tile: side %d must not be negative (0 runs whole images)", side)
 	case cfg.Role != model.Upscaler:
 		return Tiler{}, fmt.Errorf("tile: model %s is a %s, not an upscaler", cfg.Preset, cfg.Role)
 	case side == 0:
@@ -48,6 +49,14 @@ func New(cfg model.Config, side int) (Tiler, error) {
 	}
 	align := cfg.SideMultiple()
 	return Tiler{side: ceilTo(side, align), halo: halo, align: align, scale: cfg.Scale}, nil
+}
+
+// CheckSide reports a tile side no Tiler takes (flags check it at start-up).
+func CheckSide(side int) error {
+	if side < 0 {
+		return fmt.Errorf("tile: side %d must not be negative (0 runs whole images)", side)
+	}
+	return nil
 }
 
 // Side is the core side in input pixels (0: whole images).
@@ -79,6 +88,25 @@ func (t Tiler) Tiles(w, h int) []Tile {
 		}
 	}
 	return out
+}
+
+// MaxTile is the largest input a tile of a w×h image has, what one tile's
+// buffers cost; cut is false when the image runs whole (no tile buffers).
+func (t Tiler) MaxTile(w, h int) (tw, th int, cut bool) {
+	xs, ys := t.spans(w), t.spans(h)
+	if len(xs) == 1 && len(ys) == 1 {
+		return w, h, false
+	}
+	return t.maxIn(xs, w), t.maxIn(ys, h), true
+}
+
+// maxIn is the longest input span, halo included, of cores cut from [0, n).
+func (t Tiler) maxIn(cores []span, n int) int {
+	longest := 0
+	for _, c := range cores {
+		longest = max(longest, min(n, c.hi+t.halo)-max(0, c.lo-t.halo))
+	}
+	return longest
 }
 
 type span struct{ lo, hi int }

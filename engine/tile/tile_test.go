@@ -174,7 +174,9 @@ func TestTilesPartition(t *testing.T) {
 				tiles := tl.Tiles(w, h)
 				seen := make([]int, w*h)
 				bounds := image.Rect(0, 0, w, h)
+				maxW, maxH := 0, 0
 				for _, c := range tiles {
+					maxW, maxH = max(maxW, c.In.Dx()), max(maxH, c.In.Dy())
 					if c.Core.Min.X%tt.align != 0 || c.Core.Min.Y%tt.align != 0 || c.Core.Dx() > tl.side || c.Core.Dy() > tl.side {
 						t.Fatalf("%s: core %v off the grid or over the side", name, c.Core)
 					}
@@ -194,6 +196,9 @@ func TestTilesPartition(t *testing.T) {
 				}
 				if fits := w <= tl.side && h <= tl.side; fits != (len(tiles) == 1) {
 					t.Fatalf("%s: %d tiles", name, len(tiles))
+				}
+				if tw, th, cut := tl.MaxTile(w, h); tw != maxW || th != maxH || cut != (len(tiles) > 1) {
+					t.Fatalf("%s: MaxTile = %d×%d, %v; the largest of %d tiles is %d×%d", name, tw, th, cut, len(tiles), maxW, maxH)
 				}
 			}
 		}

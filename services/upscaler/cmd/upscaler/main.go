@@ -30,6 +30,7 @@ func run(ctx context.Context, args []string) error {
 	shared := config.Register(fs, ":9002")
 	backendName := fs.String("backend", "", "engine backend: "+backends.Describe(false)+" (empty picks the default)")
 	bcfg := batch.RegisterFlags(fs)
+	mem := upscale.RegisterMemoryFlags(fs)
 	source := modelsync.RegisterSource(fs, "an upscaler")
 	if err := config.Parse(fs, args); err != nil {
 		return err
@@ -38,6 +39,9 @@ func run(ctx context.Context, args []string) error {
 		return &config.UsageError{Err: err}
 	}
 	if err := bcfg.Validate(); err != nil {
+		return &config.UsageError{Err: err}
+	}
+	if err := mem.Validate(); err != nil {
 		return &config.UsageError{Err: err}
 	}
 	logger, err := log.New(shared.LogFormat, shared.LogLevel)
@@ -67,7 +71,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	svc, err := upscale.New(holder, *bcfg, grpcapi.Limits, obs)
+	svc, err := upscale.New(holder, *bcfg, grpcapi.Limits, *mem, obs)
 	if err != nil {
 		return err
 	}
@@ -79,7 +83,8 @@ func run(ctx context.Context, args []string) error {
 	defer feeder.Close()
 	srv.Go(feeder.Run)
 	logger.Info("starting", append(source.Fields(), zap.String("backend", be.Name()),
-		zap.Int("max_batch", bcfg.MaxBatch), zap.Duration("max_wait", bcfg.MaxWait), zap.Int("queue_size", bcfg.QueueSize))...)
+		zap.Int("max_batch", bcfg.MaxBatch), zap.Duration("max_wait", bcfg.MaxWait), zap.Int("queue_size", bcfg.QueueSize),
+		zap.Int("tile", mem.TileSide), zap.Int64("max_inflight_bytes", mem.MaxInFlightBytes))...)
 
 	runErr := srv.Run(ctx)
 	// The gRPC server has drained: nothing submits any more.

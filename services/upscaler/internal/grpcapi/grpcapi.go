@@ -142,8 +142,19 @@ func (s *Server) StreamUpscale(stream pb.UpscalerService_StreamUpscaleServer) er
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
+		// Reading on waits while the process's image budget is full: the
+		// stream's flow control then holds the client back.
+		release, err := s.svc.Admit(ctx, ref.Version, []*imageio.RGB{img}, int(scale))
+		if err != nil {
+			<-slots
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			return fmt.Errorf("message id %d: %w", id, err)
+		}
 		wg.Go(func() {
 			defer func() { <-slots }()
+			defer release() // after Send: until then the result is held
 			res, err := s.svc.UpscaleWith(ctx, ref.Version, []*imageio.RGB{img}, int(scale))
 			mu.Lock()
 			delete(ids, id)

@@ -37,18 +37,35 @@ type fixture struct {
 	health healthpb.HealthClient
 	holder *swap.Holder[*upscale.Model]
 	srv    *server.Server
+	svc    *upscale.Service
 	be     backend.Backend
 }
 
-// start serves the generator over bufconn with an empty model holder.
+// start serves the upscaler over bufconn with an empty model holder.
 func start(t *testing.T, cfg batch.Config) *fixture {
+	t.Helper()
+	lis := bufconn.Listen(1 << 20)
+	return serve(t, cfg, upscale.DefaultMemory, lis, "passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }))
+}
+
+// startTCP serves the upscaler on a real TCP loopback port with mem's bounds.
+func startTCP(t *testing.T, cfg batch.Config, mem upscale.Memory) *fixture {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serve(t, cfg, mem, lis, lis.Addr().String())
+}
+
+func serve(t *testing.T, cfg batch.Config, mem upscale.Memory, lis net.Listener, target string, dial ...grpc.DialOption) *fixture {
 	t.Helper()
 	be, err := backends.Open("") // the fastest built in: what the binary serves with
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = be.Close() }) // runs last: after the models on it are freed
-	lis := bufconn.Listen(1 << 20)
 	shared := config.Defaults("bufnet")
 	shared.MetricsAddr = ""
 	shared.ShutdownTimeout = 5 * time.Second
@@ -57,7 +74,7 @@ func start(t *testing.T, cfg batch.Config) *fixture {
 		t.Fatal(err)
 	}
 	holder := swap.New(nil, upscale.Release, swap.OnSwap(func(*swap.Version[*upscale.Model]) { srv.SetServing(ServiceName, true) }))
-	svc, err := upscale.New(holder, cfg, Limits, nil)
+	svc, err := upscale.New(holder, cfg, Limits, mem, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,9 +83,7 @@ func start(t *testing.T, cfg batch.Config) *fixture {
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
 
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(target, append(dial, grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +98,7 @@ func start(t *testing.T, cfg batch.Config) *fixture {
 		}
 		holder.Close()
 	})
-	return &fixture{client: pb.NewUpscalerServiceClient(conn), health: healthpb.NewHealthClient(conn), holder: holder, srv: srv, be: be}
+	return &fixture{client: pb.NewUpscalerServiceClient(conn), health: healthpb.NewHealthClient(conn), holder: holder, srv: srv, svc: svc, be: be}
 }
 
 // load puts a small, untrained but real upscaler into the holder.

@@ -3,12 +3,14 @@ package upscale
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"math"
 	"sync"
 	"time"
 
 	"github.com/hirez-ml/hirez/engine/imageio"
+	"github.com/hirez-ml/hirez/engine/tile"
 	"github.com/hirez-ml/hirez/platform/batch"
 	"github.com/hirez-ml/hirez/platform/batch/swap"
 	"github.com/hirez-ml/hirez/platform/fault"
@@ -20,6 +22,44 @@ type Limits struct {
 	MaxInputSide        int // width and height of an input
 	MaxOutputSide       int // width·scale and height·scale
 	MaxCallOutputPixels int // Σ output pixels of one call
+}
+
+// Memory bounds what the service holds at once, whatever the load.
+type Memory struct {
+	// TileSide: an image with a side over it is upscaled in overlapping
+	// tiles of about this side (engine/tile), so the network's activations
+	// follow the tile, not the image; 0 upscales whole images.
+	TileSide int
+	// MaxInFlightBytes bounds the Cost of every image being served at once;
+	// requests over it wait (at most until their deadline) for room.
+	MaxInFlightBytes int64
+}
+
+// Validate reports bounds no service can run with.
+func (m Memory) Validate() error {
+	var errs []error
+	if err := tile.CheckSide(m.TileSide); err != nil {
+		errs = append(errs, err)
+	}
+	if m.MaxInFlightBytes < 1 {
+		errs = append(errs, fmt.Errorf("max in-flight bytes must be positive, got %d", m.MaxInFlightBytes))
+	}
+	return errors.Join(errs...)
+}
+
+// DefaultMemory is the flags' defaults. 128 MiB of images in flight, twice
+// that as Go heap at the default GOGC, leaves the network's tile-bounded
+// activations and the runtime room under the documented 400 MB per serving
+// process (docs/performance.md).
+var DefaultMemory = Memory{TileSide: tile.DefaultSide, MaxInFlightBytes: 128 << 20}
+
+// RegisterMemoryFlags defines --tile and --max-inflight-bytes on fs and
+// returns the Memory they write into once fs is parsed.
+func RegisterMemoryFlags(fs *flag.FlagSet) *Memory {
+	m := DefaultMemory
+	fs.IntVar(&m.TileSide, "tile", m.TileSide, "upscale images with a side over this many pixels in overlapping tiles (bounded memory, same output); 0: whole images")
+	fs.Int64Var(&m.MaxInFlightBytes, "max-inflight-bytes", m.MaxInFlightBytes, "image bytes (inputs, outputs, tiles) of the requests being served; more wait for room until their deadline")
+	return &m
 }
 
 // ModelRef picks a model: empty Name means the served model; empty Version or
@@ -42,10 +82,18 @@ type ModelInfo struct {
 }
 
 // Pass is one ×Scale pass of one image: the wall time of the batch it ran
-// in, the time it queued before, and the batch size.
+// in, the time it queued before, and the batch size. A pass cut in tiles
+// sums its tiles' times and reports the largest batch a tile ran in.
 type Pass struct {
 	Compute, Queue time.Duration
 	BatchSize      int
+}
+
+// add counts one tile's batch into the pass.
+func (p *Pass) add(t Pass) {
+	p.Compute += t.Compute
+	p.Queue += t.Queue
+	p.BatchSize = max(p.BatchSize, t.BatchSize)
 }
 
 // Result is one upscaled image and how it was made.
@@ -60,6 +108,8 @@ type Service struct {
 	holder  *swap.Holder[*Model]
 	batcher *batch.Batcher[job, output]
 	lim     Limits
+	mem     Memory
+	budget  *budget
 }
 
 type job struct {
@@ -75,11 +125,14 @@ type output struct {
 }
 
 // New returns a service upscaling with the holder's current model. obs may be nil.
-func New(holder *swap.Holder[*Model], cfg batch.Config, lim Limits, obs batch.Observer) (*Service, error) {
+func New(holder *swap.Holder[*Model], cfg batch.Config, lim Limits, mem Memory, obs batch.Observer) (*Service, error) {
 	if lim.MaxImages < 1 || lim.MaxInputSide < 1 || lim.MaxOutputSide < 1 || lim.MaxCallOutputPixels < 1 {
 		return nil, fmt.Errorf("upscale: limits %+v must be positive", lim)
 	}
-	s := &Service{holder: holder, lim: lim}
+	if err := mem.Validate(); err != nil {
+		return nil, fmt.Errorf("upscale: %w", err)
+	}
+	s := &Service{holder: holder, lim: lim, mem: mem, budget: newBudget(mem.MaxInFlightBytes)}
 	// Only images of one size (and one model version) can share a batch, and
 	// on a CPU only as many as batchLimit allows.
 	opts := []batch.Option[job]{batch.WithKey(func(j job) string { return j.key }), batch.WithBatchLimit(batchLimit)}
@@ -215,7 +268,8 @@ func Info(v *swap.Version[*Model]) ModelInfo {
 	return ModelInfo{Name: m.Name, Preset: m.Preset, Version: v.Digest, Backend: m.Backend(), Scale: m.Scale}
 }
 
-// Upscale validates r and upscales every image with one model version.
+// Upscale validates r, waits for room in the in-flight budget (Admit) and
+// upscales every image with one model version.
 func (s *Service) Upscale(ctx context.Context, r Request) ([]Result, error) {
 	if err := s.Validate(r); err != nil {
 		return nil, err
@@ -225,7 +279,74 @@ func (s *Service) Upscale(ctx context.Context, r Request) ([]Result, error) {
 		return nil, err
 	}
 	defer ref.Release()
+	release, err := s.Admit(ctx, ref.Version, r.Images, r.Scale)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	return s.UpscaleWith(ctx, ref.Version, r.Images, r.Scale)
+}
+
+// Cost is the bytes an image holds while it is served at scale with m: the
+// input, the output of every pass (a ×4 keeps the ×2 until the ×4 is made),
+// and, for a pass that is cut in tiles, one tile's input and output. It is
+// known from the image's declared size alone, before any pixel is touched.
+// What does not grow with the requests is left out: the network's
+// activations (one batch at a time per model, bounded by the tile side) and
+// the gRPC buffers of a message not yet admitted.
+func (s *Service) Cost(m *Model, w, h, scale int) (int64, error) {
+	passes, err := CheckScale(scale, m.Scale)
+	if err != nil {
+		return 0, err
+	}
+	tiler, err := s.tiler(m)
+	if err != nil {
+		return 0, err
+	}
+	n := rgbBytes(w, h)
+	for range passes {
+		if tw, th, cut := tiler.MaxTile(w, h); cut {
+			n += rgbBytes(tw, th) + rgbBytes(m.Scale*tw, m.Scale*th)
+		}
+		w, h = m.Scale*w, m.Scale*h
+		n += rgbBytes(w, h)
+	}
+	return n, nil
+}
+
+func rgbBytes(w, h int) int64 { return 3 * int64(w) * int64(h) }
+
+// Admit waits until the Cost of imgs fits in the in-flight budget
+// (Memory.MaxInFlightBytes), first come first served, and returns the
+// function that gives it back once the images are delivered. When ctx ends
+// first it returns ctx.Err(); a request larger than the whole budget fails at
+// once with a fault.KindOverloaded error, since waiting would never help.
+func (s *Service) Admit(ctx context.Context, v *swap.Version[*Model], imgs []*imageio.RGB, scale int) (release func(), err error) {
+	var n int64
+	for _, img := range imgs {
+		c, err := s.Cost(v.Value, img.W, img.H, scale)
+		if err != nil {
+			return nil, err
+		}
+		n += c
+	}
+	if err := s.budget.acquire(ctx, n); err != nil {
+		return nil, err
+	}
+	var once sync.Once
+	return func() { once.Do(func() { s.budget.release(n) }) }, nil
+}
+
+// InFlight reports the in-flight budget: bytes admitted, their peak, waiters.
+func (s *Service) InFlight() InFlight { return s.budget.stats() }
+
+// tiler cuts images for m at the configured tile side.
+func (s *Service) tiler(m *Model) (tile.Tiler, error) {
+	t, err := tile.New(m.Config(), s.mem.TileSide)
+	if err != nil {
+		return tile.Tiler{}, fmt.Errorf("model %s: %w", m.Name, err)
+	}
+	return t, nil
 }
 
 // UpscaleWith upscales already validated images with a version the caller
@@ -247,6 +368,10 @@ func (s *Service) UpscaleWith(ctx context.Context, v *swap.Version[*Model], imgs
 			w, h = w*v.Value.Scale, h*v.Value.Scale
 		}
 	}
+	tiler, err := s.tiler(v.Value)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(ctx) // one failure stops the others' queued passes
 	defer cancel()
 	out := make([]Result, len(imgs))
@@ -256,15 +381,26 @@ func (s *Service) UpscaleWith(ctx context.Context, v *swap.Version[*Model], imgs
 		wg.Go(func() {
 			res := Result{Image: img, Model: info}
 			for range passes {
-				j := job{m: v.Value, key: fmt.Sprintf("%s/%dx%d", v.Digest, res.Image.W, res.Image.H), img: res.Image, enqueued: time.Now()}
-				o, err := s.batcher.Submit(ctx, j)
+				var pass Pass
+				// The tiles of one pass go to the batcher one after another
+				// (one tile's buffers per image at a time); tiles of equal
+				// size from other images and streams batch together.
+				up, err := tiler.Upscale(ctx, res.Image, func(ctx context.Context, in *imageio.RGB) (*imageio.RGB, error) {
+					j := job{m: v.Value, key: fmt.Sprintf("%s/%dx%d", v.Digest, in.W, in.H), img: in, enqueued: time.Now()}
+					o, err := s.batcher.Submit(ctx, j)
+					if err != nil {
+						return nil, err
+					}
+					pass.add(o.pass)
+					return o.img, nil
+				})
 				if err != nil {
 					errs[i] = fmt.Errorf("images[%d]: %w", i, err)
 					cancel()
 					return
 				}
-				res.Image = o.img
-				res.Passes = append(res.Passes, o.pass)
+				res.Image = up
+				res.Passes = append(res.Passes, pass)
 			}
 			out[i] = res
 		})

@@ -67,7 +67,7 @@ func TestBatchesOnlyEqualSizes(t *testing.T) {
 	holder := swap.New[*Model](nil, Release)
 	defer holder.Close()
 	holder.Set(m, "sha256:x", "mem")
-	s, err := New(holder, batch.Config{MaxBatch: 8, MaxWait: 100 * time.Millisecond, QueueSize: 32}, lim, nil)
+	s, err := New(holder, batch.Config{MaxBatch: 8, MaxWait: 100 * time.Millisecond, QueueSize: 32}, lim, DefaultMemory, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestCPUBatchesAreCappedByPixels(t *testing.T) {
 	holder := swap.New[*Model](nil, Release)
 	defer holder.Close()
 	holder.Set(m, "sha256:x", "mem")
-	s, err := New(holder, batch.Config{MaxBatch: 8, MaxWait: time.Second, QueueSize: 32}, lim, nil)
+	s, err := New(holder, batch.Config{MaxBatch: 8, MaxWait: time.Second, QueueSize: 32}, lim, DefaultMemory, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func serviceFor(t *testing.T, net *model.Network) *Service {
 	holder := swap.New[*Model](nil, Release)
 	t.Cleanup(holder.Close)
 	holder.Set(m, "sha256:x", "mem")
-	s, err := New(holder, batch.Config{MaxBatch: 4, MaxWait: time.Millisecond, QueueSize: 16}, lim, nil)
+	s, err := New(holder, batch.Config{MaxBatch: 4, MaxWait: time.Millisecond, QueueSize: 16}, lim, DefaultMemory, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
