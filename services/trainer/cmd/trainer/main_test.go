@@ -264,6 +264,13 @@ func TestWritesNeedTheAdminToken(t *testing.T) {
 	if status.Code(err) != codes.Unauthenticated {
 		t.Errorf("cancel with a malformed header: %v, want Unauthenticated", err)
 	}
+	// The scheme is case-insensitive (RFC 7235): past authorization, the
+	// cancel of a job that does not exist is NOT_FOUND.
+	lower := metadata.AppendToOutgoingContext(ctx, "authorization", "bearer "+testToken)
+	_, err = tc.CancelJob(lower, &pb.CancelJobRequest{Name: "jobs/nope"})
+	if status.Code(err) != codes.NotFound {
+		t.Errorf("cancel with a lower-case bearer scheme: %v, want NotFound (authorized)", err)
+	}
 	_, err = rc.PromoteModel(ctx, &pb.PromoteModelRequest{Model: "m"})
 	if status.Code(err) != codes.Unauthenticated {
 		t.Errorf("promote without token: %v, want Unauthenticated", err)

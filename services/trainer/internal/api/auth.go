@@ -32,8 +32,8 @@ type Auth struct {
 func (a Auth) Authorize(ctx context.Context) error {
 	md, _ := metadata.FromIncomingContext(ctx)
 	if vals := md.Get("authorization"); len(vals) > 0 {
-		tok, ok := strings.CutPrefix(vals[0], "Bearer ")
-		if !ok || tok == "" {
+		tok, ok := bearerToken(vals[0])
+		if !ok {
 			return status.Error(codes.Unauthenticated, `authorization metadata must be "Bearer <token>"`)
 		}
 		if a.Token == "" {
@@ -60,6 +60,18 @@ func (a Auth) Authorize(ctx context.Context) error {
 		return status.Error(codes.PermissionDenied, "the client certificate's identity is not in --admin-identities")
 	}
 	return status.Error(codes.Unauthenticated, `this call changes state: send "authorization: Bearer <admin token>" metadata or use an allowed client certificate`)
+}
+
+// bearerToken returns the token of an authorization value "Bearer <token>".
+// The scheme is case-insensitive and one or more spaces end it (RFC 7235
+// §2.1, RFC 6750 §2.1), so "bearer <token>" from other clients is accepted.
+func bearerToken(v string) (string, bool) {
+	scheme, tok, ok := strings.Cut(v, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimLeft(tok, " ")
+	return tok, tok != ""
 }
 
 func tlsInfo(ctx context.Context) (credentials.TLSInfo, bool) {

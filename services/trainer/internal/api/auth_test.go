@@ -39,6 +39,9 @@ func TestAuthorize(t *testing.T) {
 	}{
 		{"right token", tokenOnly, bearer("Bearer t0k"), codes.OK},
 		{"wrong token", tokenOnly, bearer("Bearer t0k2"), codes.PermissionDenied},
+		{"lower-case scheme", tokenOnly, bearer("bearer t0k"), codes.OK},
+		{"upper-case scheme, two spaces", tokenOnly, bearer("BEARER  t0k"), codes.OK},
+		{"scheme glued to the token", tokenOnly, bearer("Bearert0k"), codes.Unauthenticated},
 		{"not bearer", tokenOnly, bearer("Basic dDBr"), codes.Unauthenticated},
 		{"empty bearer", tokenOnly, bearer("Bearer "), codes.Unauthenticated},
 		{"no credentials", tokenOnly, bg, codes.Unauthenticated},
