@@ -50,6 +50,7 @@ func commands() []Command {
 		upscaleCommand(),
 		trainLocalCommand(),
 		evalCommand(),
+		plotCommand(),
 		experimentCommand(),
 		trainDefaultsCommand(),
 	}, trainerCommands()...)

@@ -19,6 +19,9 @@ type progress struct {
 	every time.Duration
 	last  time.Time
 	drawn bool
+	// elapsed is the training time of the last report (resumed time included),
+	// for lines that are written between reports (the feature curve).
+	elapsed time.Duration
 }
 
 func newProgress(w io.Writer, label string) *progress {
@@ -26,6 +29,7 @@ func newProgress(w io.Writer, label string) *progress {
 }
 
 func (p *progress) update(pr train.Progress) {
+	p.elapsed = pr.Elapsed
 	now := time.Now()
 	if !p.tty && !p.last.IsZero() && now.Sub(p.last) < p.every && pr.Step != pr.Steps {
 		return

@@ -117,7 +117,7 @@ func runTrainLocal(ctx context.Context, env Env, args []string) error {
 	ckptEvery := fs.Int("checkpoint-every", 500, "steps between checkpoints (0 = only at the end)")
 	swdEvery := fs.Int("swd-every", 0, "gan: steps between SWD evaluations during training (0 = none)")
 	swdData := fs.String("swd-data", "data/noto128/heldout", "gan: real images for --swd-every (at least 2×--swd-n)")
-	kidEvery := fs.Int("kid-every", 0, "gan: steps between feature-space scores (KID, precision/recall, copies) during training, keeping the lowest-KID snapshot as best.safetensors (0 = none)")
+	kidEvery := fs.Int("kid-every", 0, "gan: steps between feature-space scores (KID, precision/recall, copies) during training, keeping the lowest-KID snapshot as best.safetensors and the curve in kid.tsv and kid.png (0 = none)")
 	kidData := fs.String("kid-data", "data/noto128/heldout", "gan: held-out images for --kid-every")
 	kidN := fs.Int("kid-n", 256, "gan: generated images per --kid-every evaluation (fixed latents 0…n−1)")
 	featPath := fs.String("features", DefaultFeatures, "gan: feature extractor for --kid-every")
@@ -210,6 +210,9 @@ func runTrainLocal(ctx context.Context, env Env, args []string) error {
 						mark = " (best so far: best.safetensors)"
 					}
 					fmt.Fprintf(env.Stdout, "kid step %d: %v%s\n", p.Step, p.Score, mark)
+					if err := recordCurve(*out, p.Step, pr.elapsed, p.Score); err != nil {
+						fmt.Fprintf(env.Stderr, "train-local: feature curve: %v\n", err) // a convenience: the run goes on
+					}
 				}}
 		}
 		res, err = train.GAN(ctx, c, o)
