@@ -5,9 +5,13 @@ package atomicfile
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 )
 
 // Write calls fill with a buffered writer on a temporary file in path's
@@ -15,7 +19,7 @@ import (
 // fill or any step fails, the temporary file is removed and path is untouched.
 func Write(path string, fill func(w *bufio.Writer) error) (err error) {
 	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	tmp, err := CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -42,6 +46,24 @@ func Write(path string, fill func(w *bufio.Writer) error) (err error) {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return SyncDir(dir)
+}
+
+// CreateTemp creates a new file named prefix + random digits in dir, for
+// writing and then renaming into place. Unlike os.CreateTemp, which always
+// makes 0600 files, it creates the file 0666 less the process's umask, as
+// os.Create does: a file renamed into place has the permissions any other
+// file the process writes would have (0644 under the usual umask 022), so
+// the images, models and checkpoints written through it can be read by the
+// people and services the operator's umask allows.
+func CreateTemp(dir, prefix string) (*os.File, error) {
+	for range 10000 {
+		name := filepath.Join(dir, prefix+strconv.FormatUint(uint64(rand.Uint32()), 10))
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, err
+		}
+	}
+	return nil, fmt.Errorf("create a temporary file in %s: too many names taken", dir)
 }
 
 // WriteBytes writes data to path atomically.

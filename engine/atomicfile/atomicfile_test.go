@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -48,5 +49,26 @@ func TestFailedWriteKeepsOldFileAndLeavesNoTemp(t *testing.T) {
 func TestWriteIntoMissingDirectoryFails(t *testing.T) {
 	if err := WriteBytes(filepath.Join(t.TempDir(), "no", "such", "f"), nil); err == nil {
 		t.Fatal("Write into a missing directory succeeded")
+	}
+}
+
+// Files are created 0666 less the umask, as os.Create makes them, not
+// os.CreateTemp's fixed 0600: an operator's umask decides who may read outputs.
+func TestWriteRespectsUmask(t *testing.T) {
+	for _, mask := range []int{0o022, 0o077, 0o002} {
+		old := syscall.Umask(mask)
+		path := filepath.Join(t.TempDir(), "f.png")
+		err := WriteBytes(path, []byte("x"))
+		syscall.Umask(old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := st.Mode().Perm(), os.FileMode(0o666&^mask); got != want {
+			t.Errorf("umask %03o: file mode %v, want %v", mask, got, want)
+		}
 	}
 }

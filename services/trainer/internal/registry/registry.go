@@ -229,7 +229,7 @@ func (r *Registry) Publish(ctx context.Context, name string, kind Kind, src, sou
 	}
 	defer in.Close()
 	// Copy and hash in one pass into a temporary file, then rename it to its digest.
-	tmp, err := os.CreateTemp(dir, atomicfile.TempPrefix+"publish-*")
+	tmp, err := engineatomic.CreateTemp(dir, atomicfile.TempPrefix+"publish-")
 	if err != nil {
 		return Version{}, fmt.Errorf("publish %s: %w", name, err)
 	}

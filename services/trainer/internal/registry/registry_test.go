@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -276,5 +277,26 @@ func TestGeneratorCanaryIsSWD(t *testing.T) {
 		if p.Canary.Old != nil && *p.Canary.Old != p.Canary.Value {
 			t.Fatalf("same version scored %v and %v", *p.Canary.Old, p.Canary.Value)
 		}
+	}
+}
+
+// A published version's file has the umask's permissions (0644 under 022), not
+// os.CreateTemp's 0600: the serving pods' registry-follow and operators read it.
+func TestPublishedFileRespectsUmask(t *testing.T) {
+	reg, _ := newRegistry(t)
+	src := filepath.Join(t.TempDir(), "m.safetensors")
+	srcnn(t, src, 0)
+	old := syscall.Umask(0o022)
+	v, err := reg.Publish(context.Background(), "sr", registry.KindSRCNN, src, "jobs/a", nil)
+	syscall.Umask(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(reg.Path("sr", v.Digest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Mode().Perm(); got != 0o644 {
+		t.Errorf("published file mode %v, want -rw-r--r-- (0666 less umask 022)", got)
 	}
 }
