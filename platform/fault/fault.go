@@ -16,6 +16,8 @@ package fault
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"unicode/utf8"
 	"time"
 )
 
@@ -119,11 +121,52 @@ func (e *Error) Is(target error) bool {
 
 // New returns an error of kind k with a machine-readable reason ("" uses the
 // kind's default) and a message formatted as fmt.Errorf does (%w wraps).
+//
+// A string argument longer than MaxQuoted bytes that the format quotes (%q,
+// how messages echo a caller's input) is cut to its first MaxQuoted bytes and
+// its length, so a 100 kB "model name" is not echoed whole into the status
+// and the log line.
 func New(k Kind, reason, format string, args ...any) error {
 	if reason == "" {
 		reason = k.Reason()
 	}
-	return &Error{Kind: k, Reason: reason, Err: fmt.Errorf(format, args...)}
+	return &Error{Kind: k, Reason: reason, Err: fmt.Errorf(format, clip(args)...)}
+}
+
+// MaxQuoted is the most bytes of a string argument a fault's message quotes:
+// twice the longest valid name or label, so every valid one appears whole.
+const MaxQuoted = 128
+
+func clip(args []any) []any {
+	var out []any
+	for i, a := range args {
+		if s, ok := a.(string); ok && len(s) > MaxQuoted {
+			if out == nil {
+				out = slices.Clone(args)
+			}
+			out[i] = clipped(s)
+		}
+	}
+	if out == nil {
+		return args
+	}
+	return out
+}
+
+// clipped is a long string argument: %q prints the head, quoted, then "…" and
+// the length; any other verb prints the whole string as fmt would.
+type clipped string
+
+func (c clipped) Format(f fmt.State, verb rune) {
+	if verb != 'q' {
+		fmt.Fprintf(f, fmt.FormatString(f, verb), string(c))
+		return
+	}
+	n := MaxQuoted
+	for n > 0 && !utf8.RuneStart(c[n]) {
+		n-- // do not split a character
+	}
+	fmt.Fprintf(f, "%q… (%d bytes)", string(c[:n]), len(c))
 }
 
 // Invalid returns a KindInvalid error: bad input from the caller.

@@ -3,6 +3,7 @@ package fault_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/hirez-ml/hirez/platform/fault"
@@ -58,5 +59,29 @@ func TestSentinel(t *testing.T) {
 	err := fmt.Errorf("generate: %w", errNoModel)
 	if !errors.Is(err, errNoModel) {
 		t.Fatal("a fault used as a sentinel is not found by errors.Is")
+	}
+}
+
+// A long quoted argument is cut to fault.MaxQuoted bytes and its length, at a
+// character boundary; names of valid length and %s arguments stay whole.
+func TestLongQuotedArgumentsAreClipped(t *testing.T) {
+	long := strings.Repeat("a", 100_000)
+	name := strings.Repeat("n", 63)
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"100 kB name", fault.Invalid("model.name %q is not a valid model name", long),
+			`model.name "` + long[:fault.MaxQuoted] + `"… (100000 bytes) is not a valid model name`},
+		{"valid length", fault.Invalid("name %q", name), `name "` + name + `"`},
+		{"%s stays whole", fault.Invalid("presets: %s", long), "presets: " + long},
+		{"multi-byte at the cut", fault.NotFound("label %q", strings.Repeat("é", 100)),
+			`label "` + strings.Repeat("é", fault.MaxQuoted/2) + `"… (200 bytes)`},
+	}
+	for _, tt := range tests {
+		if got := tt.err.Error(); got != tt.want {
+			t.Errorf("%s: %.200q…, want %.200q…", tt.name, got, tt.want)
+		}
 	}
 }
