@@ -209,7 +209,9 @@ func (u *Upscaler) Upscale(ctx context.Context, img *imageio.RGB, model pipeline
 		case err == nil:
 			u.times.observe(side, time.Since(start))
 			a.Answered()
-		case ctx.Err() == nil && errors.Is(hctx.Err(), context.DeadlineExceeded):
+		// The hop's deadline, not the caller's: either ours fired, or the
+		// replica (which got it as grpc-timeout) gave up a moment earlier.
+		case ctx.Err() == nil && (hctx.Err() != nil || status.Code(err) == codes.DeadlineExceeded):
 			a.Eject()
 			timeouts++
 			return timeouts < u.hops.Tries, &hopTimeout{limit: limit, tries: timeouts, err: err}
