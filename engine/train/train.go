@@ -79,6 +79,10 @@ type Progress struct {
 	ImagesPerSec float64            // training samples per second since the previous report
 	Elapsed      time.Duration      // training time so far, resumed time included
 	ETA          time.Duration      // estimated time left; −1 when unknown
+	// Data is what the data loader has seen so far: files skipped as corrupt
+	// or too small are counted here (and in Result), since the loop itself
+	// prints nothing.
+	Data dataset.Stats
 }
 
 // Sample is a grid rendered from the loop's fixed input set.
@@ -98,7 +102,14 @@ type Result struct {
 	Losses     map[string]float64 // the last step's losses
 	Weights    string             // the published weights ("" without Out)
 	Checkpoint string             // the last checkpoint ("" without Out)
+	// Data is what the data loader saw: Data.Corrupt and Data.TooSmall
+	// count the files skipped, Data.Errors says why for the first few.
+	Data dataset.Stats
 }
+
+// SkippedFilesMeta is the published weights' metadata key that records how
+// many training files the run skipped as corrupt or too small, when any.
+const SkippedFilesMeta = "hirez.train.skipped_files"
 
 // CheckpointFile is the checkpoint's name inside Options.Out.
 const CheckpointFile = "checkpoint.safetensors"
@@ -163,6 +174,7 @@ func run(ctx context.Context, o Options, j job, defaultName string) (res Result,
 		return res, err
 	}
 	defer loader.Close()
+	defer func() { res.Data = loader.Stats() }() // skipped files are reported on every return
 
 	pcg := rand.NewPCG(o.Seed, 0x7472_6169_6e5f_7a30) // "train_z0": latents of the training steps
 	rng := rand.New(pcg)
@@ -280,6 +292,7 @@ func run(ctx context.Context, o Options, j job, defaultName string) (res Result,
 			p := Progress{
 				Step: res.Steps, Steps: o.Steps, Epoch: loader.State().Epoch, Losses: l, Elapsed: elapsed(),
 				ImagesPerSec: float64(res.Images-lastImages) / now.Sub(lastT).Seconds(),
+				Data:         loader.Stats(),
 			}
 			p.ETA = eta(o, p, perEpoch, len(loader.Files()), loader.State())
 			lastT, lastImages = now, res.Images
@@ -298,6 +311,7 @@ func run(ctx context.Context, o Options, j job, defaultName string) (res Result,
 	}
 	res.Elapsed = elapsed()
 	res.Epoch = loader.State().Epoch
+	res.Data = loader.Stats() // for the metadata below; the defer keeps it for every return
 	if res.Steps > 0 {
 		if res.Losses, err = j.losses(); err != nil {
 			return res, err
@@ -318,6 +332,9 @@ func run(ctx context.Context, o Options, j job, defaultName string) (res Result,
 			"hirez.train.seed":    fmt.Sprint(o.Seed),
 			"hirez.train.recipe":  j.signature(),
 			"hirez.train.elapsed": res.Elapsed.Round(time.Second).String(),
+		}
+		if n := res.Data.Corrupt + res.Data.TooSmall; n > 0 {
+			meta[SkippedFilesMeta] = fmt.Sprint(n)
 		}
 		for k, v := range o.Meta {
 			meta[k] = v

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hirez-ml/hirez/engine/dataset"
 	"github.com/hirez-ml/hirez/engine/train"
 )
 
@@ -43,6 +44,7 @@ func (p *progress) update(pr train.Progress) {
 	if pr.ETA >= 0 {
 		line += " eta " + pr.ETA.Round(time.Second).String()
 	}
+	line += skipped(pr.Data)
 	if !p.tty {
 		fmt.Fprintln(p.w, line)
 		return
@@ -63,6 +65,15 @@ func (p *progress) done() {
 		fmt.Fprintln(p.w)
 		p.drawn = false
 	}
+}
+
+// skipped says how many training files the loader could not use, so that a
+// folder of broken files does not train on a fraction of itself unnoticed.
+func skipped(st dataset.Stats) string {
+	if st.Corrupt+st.TooSmall == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" skipped %d of %d files (%d corrupt, %d too small)", st.Corrupt+st.TooSmall, st.Files, st.Corrupt, st.TooSmall)
 }
 
 func losses(m map[string]float64) string {
