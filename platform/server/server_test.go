@@ -142,14 +142,9 @@ func testConfig() config.Server {
 
 func TestHealth(t *testing.T) {
 	h := start(t, testConfig(), zaptest.NewLogger(t), server.WithModelServices(testService))
-	hc := healthpb.NewHealthClient(h.conn)
 	check := func(svc string) healthpb.HealthCheckResponse_ServingStatus {
 		t.Helper()
-		resp, err := hc.Check(t.Context(), &healthpb.HealthCheckRequest{Service: svc})
-		if err != nil {
-			t.Fatalf("Check(%q): %v", svc, err)
-		}
-		return resp.GetStatus()
+		return healthStatus(t, h.conn, svc)
 	}
 	tests := []struct {
 		name    string
@@ -177,7 +172,7 @@ func TestHealth(t *testing.T) {
 	if got := check("grpc.health.v1.Health"); got != healthpb.HealthCheckResponse_SERVING {
 		t.Errorf("health service: %v", got)
 	}
-	if _, err := hc.Check(t.Context(), &healthpb.HealthCheckRequest{Service: "nope"}); status.Code(err) != codes.NotFound {
+	if _, err := healthpb.NewHealthClient(h.conn).Check(t.Context(), &healthpb.HealthCheckRequest{Service: "nope"}); status.Code(err) != codes.NotFound {
 		t.Errorf("unknown service: %v, want NotFound", err)
 	}
 }
@@ -502,6 +497,16 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 }
 
+// healthStatus is conn's server's health status of svc; failing to get it fails t.
+func healthStatus(t *testing.T, conn *grpc.ClientConn, svc string) healthpb.HealthCheckResponse_ServingStatus {
+	t.Helper()
+	resp, err := healthpb.NewHealthClient(conn).Check(t.Context(), &healthpb.HealthCheckRequest{Service: svc})
+	if err != nil {
+		t.Fatalf("Check(%q): %v", svc, err)
+	}
+	return resp.GetStatus()
+}
+
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -524,14 +529,9 @@ func TestLivenessIsTheProcessReadinessFollowsDrain(t *testing.T) {
 	cfg := testConfig()
 	cfg.DrainDelay = 3 * time.Second // the checks below take milliseconds
 	h := start(t, cfg, zaptest.NewLogger(t), server.WithModelServices(testService), server.WithMetricsListener(mlis))
-	hc := healthpb.NewHealthClient(h.conn)
 	check := func(svc string) healthpb.HealthCheckResponse_ServingStatus {
 		t.Helper()
-		resp, err := hc.Check(t.Context(), &healthpb.HealthCheckRequest{Service: svc})
-		if err != nil {
-			t.Fatalf("Check(%q): %v", svc, err)
-		}
-		return resp.GetStatus()
+		return healthStatus(t, h.conn, svc)
 	}
 	get := func(path string) int {
 		t.Helper()

@@ -60,6 +60,40 @@ func freeAddr(t *testing.T) string {
 	return lis.Addr().String()
 }
 
+// gateway is the gateway's real run on free loopback addresses.
+type gateway struct {
+	grpcAddr, metricsAddr, httpAddr string
+	health                          healthpb.HealthClient
+	ctx                             context.Context    // Run's
+	cancel                          context.CancelFunc // stops it as SIGTERM does
+}
+
+// startGateway runs run with the addresses, a 2 s shutdown timeout and args
+// (later flags win); cleanup stops it and checks its error.
+func startGateway(t *testing.T, args ...string) *gateway {
+	t.Helper()
+	g := &gateway{grpcAddr: freeAddr(t), metricsAddr: freeAddr(t), httpAddr: freeAddr(t)}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	runErr := make(chan error, 1)
+	go func() {
+		runErr <- run(g.ctx, append([]string{"--grpc-addr", g.grpcAddr, "--metrics-addr", g.metricsAddr, "--http-addr", g.httpAddr,
+			"--shutdown-timeout", "2s", "--log-level", "warn"}, args...))
+	}()
+	conn, err := grpc.NewClient(g.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		g.cancel()
+		if err := <-runErr; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	g.health = healthpb.NewHealthClient(conn)
+	return g
+}
+
 // TestHealthFollowsDownstreams runs the gateway's real main against real
 // gRPC servers: it is NOT_SERVING (gRPC health and /readyz) while no healthy
 // upscaler or no healthy generator is reachable, and SERVING otherwise.
@@ -69,27 +103,8 @@ func TestHealthFollowsDownstreams(t *testing.T) {
 	up1 := startReplica(t, upSvc, false)
 	up2 := startReplica(t, upSvc, false)
 
-	grpcAddr, metricsAddr, httpAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() {
-		runErr <- run(ctx, []string{"--grpc-addr", grpcAddr, "--metrics-addr", metricsAddr, "--http-addr", httpAddr,
-			"--generator-target", gen.addr, "--upscaler-target", up1.addr + "," + up2.addr,
-			"--shutdown-timeout", "2s", "--drain-delay", "0s", "--log-level", "warn"})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-runErr; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	hc := healthpb.NewHealthClient(conn)
+	g := startGateway(t, "--generator-target", gen.addr, "--upscaler-target", up1.addr+","+up2.addr)
+	ctx, hc, metricsAddr, httpAddr := g.ctx, g.health, g.metricsAddr, g.httpAddr
 	status := func() (grpcServing, readyz, httpReady bool) {
 		cctx, ccancel := context.WithTimeout(ctx, time.Second)
 		defer ccancel()
@@ -165,27 +180,9 @@ func TestOptionalPoolsStayOutOfReadiness(t *testing.T) {
 	ups := startReplica(t, upSvc, false)
 	single := startReplica(t, genSvc, false)
 
-	grpcAddr, metricsAddr := freeAddr(t), freeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() {
-		runErr <- run(ctx, []string{"--grpc-addr", grpcAddr, "--metrics-addr", metricsAddr, "--http-addr", "",
-			"--generator-target", gen.addr, "--upscaler-target", up.addr,
-			"--upsampler-target", ups.addr, "--single-generator-target", single.addr,
-			"--shutdown-timeout", "2s", "--drain-delay", "0s", "--log-level", "warn"})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-runErr; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	hc := healthpb.NewHealthClient(conn)
+	g := startGateway(t, "--http-addr", "", "--generator-target", gen.addr, "--upscaler-target", up.addr,
+		"--upsampler-target", ups.addr, "--single-generator-target", single.addr)
+	ctx, hc, metricsAddr := g.ctx, g.health, g.metricsAddr
 	metrics := func() string {
 		r, err := http.Get("http://" + metricsAddr + "/metrics")
 		if err != nil {
@@ -238,27 +235,9 @@ func TestDrainFailsReadiness(t *testing.T) {
 	gen := startReplica(t, genSvc, true)
 	up := startReplica(t, upSvc, true)
 
-	grpcAddr, metricsAddr, httpAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() {
-		// The drain delay only has to outlast a few loopback checks.
-		runErr <- run(ctx, []string{"--grpc-addr", grpcAddr, "--metrics-addr", metricsAddr, "--http-addr", httpAddr,
-			"--generator-target", gen.addr, "--upscaler-target", up.addr,
-			"--shutdown-timeout", "2s", "--drain-delay", "3s", "--log-level", "warn"})
-	}()
-	defer func() {
-		cancel()
-		if err := <-runErr; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	}()
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	hc := healthpb.NewHealthClient(conn)
+	// The drain delay only has to outlast a few loopback checks.
+	g := startGateway(t, "--generator-target", gen.addr, "--upscaler-target", up.addr, "--drain-delay", "3s")
+	hc, metricsAddr, httpAddr := g.health, g.metricsAddr, g.httpAddr
 	grpcStatus := func(service string) healthpb.HealthCheckResponse_ServingStatus {
 		cctx, ccancel := context.WithTimeout(t.Context(), time.Second) // ctx is Run's, cancelled to drain
 		defer ccancel()
@@ -293,7 +272,7 @@ func TestDrainFailsReadiness(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	cancel() // as SIGTERM does
+	g.cancel() // as SIGTERM does
 	for grpcStatus("") == serving {
 		time.Sleep(10 * time.Millisecond)
 	}
