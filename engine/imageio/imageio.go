@@ -85,6 +85,36 @@ func (m *RGB) Crop(x, y, w, h int) (*RGB, error) {
 	return out, nil
 }
 
+// PadSymmetric returns the image extended by p pixels on every side with its
+// mirror image, the edge pixel repeated (MATLAB's "symmetric"; the pattern
+// repeats for p larger than the image).
+func (m *RGB) PadSymmetric(p int) *RGB {
+	w, h := m.W+2*p, m.H+2*p
+	out := NewRGB(w, h)
+	out.Gray = m.Gray
+	for y := range h {
+		sy := symmetric(y-p, m.H)
+		for x := range w {
+			i, j := (y*w+x)*3, (sy*m.W+symmetric(x-p, m.W))*3
+			copy(out.Pix[i:i+3], m.Pix[j:j+3])
+		}
+	}
+	return out
+}
+
+// symmetric maps i to [0, n) by mirroring at the edges, edge included:
+// …, 1, 0 | 0, 1, …, n−1 | n−1, n−2, ….
+func symmetric(i, n int) int {
+	i %= 2 * n
+	if i < 0 {
+		i += 2 * n
+	}
+	if i >= n {
+		i = 2*n - 1 - i
+	}
+	return i
+}
+
 // FlipH mirrors the image left to right, in place.
 func (m *RGB) FlipH() {
 	for y := 0; y < m.H; y++ {

@@ -92,6 +92,12 @@ const (
 	InputBicubic = "bicubic"
 )
 
+// BorderSymmetric is the Config.Border of an upscaler that runs on its input
+// extended by its Halo with the image's mirror (imageio.RGB.PadSymmetric),
+// its output cropped back: every output pixel then sees image-like context,
+// never the convolutions' zero padding.
+const BorderSymmetric = "symmetric"
+
 // Config fully describes a network: the preset a file names, written into every
 // weights file as JSON so a served model can be rebuilt from its file alone.
 type Config struct {
@@ -115,8 +121,14 @@ type Config struct {
 	// global skip, VDSR-style); when the layers upscale, the skip is the layers'
 	// input upscaled ×Scale by MATLAB bicubic. The layers then learn only a
 	// correction to bicubic.
-	Residual bool   `json:"residual,omitempty"`
-	Layers   []Spec `json:"layers"`
+	Residual bool `json:"residual,omitempty"`
+	// Border is how an upscaler's image edges are served: "" (the layers'
+	// zero padding, as in training) or BorderSymmetric. The multi-stage GAN's
+	// Up Sampler needs it: trained at 32², applied again at 64² and 128², its
+	// zero-padded edges draw a light frame a few pixels inside the border
+	// (docs/models.md).
+	Border string `json:"border,omitempty"`
+	Layers []Spec `json:"layers"`
 }
 
 // JSON returns the config as compact JSON (the weights file's "config" metadata).
@@ -370,6 +382,10 @@ func (c Config) checkHeader() error {
 		return fmt.Errorf("model %s: input %q (want \"\" or %q)", c.Preset, c.Input, InputBicubic)
 	case (c.Input != "" || c.Residual) && c.Role != Upscaler:
 		return fmt.Errorf("model %s: input and residual are for upscalers, not a %s", c.Preset, c.Role)
+	case c.Border != "" && c.Border != BorderSymmetric:
+		return fmt.Errorf("model %s: border %q (want \"\" or %q)", c.Preset, c.Border, BorderSymmetric)
+	case c.Border != "" && c.Role != Upscaler:
+		return fmt.Errorf("model %s: border is for upscalers, not a %s", c.Preset, c.Role)
 	case c.Classes < 0 || c.Classes > MaxClasses:
 		return fmt.Errorf("model %s: %d classes (want 0..%d)", c.Preset, c.Classes, MaxClasses)
 	case c.Classes > 0 && c.Role != Generator && c.Role != Discriminator:

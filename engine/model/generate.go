@@ -152,6 +152,15 @@ func (n *Network) Upscale(ctx context.Context, images []*imageio.RGB) ([]*imagei
 	if n.cfg.Role != Upscaler {
 		return nil, fmt.Errorf("model %s: upscale: the network is a %s, not an upscaler", n.cfg.Preset, n.cfg.Role)
 	}
+	if n.cfg.Border == BorderSymmetric {
+		return n.upscaleSymmetric(ctx, images)
+	}
+	return n.upscale(ctx, images)
+}
+
+// upscale runs the layers on the images as they are (their zero padding at
+// the edges).
+func (n *Network) upscale(ctx context.Context, images []*imageio.RGB) ([]*imageio.RGB, error) {
 	out := make([]*imageio.RGB, len(images))
 	for start := 0; start < len(images); {
 		if err := ctx.Err(); err != nil {
@@ -186,6 +195,34 @@ func (n *Network) Upscale(ctx context.Context, images []*imageio.RGB) ([]*imagei
 		start = end
 	}
 	return out, nil
+}
+
+// upscaleSymmetric is Upscale for Border "symmetric": each image is extended
+// by the network's halo with its mirror, upscaled, and cropped back, so no
+// output pixel's receptive field reaches the layers' zero padding.
+func (n *Network) upscaleSymmetric(ctx context.Context, images []*imageio.RGB) ([]*imageio.RGB, error) {
+	halo, err := n.cfg.Halo()
+	if err != nil {
+		return nil, err
+	}
+	padded := make([]*imageio.RGB, len(images))
+	for i, img := range images {
+		if err := img.Validate(); err != nil {
+			return nil, fmt.Errorf("model %s: upscale: image %d: %w", n.cfg.Preset, i, err)
+		}
+		padded[i] = img.PadSymmetric(halo)
+	}
+	up, err := n.upscale(ctx, padded)
+	if err != nil {
+		return nil, err
+	}
+	s := n.cfg.Scale
+	for i, img := range images {
+		if up[i], err = up[i].Crop(s*halo, s*halo, s*img.W, s*img.H); err != nil {
+			return nil, err
+		}
+	}
+	return up, nil
 }
 
 // run uploads host as shape, runs an inference forward and downloads the output.

@@ -158,9 +158,11 @@ var presets = []Preset{
 			"channels → Conv 3×3 3 + tanh. The table's bottleneck (Flatten → Dense 256 → reshape " +
 			"to (256, h/4, h/4)) cannot hold h/4·h/4·256 values in 256 for h ≥ 64, so it is a " +
 			"convolutional bottleneck (Conv 3×3 256 at h/4) that keeps the spatial layout. ReLU " +
-			"after every hidden conv (it is a generator); images in [−1, 1].",
+			"after every hidden conv (it is a generator); images in [−1, 1]. Served with symmetric " +
+			"borders (Config.Border): applied to its own output at 64² and 128², the zero padding of " +
+			"its seven convs drew a light frame a few pixels inside the border.",
 		Sides: []int{32, 64, 128},
-		base: Config{Preset: "upsampler-study", Role: Upscaler, Side: 32, Channels: 3, Scale: 2, Range: Signed, Init: "dcgan",
+		base: Config{Preset: "upsampler-study", Role: Upscaler, Side: 32, Channels: 3, Scale: 2, Range: Signed, Init: "dcgan", Border: BorderSymmetric,
 			Layers: seq(
 				one(conv("enc1", 64, 3), relu("act1"), pool("pool1")),
 				one(conv("enc2", 128, 3), relu("act2"), pool("pool2")),
@@ -181,7 +183,7 @@ var presets = []Preset{
 			"0.0012 out: flat grey) and all its gradients are 100–250× smaller than with " +
 			"BatchNorm, which restores unit scale after every conv (docs/models.md).",
 		Sides: []int{32, 64, 128},
-		base: Config{Preset: "upsampler-stable", Role: Upscaler, Side: 32, Channels: 3, Scale: 2, Range: Signed, Init: "dcgan",
+		base: Config{Preset: "upsampler-stable", Role: Upscaler, Side: 32, Channels: 3, Scale: 2, Range: Signed, Init: "dcgan", Border: BorderSymmetric,
 			Layers: seq(
 				one(convNB("enc1", 64, 3), bn("bn1"), relu("act1"), pool("pool1")),
 				one(convNB("enc2", 128, 3), bn("bn2"), relu("act2"), pool("pool2")),
