@@ -171,7 +171,7 @@ func (l *BatchNorm) Backward(dy *tensor.Tensor) (*tensor.Tensor, error) {
 		return nil, err
 	}
 	if l.dx == nil || !sameShape(l.dx, l.x) {
-		if err := ensure(&l.dx, l.b, l.x.Shape()...); err != nil {
+		if err := tensor.Ensure(&l.dx, l.b, l.x.Shape()...); err != nil {
 			return nil, fmt.Errorf("batchnorm %s: %w", l.name, err)
 		}
 	}

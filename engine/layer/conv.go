@@ -177,7 +177,7 @@ func (l *Conv2D) Backward(dy *tensor.Tensor) (*tensor.Tensor, error) {
 		}
 	}
 	d := l.conv.In
-	if err := ensure(&l.dx, l.b, d.N, d.C, d.H, d.W); err != nil {
+	if err := tensor.Ensure(&l.dx, l.b, d.N, d.C, d.H, d.W); err != nil {
 		return nil, fmt.Errorf("conv2d %s: %w", l.name, err)
 	}
 	w := l.Weight.Value.Buffer()

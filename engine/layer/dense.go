@@ -174,7 +174,7 @@ func (l *Dense) Backward(dy *tensor.Tensor) (*tensor.Tensor, error) {
 		}
 	}
 	// dx = dy·W: N×Out times Out×In, in x's shape.
-	if err := ensure(&l.dx, l.b, l.x.Shape()...); err != nil {
+	if err := tensor.Ensure(&l.dx, l.b, l.x.Shape()...); err != nil {
 		return nil, fmt.Errorf("dense %s: %w", l.name, err)
 	}
 	gx := backend.Gemm{M: n, N: in, K: out, Alpha: 1}

@@ -101,22 +101,6 @@ func initWeights(s Init, rng *rand.Rand, w, bias *Param, fanIn int) error {
 	return fmt.Errorf("init %s: unknown scheme %v", w.Name, s)
 }
 
-// ensure makes *t a tensor of shape on b, re-using it when it already is one
-// and freeing it when it is not.
-func ensure(t **tensor.Tensor, b backend.Backend, shape ...int) error {
-	if *t != nil && (*t).Buffer() != nil && (*t).Backend() == b && (*t).HasShape(shape...) {
-		return nil
-	}
-	(*t).Free()
-	*t = nil
-	n, err := tensor.New(b, shape...)
-	if err != nil {
-		return err
-	}
-	*t = n
-	return nil
-}
-
 // checkInput rejects a nil or freed tensor, or one on another backend than b
 // (nil b: any backend).
 func checkInput(kind, name string, x *tensor.Tensor, b backend.Backend) error {

@@ -101,7 +101,7 @@ func (l *Residual) Backward(dy *tensor.Tensor) (*tensor.Tensor, error) {
 		return nil, err
 	}
 	b := dy.Backend()
-	if err := ensure(&l.dx, b, db.Shape()...); err != nil {
+	if err := tensor.Ensure(&l.dx, b, db.Shape()...); err != nil {
 		return nil, fmt.Errorf("residual %s: %w", l.name, err)
 	}
 	if err := b.Copy(l.dx.Buffer(), db.Buffer()); err != nil {
@@ -316,7 +316,7 @@ func (l *Bicubic) Backward(dy *tensor.Tensor) (*tensor.Tensor, error) {
 		}
 	}
 	b := dy.Backend()
-	if err := ensure(&l.dx, b, d.N, d.C, d.H, d.W); err != nil {
+	if err := tensor.Ensure(&l.dx, b, d.N, d.C, d.H, d.W); err != nil {
 		return nil, fmt.Errorf("bicubic %s: %w", l.name, err)
 	}
 	if err := l.dx.CopyFromHost(dx); err != nil {

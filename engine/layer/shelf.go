@@ -30,7 +30,7 @@ type shelf struct {
 	n  int              // values held
 }
 
-// ensure makes *t a tensor of shape on b, like the package-level ensure, but
+// ensure makes *t a tensor of shape on b, like tensor.Ensure, but
 // puts the tensor it replaces on the shelf and takes the new one from it when
 // the shelf has that shape.
 func (s *shelf) ensure(t **tensor.Tensor, b backend.Backend, shape ...int) error {

@@ -72,7 +72,7 @@ func (l *UpSample2x) Backward(dy *tensor.Tensor) (*tensor.Tensor, error) {
 	}
 	d := l.x.Dims()
 	b := dy.Backend()
-	if err := ensure(&l.dx, b, d.N, d.C, d.H, d.W); err != nil {
+	if err := tensor.Ensure(&l.dx, b, d.N, d.C, d.H, d.W); err != nil {
 		return nil, fmt.Errorf("upsample %s: %w", l.name, err)
 	}
 	if err := b.Upsample2xBackward(d, dy.Buffer(), l.dx.Buffer()); err != nil {
@@ -117,7 +117,7 @@ func (l *MaxPool2) Backward(dy *tensor.Tensor) (*tensor.Tensor, error) {
 	}
 	d := l.x.Dims()
 	b := dy.Backend()
-	if err := ensure(&l.dx, b, d.N, d.C, d.H, d.W); err != nil {
+	if err := tensor.Ensure(&l.dx, b, d.N, d.C, d.H, d.W); err != nil {
 		return nil, fmt.Errorf("maxpool %s: %w", l.name, err)
 	}
 	if err := b.MaxPool2Backward(d, l.x.Buffer(), dy.Buffer(), l.dx.Buffer()); err != nil {
@@ -171,7 +171,7 @@ func (l *PixelShuffle) Backward(dy *tensor.Tensor) (*tensor.Tensor, error) {
 	}
 	d := l.x.Dims()
 	b := dy.Backend()
-	if err := ensure(&l.dx, b, d.N, d.C, d.H, d.W); err != nil {
+	if err := tensor.Ensure(&l.dx, b, d.N, d.C, d.H, d.W); err != nil {
 		return nil, fmt.Errorf("pixelshuffle %s: %w", l.name, err)
 	}
 	if err := b.PixelUnshuffle(l.y.Dims(), l.r, dy.Buffer(), l.dx.Buffer()); err != nil {
@@ -237,7 +237,7 @@ func (l *Activation) Backward(dy *tensor.Tensor) (*tensor.Tensor, error) {
 	}
 	b := dy.Backend()
 	if l.dx == nil || l.dx.Backend() != b || !sameShape(l.dx, l.x) {
-		if err := ensure(&l.dx, b, l.x.Shape()...); err != nil {
+		if err := tensor.Ensure(&l.dx, b, l.x.Shape()...); err != nil {
 			return nil, fmt.Errorf("%v %s: %w", l.f, l.name, err)
 		}
 	}

@@ -217,3 +217,20 @@ func (t *Tensor) String() string {
 	}
 	return fmt.Sprintf("tensor%v", t.shape)
 }
+
+// Ensure makes *t a tensor of shape on b, re-using it when it already is one
+// and freeing it when it is not: the scratch buffers of layers and training
+// loops, allocated once per shape.
+func Ensure(t **Tensor, b backend.Backend, shape ...int) error {
+	if *t != nil && (*t).Buffer() != nil && (*t).Backend() == b && (*t).HasShape(shape...) {
+		return nil
+	}
+	(*t).Free()
+	*t = nil
+	n, err := New(b, shape...)
+	if err != nil {
+		return err
+	}
+	*t = n
+	return nil
+}

@@ -551,24 +551,10 @@ func (j *ganJob) free() {
 
 // upload copies host values into *t, (re)allocating it for a new shape.
 func upload(t **tensor.Tensor, b backend.Backend, data []float32, shape ...int) error {
-	if err := ensure(t, b, shape...); err != nil {
+	if err := tensor.Ensure(t, b, shape...); err != nil {
 		return err
 	}
 	return (*t).CopyFromHost(data)
-}
-
-// ensure (re)allocates *t for shape, keeping it when it has that shape.
-func ensure(t **tensor.Tensor, b backend.Backend, shape ...int) error {
-	if *t != nil && (*t).HasShape(shape...) {
-		return nil
-	}
-	(*t).Free()
-	n, err := tensor.New(b, shape...)
-	if err != nil {
-		return err
-	}
-	*t = n
-	return nil
 }
 
 // buildNet builds cfg when it is set, else the preset, at side (0 = the preset's).

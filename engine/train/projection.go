@@ -79,10 +79,10 @@ func (p *projection) forward(out *tensor.Tensor) (*tensor.Tensor, error) {
 	if p.mask == nil || !out.HasShape(p.mask.Shape()...) {
 		return nil, fmt.Errorf("projection: outputs %v for classes of shape %v", out.Shape(), shapeOf(p.mask))
 	}
-	if err := ensure(&p.prod, p.b, n, w); err != nil {
+	if err := tensor.Ensure(&p.prod, p.b, n, w); err != nil {
 		return nil, err
 	}
-	if err := ensure(&p.logit, p.b, n, 1); err != nil {
+	if err := tensor.Ensure(&p.logit, p.b, n, 1); err != nil {
 		return nil, err
 	}
 	if err := p.b.Mul(out.Buffer(), p.mask.Buffer(), p.prod.Buffer()); err != nil {
@@ -102,7 +102,7 @@ func (p *projection) backward(dlogit *tensor.Tensor) (*tensor.Tensor, error) {
 		return dlogit, nil
 	}
 	n, w := dlogit.Dim(0), 1+p.classes
-	if err := ensure(&p.dout, p.b, n, w); err != nil {
+	if err := tensor.Ensure(&p.dout, p.b, n, w); err != nil {
 		return nil, err
 	}
 	g := backend.Gemm{M: n, N: w, K: 1, Alpha: 1}
