@@ -11,7 +11,12 @@
 # and out/single/ (64 px). Without them those steps are skipped, with a message.
 #
 #   scripts/demo.sh        # the demo
-#   scripts/demo.sh up     # the same stack in the foreground until Ctrl-C (scripts/up.sh)
+#   scripts/demo.sh up     # the same stack in the foreground until Ctrl-C (scripts/up.sh),
+#                          # supervised: a replica that exits is restarted
+#                          # (scripts/supervise.sh; docs/operations.md)
+#
+# Either way the stack stops in order: the gateway first (its streams in flight
+# finish), then the generator and upscalers, each waited for.
 #
 # Environment:
 #   MODELS_DIR  models to serve (default: models/, the bundled ones). Per role:
@@ -28,6 +33,9 @@
 #   OUT_DIR     where images and logs go (default: out/)
 #   COUNT, SEED number of images (8) and base seed (2026)
 #   BACKEND     engine backend (default: the fastest built in)
+#   BIN_DIR     where the binaries are (default: bin/)
+#   SHUTDOWN_TIMEOUT  seconds each server drains its RPCs after SIGTERM (10)
+#   DRAIN_DELAY seconds the gateway keeps serving, NOT_SERVING, before draining (0)
 #   up mode:    GATEWAY_ADDR (127.0.0.1:9000), HTTP_ADDR (127.0.0.1:8080),
 #               GENERATOR_ADDR (127.0.0.1:9001), UPSCALER_ADDRS (127.0.0.1:9102,127.0.0.1:9202),
 #               UPSAMPLER_ADDR and SINGLE_ADDR (free ports unless set)
@@ -39,12 +47,20 @@ MODELS_DIR=${MODELS_DIR:-models}
 OUT_DIR=${OUT_DIR:-out}
 COUNT=${COUNT:-8}
 SEED=${SEED:-2026}
-BIN=bin
+BIN=${BIN_DIR:-bin}
+SHUTDOWN_TIMEOUT=${SHUTDOWN_TIMEOUT:-10}
+DRAIN_DELAY=${DRAIN_DELAY:-0}
+SV_PREFIX=$MODE
+# shellcheck source=scripts/supervise.sh
+. scripts/supervise.sh
 
 die() { echo "demo: $*" >&2; exit 1; }
 
 for b in generator upscaler gateway hirez freeports; do
   [ -x "$BIN/$b" ] || die "$BIN/$b is missing: run 'make build' first (make demo does)"
+done
+for v in SHUTDOWN_TIMEOUT DRAIN_DELAY; do
+  [[ ${!v} =~ ^[0-9]+$ ]] || die "$v=${!v}: want whole seconds"
 done
 
 # model_path ROLE PATTERN...: the first of MODELS_DIR/ROLE/ (a directory of
@@ -105,49 +121,51 @@ fi
 UPSAMPLER_ADDR=${UPSAMPLER_ADDR:-127.0.0.1:${P[5]}}
 SINGLE_ADDR=${SINGLE_ADDR:-127.0.0.1:${P[6]}}
 
-PIDS=()
-cleanup() {
-  local code=$?
-  trap - EXIT INT TERM
-  if [ ${#PIDS[@]} -gt 0 ]; then
-    kill -TERM "${PIDS[@]}" 2>/dev/null || true
-    wait "${PIDS[@]}" 2>/dev/null || true
-  fi
-  exit $code
-}
-trap cleanup EXIT
-trap 'STOPPING=1; exit 130' INT
-trap 'STOPPING=1; exit 143' TERM
+# Every server is stopped on the way out, the gateway first (stage 1): it
+# drains its streams while the servers they need still run (stage 2). A
+# server is waited for as long as it may take to drain (the gateway's HTTP
+# streams drain after its gRPC ones), then killed.
+trap 'code=$?; sv_stop; exit $code' EXIT
+if [ "$MODE" = up ]; then
+  trap 'sv_signal 130' INT
+  trap 'sv_signal 143' TERM
+  trap 'sv_signal 129' HUP
+else
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  trap 'exit 129' HUP
+fi
 
-common=(--metrics-addr "" --log-format console --shutdown-timeout 5s)
+common=(--metrics-addr "" --log-format console --shutdown-timeout "${SHUTDOWN_TIMEOUT}s")
 backend=()
 [ -n "${BACKEND:-}" ] && backend=(--backend "$BACKEND")
+back_wait=$((SHUTDOWN_TIMEOUT + 5))
+front_wait=$((DRAIN_DELAY + 2 * SHUTDOWN_TIMEOUT + 5))
 
-start() { # start NAME LOG ARGS...
-  local name=$1 log=$2; shift 2
-  "$BIN/$name" "$@" >"$log" 2>&1 &
-  PIDS+=($!)
+start() { # start NAME BINARY ARGS...: a generator or upscaler, logging to OUT_DIR/logs/NAME.log
+  local name=$1 bin=$2; shift 2
+  sv_add "$name" 2 "$back_wait" "$OUT_DIR/logs/$name.log" "$BIN/$bin" "$@"
 }
-start generator "$OUT_DIR/logs/generator.log" --grpc-addr "$GENERATOR_ADDR" --model "$GEN_MODEL" "${backend[@]}" "${common[@]}"
+start generator generator --grpc-addr "$GENERATOR_ADDR" --model "$GEN_MODEL" "${backend[@]}" "${common[@]}"
 i=0
 for a in ${UPSCALER_ADDRS//,/ }; do
   i=$((i + 1))
-  start upscaler "$OUT_DIR/logs/upscaler-$i.log" --grpc-addr "$a" --model "$UP_MODEL" "${backend[@]}" "${common[@]}"
+  start "upscaler-$i" upscaler --grpc-addr "$a" --model "$UP_MODEL" "${backend[@]}" "${common[@]}"
 done
 WAIT_FOR="$GENERATOR_ADDR,$UPSCALER_ADDRS"
 extra=()
 if [ -n "$HAVE_UPSAMPLER" ]; then
-  start upscaler "$OUT_DIR/logs/upsampler.log" --grpc-addr "$UPSAMPLER_ADDR" --model "$UPSAMPLER_MODEL" "${backend[@]}" "${common[@]}"
+  start upsampler upscaler --grpc-addr "$UPSAMPLER_ADDR" --model "$UPSAMPLER_MODEL" "${backend[@]}" "${common[@]}"
   extra+=(--upsampler-target "$UPSAMPLER_ADDR")
   WAIT_FOR+=",$UPSAMPLER_ADDR"
 fi
 if [ -n "$HAVE_SINGLE" ]; then
-  start generator "$OUT_DIR/logs/single-generator.log" --grpc-addr "$SINGLE_ADDR" --model "$SINGLE_MODEL" "${backend[@]}" "${common[@]}"
+  start single-generator generator --grpc-addr "$SINGLE_ADDR" --model "$SINGLE_MODEL" "${backend[@]}" "${common[@]}"
   extra+=(--single-generator-target "$SINGLE_ADDR")
   WAIT_FOR+=",$SINGLE_ADDR"
 fi
-start gateway "$OUT_DIR/logs/gateway.log" --grpc-addr "$GATEWAY_ADDR" --http-addr "$HTTP_ADDR" \
-  --generator-target "$GENERATOR_ADDR" --upscaler-target "$UPSCALER_ADDRS" "${extra[@]}" "${common[@]}"
+sv_add gateway 1 "$front_wait" "$OUT_DIR/logs/gateway.log" "$BIN/gateway" --grpc-addr "$GATEWAY_ADDR" --http-addr "$HTTP_ADDR" \
+  --generator-target "$GENERATOR_ADDR" --upscaler-target "$UPSCALER_ADDRS" "${extra[@]}" "${common[@]}" --drain-delay "${DRAIN_DELAY}s"
 
 cat <<MSG
 hirez stack (logs in $OUT_DIR/logs/):
@@ -159,13 +177,20 @@ if [ -n "$HAVE_UPSAMPLER" ]; then echo "  upsampler  $UPSAMPLER_ADDR   model $UP
 if [ -n "$HAVE_SINGLE" ]; then echo "  single     $SINGLE_ADDR   model $SINGLE_MODEL   (PIPELINE_SINGLE_DCGAN at $SINGLE_SIZE px)"; fi
 
 if [ "$MODE" = up ]; then
-  "$BIN/hirez" generate --gateway "$GATEWAY_ADDR" --wait-for "$WAIT_FOR" --count 0 || die "the stack did not become healthy; see $OUT_DIR/logs/"
-  echo "try: curl -s -XPOST http://$HTTP_ADDR/v1/images:generate -d '{\"count\": 2}' | head -c 300"
-  echo "Ctrl-C stops the stack."
-  wait -n "${PIDS[@]}" || true
-  sleep 0.5 # a Ctrl-C reaches the servers too: let its trap run first
-  [ -n "${STOPPING:-}" ] && exit 130
-  die "a server exited; see $OUT_DIR/logs/"
+  # The health wait runs beside the supervision, so that a replica failing
+  # at start-up is restarted (or given up) rather than waited for.
+  ready() {
+    if [ "$1" != 0 ]; then
+      sv_log "the stack did not become healthy; see $OUT_DIR/logs/"
+      SV_STOP=unhealthy SV_CODE=1
+      return
+    fi
+    echo "try: curl -s -XPOST http://$HTTP_ADDR/v1/images:generate -d '{\"count\": 2}' | head -c 300"
+    echo "Ctrl-C stops the stack (gateway first, then the generator and upscalers)."
+  }
+  sv_hook ready "$BIN/hirez" generate --gateway "$GATEWAY_ADDR" --wait-for "$WAIT_FOR" --count 0
+  sv_run
+  exit "$SV_CODE"
 fi
 
 "$BIN/hirez" generate --gateway "$GATEWAY_ADDR" --wait-for "$WAIT_FOR" \
