@@ -160,8 +160,9 @@ func TestHaloIsNeeded(t *testing.T) {
 }
 
 // TestTilesPartition checks the cut itself on many shapes: cores partition
-// the image on the alignment grid, each input is its core plus the halo
-// clipped to the image, and an image that fits in a core is one tile.
+// the image on the alignment grid, each input lies in the image, on the grid,
+// holds its core and the halo (clipped to the image), all inputs have one
+// size, and an image that fits in a core is one tile.
 func TestTilesPartition(t *testing.T) {
 	for _, tt := range []struct{ side, halo, align int }{{256, 4, 1}, {5, 4, 1}, {16, 12, 4}, {7, 3, 1}, {1, 2, 1}} {
 		tl := Tiler{side: ceilTo(tt.side, tt.align), halo: tt.halo, align: tt.align, scale: 2}
@@ -174,14 +175,15 @@ func TestTilesPartition(t *testing.T) {
 				tiles := tl.Tiles(w, h)
 				seen := make([]int, w*h)
 				bounds := image.Rect(0, 0, w, h)
-				maxW, maxH := 0, 0
 				for _, c := range tiles {
-					maxW, maxH = max(maxW, c.In.Dx()), max(maxH, c.In.Dy())
 					if c.Core.Min.X%tt.align != 0 || c.Core.Min.Y%tt.align != 0 || c.Core.Dx() > tl.side || c.Core.Dy() > tl.side {
 						t.Fatalf("%s: core %v off the grid or over the side", name, c.Core)
 					}
-					if want := c.Core.Inset(-tt.halo).Intersect(bounds); c.In != want {
-						t.Fatalf("%s: core %v has input %v, want %v", name, c.Core, c.In, want)
+					if c.In.Min.X%tt.align != 0 || c.In.Min.Y%tt.align != 0 || !c.In.In(bounds) || !c.Core.Inset(-tt.halo).Intersect(bounds).In(c.In) {
+						t.Fatalf("%s: core %v has input %v: off the grid, outside the image or without the halo", name, c.Core, c.In)
+					}
+					if c.In.Size() != tiles[0].In.Size() {
+						t.Fatalf("%s: inputs %v and %v differ in size", name, c.In, tiles[0].In)
 					}
 					for y := c.Core.Min.Y; y < c.Core.Max.Y; y++ {
 						for x := c.Core.Min.X; x < c.Core.Max.X; x++ {
@@ -197,8 +199,8 @@ func TestTilesPartition(t *testing.T) {
 				if fits := w <= tl.side && h <= tl.side; fits != (len(tiles) == 1) {
 					t.Fatalf("%s: %d tiles", name, len(tiles))
 				}
-				if tw, th, cut := tl.MaxTile(w, h); tw != maxW || th != maxH || cut != (len(tiles) > 1) {
-					t.Fatalf("%s: MaxTile = %d×%d, %v; the largest of %d tiles is %d×%d", name, tw, th, cut, len(tiles), maxW, maxH)
+				if tw, th, cut := tl.MaxTile(w, h); tw != tiles[0].In.Dx() || th != tiles[0].In.Dy() || cut != (len(tiles) > 1) {
+					t.Fatalf("%s: MaxTile = %d×%d, %v; the %d tiles are %v", name, tw, th, cut, len(tiles), tiles[0].In.Size())
 				}
 			}
 		}

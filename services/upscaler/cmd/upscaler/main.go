@@ -57,7 +57,7 @@ func run(ctx context.Context, args []string) error {
 	defer be.Close()
 
 	srv, err := server.New(*shared, logger, server.WithModelServices(grpcapi.ServiceName),
-		server.WithMaxMsgSize(pb.MaxMessageBytes, pb.MaxMessageBytes))
+		server.WithMaxMsgSize(pb.MaxMessageBytes, pb.MaxMessageBytes), server.WithGRPCOptions(grpcapi.ServerOptions()...))
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"sync"
 
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/hirez-ml/hirez/engine/imageio"
@@ -29,6 +30,22 @@ var Limits = upscale.Limits{
 	MaxInputSide:        pb.MaxUpscaleInputSide,
 	MaxOutputSide:       pb.MaxUpscaleOutputSide,
 	MaxCallOutputPixels: pb.MaxUpscaleCallOutputPixels,
+}
+
+// StreamWindow is the fixed HTTP/2 flow-control window of every stream the
+// server receives on. gRPC otherwise grows it by bandwidth-delay estimation
+// up to 16 MiB per stream, and a stream's client may push that much into the
+// process whatever the in-flight budget says (measured: 40 streams of 256²
+// images held ≈ 0.6 GB with the budget at 128 MiB). StreamUpscale reads a
+// message only once the one before it is admitted, so beyond the budget a
+// stream holds this window and the message being read.
+const StreamWindow = 64 << 10
+
+// ServerOptions are the gRPC server options the service's memory bound
+// needs: fixed receive windows (the connection's larger, so that many
+// streams move at once; it bounds nothing, the transport frees it on read).
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.StaticStreamWindowSize(StreamWindow), grpc.StaticConnWindowSize(16 * StreamWindow)}
 }
 
 // Server implements hirez.v1.UpscalerService.

@@ -69,7 +69,7 @@ func serve(t *testing.T, cfg batch.Config, mem upscale.Memory, lis net.Listener,
 	shared := config.Defaults("bufnet")
 	shared.MetricsAddr = ""
 	shared.ShutdownTimeout = 5 * time.Second
-	srv, err := server.New(shared, zaptest.NewLogger(t), server.WithListener(lis), server.WithModelServices(ServiceName))
+	srv, err := server.New(shared, zaptest.NewLogger(t), server.WithListener(lis), server.WithModelServices(ServiceName), server.WithGRPCOptions(ServerOptions()...))
 	if err != nil {
 		t.Fatal(err)
 	}

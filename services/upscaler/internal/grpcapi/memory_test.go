@@ -18,8 +18,8 @@ import (
 )
 
 // budgetBytes is the in-flight budget of memoryFixture: room for three 24²
-// images at ×2 (cut in 16-pixel tiles), not four, and not one 48² image.
-const budgetBytes = 40000
+// images at ×2 (cut in 16-pixel tiles), not four, and not one 64² image.
+const budgetBytes = 50000
 
 // memoryFixture serves on TCP loopback with 16-pixel tiles and budgetBytes;
 // cost is what one 24² image at ×2 is accounted.
@@ -31,12 +31,12 @@ func memoryFixture(t *testing.T) (f *fixture, cost int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	big, err := f.svc.Cost(v.Value, 48, 48, 2)
+	big, err := f.svc.Cost(v.Value, 64, 64, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if 3*cost > budgetBytes || 4*cost <= budgetBytes || big <= budgetBytes {
-		t.Fatalf("a 24² image costs %d, a 48² one %d: budgetBytes %d no longer holds three and no more, and not the 48²", cost, big, budgetBytes)
+		t.Fatalf("a 24² image costs %d, a 64² one %d: budgetBytes %d no longer holds three and no more, and not the 64²", cost, big, budgetBytes)
 	}
 	return f, cost
 }
@@ -145,8 +145,8 @@ func TestInFlightBudgetWaitsUntilDeadline(t *testing.T) {
 		t.Fatalf("call queued while full, after the budget freed up: %v", err)
 	}
 
-	// A 48² image at ×2 costs more than the whole budget: it can never fit.
-	_, err = f.client.Upscale(context.Background(), &pb.UpscaleRequest{Images: []*pb.RawImage{raw(48, 48, 5)}, Scale: 2})
+	// A 64² image at ×2 costs more than the whole budget: it can never fit.
+	_, err = f.client.Upscale(context.Background(), &pb.UpscaleRequest{Images: []*pb.RawImage{raw(64, 64, 5)}, Scale: 2})
 	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(status.Convert(err).Message(), "whole in-flight budget") {
 		t.Fatalf("request over the whole budget = %v, want ResourceExhausted", err)
 	}
@@ -154,7 +154,7 @@ func TestInFlightBudgetWaitsUntilDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = stream.Send(&pb.StreamUpscaleRequest{Id: 9, Image: raw(48, 48, 0), Scale: 2})
+	_ = stream.Send(&pb.StreamUpscaleRequest{Id: 9, Image: raw(64, 64, 0), Scale: 2})
 	if _, err = stream.Recv(); status.Code(err) != codes.ResourceExhausted || !strings.Contains(status.Convert(err).Message(), "id 9") {
 		t.Fatalf("stream message over the whole budget = %v, want ResourceExhausted naming id 9", err)
 	}

@@ -3,12 +3,10 @@ package upscale
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/hirez-ml/hirez/engine/backends"
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/model"
-	"github.com/hirez-ml/hirez/platform/batch"
 	"github.com/hirez-ml/hirez/platform/batch/swap"
 )
 
@@ -21,24 +19,12 @@ func bundledService(t *testing.T, mem Memory) (*Service, *swap.Version[*Model]) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = be.Close() })
+	t.Cleanup(func() { _ = be.Close() }) // runs last: after the model on it is freed
 	net, _, err := model.Open(bundled, be)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := NewModel(net, "sr")
-	if err != nil {
-		t.Fatal(err)
-	}
-	holder := swap.New[*Model](nil, Release)
-	t.Cleanup(holder.Close)
-	v := holder.Set(m, "sha256:x", "mem")
-	s, err := New(holder, batch.Config{MaxBatch: 4, MaxWait: time.Millisecond, QueueSize: 64}, lim, mem, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s, v
+	return serviceWith(t, net, mem)
 }
 
 // TestTiledServiceMatchesWhole: the service cuts images larger than its tile
@@ -81,11 +67,12 @@ func TestCost(t *testing.T) {
 	}{
 		{8, 6, 2, 3 * 48 * (1 + 4)},
 		{8, 6, 4, 3 * 48 * (1 + 4 + 16)},
-		// cut into 2×2 tiles of 260² (256 and the halo of 4 inside): one
-		// tile's input and output on top of the image's
-		{512, 512, 2, 3*512*512*(1+4) + 3*260*260*(1+4)},
-		// the ×4's second pass (512×400) is cut too, the first not
-		{256, 200, 4, 3*256*200*(1+4+16) + 3*260*204*(1+4)},
+		// cut into 2×2 tiles of 264² (256 and the halo of 4 on both
+		// sides): one tile's input and output on top of the image's
+		{512, 512, 2, 3*512*512*(1+4) + 3*264*264*(1+4)},
+		// the ×4's second pass (512×400: cores 256×200) is cut too, the
+		// first not
+		{256, 200, 4, 3*256*200*(1+4+16) + 3*264*208*(1+4)},
 	} {
 		got, err := s.Cost(m, tt.w, tt.h, tt.scale)
 		if err != nil || got != tt.want {

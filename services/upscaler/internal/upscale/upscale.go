@@ -47,11 +47,13 @@ func (m Memory) Validate() error {
 	return errors.Join(errs...)
 }
 
-// DefaultMemory is the flags' defaults. 128 MiB of images in flight, twice
-// that as Go heap at the default GOGC, leaves the network's tile-bounded
-// activations and the runtime room under the documented 400 MB per serving
-// process (docs/performance.md).
-var DefaultMemory = Memory{TileSide: tile.DefaultSide, MaxInFlightBytes: 128 << 20}
+// DefaultMemory is the flags' defaults. 64 MiB of images in flight, up to
+// twice that as Go heap at the default GOGC, leaves the network's
+// tile-bounded activations and the runtime room under the documented 400 MB
+// per serving process, and still admits 13 of the largest images (512² ×2)
+// or 68 of 256² at once: far more than two cores keep busy
+// (docs/performance.md has the measurements).
+var DefaultMemory = Memory{TileSide: tile.DefaultSide, MaxInFlightBytes: 64 << 20}
 
 // RegisterMemoryFlags defines --tile and --max-inflight-bytes on fs and
 // returns the Memory they write into once fs is parsed.

@@ -154,19 +154,27 @@ func TestCPUBatchesAreCappedByPixels(t *testing.T) {
 // serviceFor serves net under the name "m" with a small batcher.
 func serviceFor(t *testing.T, net *model.Network) *Service {
 	t.Helper()
+	s, _ := serviceWith(t, net, DefaultMemory)
+	return s
+}
+
+// serviceWith serves net under the name "m" with a small batcher and mem's
+// bounds, and returns the version it serves.
+func serviceWith(t *testing.T, net *model.Network, mem Memory) (*Service, *swap.Version[*Model]) {
+	t.Helper()
 	m, err := NewModel(net, "m")
 	if err != nil {
 		t.Fatal(err)
 	}
 	holder := swap.New[*Model](nil, Release)
 	t.Cleanup(holder.Close)
-	holder.Set(m, "sha256:x", "mem")
-	s, err := New(holder, batch.Config{MaxBatch: 4, MaxWait: time.Millisecond, QueueSize: 16}, lim, DefaultMemory, nil)
+	v := holder.Set(m, "sha256:x", "mem")
+	s, err := New(holder, batch.Config{MaxBatch: 4, MaxWait: time.Millisecond, QueueSize: 16}, lim, mem, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s
+	return s, v
 }
 
 // testImage has a different value in every channel of every pixel.
