@@ -82,5 +82,17 @@ k8s: ## render a Kubernetes overlay (OVERLAY=overlays/dev|overlays/prod, relativ
 k8s-validate: ## build every overlay, check the policy, lint the Dockerfiles
 	@cd k8s && go run ./cmd/render -check overlays/dev overlays/prod && go test -count=1 ./...
 
+.PHONY: cuda-check
+cuda-check: ## vet, build and compile the tests with -tags cuda (headers and stubs fetched into ~/.cache/hirez/cuda), PTX vs sources when nvcc is cached
+	@scripts/cuda-check.sh
+
+.PHONY: ptx
+ptx: ## compile the CUDA kernels (engine/backend/cuda/kernels/*.cu) to the committed PTX (fetches nvcc 11.8 into ~/.cache/hirez/cuda)
+	@scripts/ptx.sh
+
+.PHONY: gpu-build
+gpu-build: deps ## build the GPU check's binaries into gpu/ for scripts/gpu-check.sh on a GPU machine (no Go there)
+	@scripts/gpu-build.sh
+
 .PHONY: ci
-ci: deps checkgenerate lint test ## what .ci/run does
+ci: deps checkgenerate lint test cuda-check ## what .ci/run does

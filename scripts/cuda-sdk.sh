@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Fetches what the cuda build tag needs on a machine without a GPU into
-# .cache/cuda (git-ignored), from Debian's non-free component, which this script
+# Fetches what the cuda build tag needs on a machine without a GPU into a cache
+# outside the work tree (CUDA_CACHE, default ~/.cache/hirez/cuda, beside Go's
+# build cache, so a fresh clone on the same machine reuses it: the extraction
+# alone takes over a minute), from Debian's non-free component, which this script
 # enables privately (a copy of the apt sources with non-free added, and its own
 # lists and cache): nothing is installed system-wide.
 #
@@ -19,7 +21,7 @@ version=11.8.89~11.8.0-5~deb12u1
 dev_sha=dc63bf2fb94aaaf903e9bad0c35f631266077d016b34329ec7af456bd7fed5ec
 toolkit_sha=d1156026e704fe0368b6295db06224ed00a727966fb13454f34e3f3102db0457
 
-root=$PWD/.cache/cuda/$version
+root=${CUDA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/hirez/cuda}/$version
 log() { echo "cuda-sdk: $*" >&2; }
 
 work=""
