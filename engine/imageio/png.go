@@ -153,8 +153,10 @@ func ReadText(r io.Reader) ([]Text, error) {
 		crc.Write(hdr[4:8])
 		var body []byte
 		if typ == "tEXt" {
-			body = make([]byte, n)
-			if _, err := io.ReadFull(r, body); err != nil {
+			// Read, not allocated up front: the length is the file's word,
+			// and a 20-byte file may claim a gigabyte.
+			var err error
+			if body, err = io.ReadAll(io.LimitReader(r, int64(n))); err != nil || len(body) != int(n) {
 				return nil, fmt.Errorf("imageio: %w: truncated tEXt chunk", ErrFormat)
 			}
 			crc.Write(body)

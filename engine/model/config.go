@@ -161,6 +161,10 @@ func (c Config) InputShape() []int {
 // below what would make a one-hot input or a projection head unreasonable.
 const MaxClasses = 1024
 
+// MaxScale bounds Config.Scale: every upscaler preset is ×2; ×16 is far past
+// what one super-resolution pass does, and keeps Scale·Side far from overflow.
+const MaxScale = 16
+
 // WithClasses returns the config made class-conditional over n classes (n = 0:
 // unconditional again). A generator's input grows by the one-hot of the class
 // (the concatenation of Mirza & Osindero 2014's conditional GAN); a
@@ -229,6 +233,9 @@ func (c Config) Plan() ([]Step, error) {
 		return nil, err
 	}
 	cur := c.LayersInputShape()
+	if err := checkShape(cur); err != nil {
+		return nil, fmt.Errorf("model %s: input: %w", c.Preset, err)
+	}
 	steps := make([]Step, 0, len(c.Layers))
 	names := map[string]bool{}
 	for i, s := range c.Layers {
@@ -321,7 +328,8 @@ func (c Config) Plan() ([]Step, error) {
 			st.Out = []int{cur[0], cur[1] / 2, cur[2] / 2}
 		case OpPixelShuffle:
 			r := s.Factor
-			if len(cur) != 3 || r < 2 || cur[0]%(r*r) != 0 {
+			// r·r is compared as a float first: a huge factor must not wrap to 0.
+			if len(cur) != 3 || r < 2 || float64(r)*float64(r) > float64(cur[0]) || cur[0]%(r*r) != 0 {
 				return nil, bad("factor %d needs a C×H×W input with C divisible by %d", r, r*r)
 			}
 			st.Out = []int{cur[0] / (r * r), cur[1] * r, cur[2] * r}
@@ -338,6 +346,14 @@ func (c Config) Plan() ([]Step, error) {
 			st.Out = []int{prod(cur)}
 		default:
 			return nil, bad("unknown op")
+		}
+		if err := checkShape(st.Out); err != nil {
+			return nil, bad("output: %v", err)
+		}
+		for _, p := range st.Params {
+			if err := checkShape(p.Shape); err != nil {
+				return nil, bad("%s: %v", p.Name, err)
+			}
 		}
 		cur = st.Out
 		steps = append(steps, st)
@@ -370,6 +386,8 @@ func (c Config) checkHeader() error {
 		return fmt.Errorf("model config: no preset name")
 	case c.Side <= 0 || c.Side > 4096:
 		return fmt.Errorf("model %s: side %d", c.Preset, c.Side)
+	case c.Scale < 0 || c.Scale > MaxScale:
+		return fmt.Errorf("model %s: scale %d (want at most %d)", c.Preset, c.Scale, MaxScale)
 	case c.Channels <= 0:
 		return fmt.Errorf("model %s: %d channels", c.Preset, c.Channels)
 	case c.Range != Signed && c.Range != Unit:
@@ -420,23 +438,42 @@ func (c Config) reshapeShape(i int) ([]int, error) {
 		return nil, fmt.Errorf("model %s: reshape %s needs an image output and out > 0", c.Preset, s.Name)
 	}
 	num, den := 1, 1 // side after = side before · num / den
+	// Both stay within backend.MaxElements, checked before multiplying (as
+	// floats): more resizing than that fits no tensor, and an int product of
+	// many layers' factors would wrap (to 0: a division by zero below).
+	scale := func(v *int, f int) error {
+		f = max(f, 1)
+		if float64(*v)*float64(f) > backend.MaxElements {
+			return fmt.Errorf("model %s: reshape %s: the layers after it resize by more than %d", c.Preset, s.Name, backend.MaxElements)
+		}
+		*v *= f
+		return nil
+	}
 	for _, t := range c.Layers[i+1:] {
+		var err error
 		switch t.Op {
 		case OpUpsample:
-			num *= 2
+			err = scale(&num, 2)
 		case OpPixelShuffle:
-			num *= max(t.Factor, 1)
+			err = scale(&num, t.Factor)
 		case OpMaxPool:
-			den *= 2
+			err = scale(&den, 2)
 		case OpConv:
-			den *= max(t.Stride, 1)
+			err = scale(&den, t.Stride)
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
 	side := final[1] * den
 	if side%num != 0 {
 		return nil, fmt.Errorf("model %s: reshape %s: side %d is not divisible by the %d× upsampling after it", c.Preset, s.Name, final[1], num/den)
 	}
-	return []int{s.Out, side / num, side / num}, nil
+	r := []int{s.Out, side / num, side / num}
+	if err := checkShape(r); err != nil {
+		return nil, fmt.Errorf("model %s: reshape %s: %w", c.Preset, s.Name, err)
+	}
+	return r, nil
 }
 
 // Counts sums a plan: trainable parameters, non-trainable buffers (BatchNorm
@@ -455,6 +492,24 @@ func Counts(steps []Step) (params, buffers int64, flops float64) {
 		flops += st.FLOPs
 	}
 	return params, buffers, flops
+}
+
+// checkShape reports a shape no backend could hold: an empty dimension, or
+// more than backend.MaxElements values (for one sample: no batch could run).
+// The product is taken in float64, so a hostile config's sizes cannot wrap
+// around to a small one; within the bound, prod cannot overflow.
+func checkShape(s []int) error {
+	n := 1.0
+	for _, d := range s {
+		if d <= 0 {
+			return fmt.Errorf("shape %v has an empty dimension", s)
+		}
+		n *= float64(d)
+	}
+	if n > backend.MaxElements {
+		return fmt.Errorf("shape %v has more than %d values", s, backend.MaxElements)
+	}
+	return nil
 }
 
 func prod(s []int) int {

@@ -140,6 +140,18 @@ func Open(path string, b backend.Backend) (*Network, map[string]string, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("model: open %s: %w", path, err)
 	}
+	// LoadFile checks every tensor, but only once the network is built: a
+	// few bytes of config could otherwise make Open allocate gigabytes. A
+	// file that cannot hold the network's values is refused before that.
+	steps, _ := cfg.Plan() // ParseConfig planned it
+	params, buffers, _ := Counts(steps)
+	var values int64
+	for i := range f.Tensors {
+		values += int64(f.Tensors[i].Len())
+	}
+	if params+buffers > values {
+		return nil, nil, fmt.Errorf("model: open %s: the config needs %d parameters and buffers, the file holds %d values", path, params+buffers, values)
+	}
 	n, err := BuildConfig(cfg, b, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("model: open %s: %w", path, err)
