@@ -112,6 +112,32 @@ func setup(m *testing.M) (int, error) {
 	return code, nil
 }
 
+// lazyBuild is one binary built on first use (buildOnDemand).
+type lazyBuild struct {
+	once sync.Once
+	err  error
+}
+
+var onDemand sync.Map // binary name → *lazyBuild
+
+// buildOnDemand builds mod's cmd/name into binDir once, on first use, so
+// that the tests which do not need the binary do not wait for it.
+func buildOnDemand(t *testing.T, mod, name string) {
+	t.Helper()
+	v, _ := onDemand.LoadOrStore(name, &lazyBuild{})
+	b := v.(*lazyBuild)
+	b.once.Do(func() {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, name), "./cmd/"+name)
+		cmd.Dir = mod
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("build %s: %w\n%s", name, err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+}
+
 // proc is one started binary.
 type proc struct {
 	name string

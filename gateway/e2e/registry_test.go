@@ -9,7 +9,6 @@ import (
 	"image/png"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,27 +21,6 @@ import (
 
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 )
-
-// The trainer is built on first use, so that the other tests do not wait for it.
-var (
-	trainerOnce sync.Once
-	trainerErr  error
-)
-
-func buildTrainer(t *testing.T) {
-	t.Helper()
-	trainerOnce.Do(func() {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, "trainer"), "./cmd/trainer")
-		cmd.Dir = "../../services/trainer"
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			trainerErr = fmt.Errorf("build trainer: %w\n%s", err, out)
-		}
-	})
-	if trainerErr != nil {
-		t.Fatal(trainerErr)
-	}
-}
 
 const regToken = "e2e-admin-token"
 
@@ -118,7 +96,7 @@ func trainVersion(t *testing.T, tc pb.TrainerServiceClient, id, model string, se
 // killed the generator keeps serving, and a generator started while it is
 // down serves the version in its cache.
 func TestGeneratorFollowsRegistryAlias(t *testing.T) {
-	buildTrainer(t)
+	buildOnDemand(t, "../../services/trainer", "trainer")
 	data := t.TempDir()
 	writeDataset(t, filepath.Join(data, "datasets", "tiny"), 16, 32)
 	if err := os.WriteFile(filepath.Join(data, "token"), []byte(regToken+"\n"), 0o600); err != nil {

@@ -12,36 +12,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 )
-
-// The tools scripts/up.sh needs besides the servers, built on first use.
-var (
-	upToolsOnce sync.Once
-	upToolsErr  error
-)
-
-func buildUpTools(t *testing.T) {
-	t.Helper()
-	upToolsOnce.Do(func() {
-		for _, b := range []struct{ mod, name string }{{"../../cli", "hirez"}, {"..", "freeports"}} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, b.name), "./cmd/"+b.name)
-			cmd.Dir = b.mod
-			if out, err := cmd.CombinedOutput(); err != nil {
-				upToolsErr = fmt.Errorf("build %s: %w\n%s", b.name, err, out)
-				return
-			}
-		}
-	})
-	if upToolsErr != nil {
-		t.Fatal(upToolsErr)
-	}
-}
 
 // upRun is one run of scripts/up.sh (make up) with the e2e models.
 type upRun struct {
@@ -60,7 +36,9 @@ var startedRE = regexp.MustCompile(`started \(pid (\d+)`)
 // every server it started are killed, whatever state they are in.
 func startUp(t *testing.T, upscalers []string) *upRun {
 	t.Helper()
-	buildUpTools(t)
+	// The tools scripts/up.sh needs besides the servers.
+	buildOnDemand(t, "../../cli", "hirez")
+	buildOnDemand(t, "..", "freeports")
 	if upscalers == nil {
 		upscalers = []string{freeAddr(t), freeAddr(t)}
 	}
