@@ -52,7 +52,7 @@ var Palette = []color.RGBA{
 }
 
 const (
-	marginLeft, marginRight, marginTop, marginBottom = 70, 20, 30, 45
+	marginLeft, marginRight, marginTop, marginBottom = 70, 20, 40, 45
 	charW, lineH                                     = 7, 13
 )
 
@@ -116,9 +116,11 @@ func (c Chart) Render() (*image.RGBA, error) {
 			dot(img, p.px(s.X[i]), p.py(s.Y[i]), s.Color)
 		}
 	}
-	text(img, (w-len(c.Title)*charW)/2, marginTop-10, c.Title, dark)
+	// The title on the top row, the y axis's name on the row below it, over
+	// the axis: a long title never runs into it.
+	text(img, (w-len(c.Title)*charW)/2, marginTop-18, c.Title, dark)
 	text(img, (p.x0+p.x1-len(c.XLabel)*charW)/2, h-8, c.XLabel, dark)
-	text(img, 4, marginTop-10, c.YLabel, dark)
+	text(img, 4, marginTop-4, c.YLabel, dark)
 	c.legend(img, p)
 	return img, nil
 }
