@@ -17,8 +17,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"unicode/utf8"
 	"time"
+	"unicode/utf8"
 )
 
 // Kind says what went wrong in terms a caller can act on.

@@ -35,7 +35,7 @@ func FuzzSpec(f *testing.F) {
 		{Kind: registry.KindUpsampler, Preset: "stable", Dataset: "datasets/emoji", ImageSize: 64, ModelName: "up",
 			Hyper: job.Hyper{GLR: 1e-4, DLR: 2e-4, Beta1: 0.5, EMADecay: 0.99, Loss: job.LossHinge, Steps: 10}},
 		{Kind: registry.KindSRCNN, Preset: "srcnn-classic", Dataset: "emoji", ModelName: "sr", Backend: "cpu",
-			Hyper: job.Hyper{BatchSize: 8, Epochs: 2, CheckpointEvery: 5, SampleEvery: 5, Loss: job.LossMSE, DisableEMA: true},
+			Hyper:    job.Hyper{BatchSize: 8, Epochs: 2, CheckpointEvery: 5, SampleEvery: 5, Loss: job.LossMSE, DisableEMA: true},
 			InitFrom: &job.Ref{Name: "sr", Version: "production"}},
 		{Kind: registry.KindESPCN, Preset: "x2", Dataset: "../etc", ModelName: "Bad Name", Backend: "cuda"},
 	} {
