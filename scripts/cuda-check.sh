@@ -3,7 +3,13 @@
 #   1. go vet, go build and go test -c with -tags cuda for the packages that
 #      hold or choose the backend, against the headers and link stubs that
 #      scripts/cuda-sdk.sh fetches (pinned, cached in ~/.cache/hirez/cuda);
-#   2. when nvcc is in the cache (after `make ptx`), the committed PTX must be
+#   2. the parity tests against ref with -tags cudaemu: the same Go code and
+#      the same .cu kernels, compiled as C++ and run on the CPU by a small
+#      emulation of the CUDA execution model (engine/backend/cuda/emu.cc): it
+#      checks the kernels' index arithmetic and the Go side's arguments, not
+#      the GPU (the slow random-shape and two-thread parts are left to
+#      scripts/gpu-check.sh and to a manual run, see docs/cuda.md);
+#   3. when nvcc is in the cache (after `make ptx`), the committed PTX must be
 #      what its .cu sources compile to, and ptxas must assemble it for sm_90
 #      (H100/H200) without spills; without nvcc this step says so and passes,
 #      so CI never depends on the toolkit.
@@ -23,6 +29,7 @@ trap 'rm -rf "$tmp"' EXIT
   cd engine
   echo "== cuda: go vet -tags cuda ${pkgs[*]}"
   go vet -tags cuda "${pkgs[@]}"
+  go vet -tags cudaemu ./backend/cuda/
   echo "== cuda: go build -tags cuda ${pkgs[*]}"
   go build -tags cuda "${pkgs[@]}"
   for p in ./backend/cuda/ ./backends/; do
@@ -39,6 +46,14 @@ fi
 if (cd engine && go list -deps ./... | grep -q '^gorgonia.org/cu'); then
   echo "cuda-check: a package built without -tags cuda imports gorgonia.org/cu" >&2; exit 1
 fi
+echo "== cuda: kernels on the CPU emulation vs ref (go test -tags cudaemu -short)"
+# emu.cc #includes kernels/*.cu, which Go's build cache does not hash (only
+# the package directory's own files): the kernels' hash in the C++ flags
+# makes an edited kernel rebuild instead of testing a stale object.
+kernels=$(cat engine/backend/cuda/kernels/*.cu engine/backend/cuda/kernels/*.cuh | sha256sum | cut -c1-16)
+(cd engine && CGO_CXXFLAGS="-O2 -DHZ_KERNELS_SHA=$kernels" go test -tags cudaemu -short -count=1 -timeout 300s \
+  -run 'TestConformance/(memory|activations|matmul|bias|conv2d|resample|batchnorm|losses|adam|finite|concurrent|bad_input)$|TestLargeGEMM|TestNotClosedTwice' \
+  ./backend/cuda/)
 
 root=$(dirname "$CUDA_SDK")/..
 if [ -f "$root/toolkit.ok" ]; then

@@ -1,11 +1,9 @@
-//go:build cuda
+//go:build cuda || cudaemu
 
 package cuda
 
 import (
 	"fmt"
-
-	"gorgonia.org/cu"
 
 	"github.com/hirez-ml/hirez/engine/backend"
 )
@@ -15,7 +13,7 @@ func (b *Backend) copyAsync(op string, dst, src *buffer) error {
 	if dst == src {
 		return nil
 	}
-	if err := cu.MemcpyDtoDAsync(dst.p, src.p, int64(4*src.n), b.stream); err != nil {
+	if err := b.drv.copy(dst.p, src.p, 4*src.n); err != nil {
 		return fmt.Errorf("cuda: %s: copy: %w", op, err)
 	}
 	return nil
@@ -30,7 +28,7 @@ const (
 )
 
 // gemm queues C = alpha·op(A)·op(B) + beta·C on device addresses (g checked).
-func (b *Backend) gemm(op string, g backend.Gemm, a, bb, c cu.DevicePtr) error {
+func (b *Backend) gemm(op string, g backend.Gemm, a, bb, c ptr) error {
 	rows := (g.M + gemmTile - 1) / gemmTile
 	if rows > maxGridY {
 		return fmt.Errorf("cuda: %s: %d rows: the GEMM kernel takes at most %d (%w)", op, g.M, maxGridY*gemmTile, ErrNotImplemented)
@@ -108,7 +106,7 @@ func (g convGeom) args() []uint64 {
 
 // col returns image n's columns: x itself when direct, else im2col into the
 // scratch memory (queued).
-func (b *Backend) col(op string, g convGeom, x *buffer, n int, scratch cu.DevicePtr) (cu.DevicePtr, error) {
+func (b *Backend) col(op string, g convGeom, x *buffer, n int, scratch ptr) (ptr, error) {
 	if g.direct {
 		return x.at(n * g.inImg), nil
 	}
@@ -155,7 +153,7 @@ func (b *Backend) Conv2DForward(c backend.Conv2D, x, w, bias, y backend.Buffer) 
 			return err
 		}
 	}
-	var scratch cu.DevicePtr
+	var scratch ptr
 	if !g.direct {
 		if scratch, err = b.scratchFor(op, g.ckk*g.ohw); err != nil {
 			return err
@@ -273,7 +271,7 @@ func (b *Backend) Conv2DBackwardWeights(c backend.Conv2D, x, dy, dw, db backend.
 			}
 		}
 	}
-	var scratch cu.DevicePtr
+	var scratch ptr
 	if !g.direct {
 		if scratch, err = b.scratchFor(op, g.ckk*g.ohw); err != nil {
 			return err
@@ -288,7 +286,7 @@ func (b *Backend) Conv2DBackwardWeights(c backend.Conv2D, x, dy, dw, db backend.
 		if n > 0 {
 			mm.Beta = 1
 		}
-		if err := b.gemm(op, mm, dyb.p+cu.DevicePtr(4*n*g.outImg), col, dwb.p); err != nil {
+		if err := b.gemm(op, mm, dyb.p+ptr(4*n*g.outImg), col, dwb.p); err != nil {
 			return err
 		}
 	}

@@ -1,29 +1,38 @@
-//go:build cuda
+//go:build cuda || cudaemu
 
 package cuda
 
 import (
-	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
 	"runtime"
-	"sort"
-	"strings"
 	"sync"
-	"unsafe"
-
-	"gorgonia.org/cu"
 
 	"github.com/hirez-ml/hirez/engine/backend"
 )
 
-// ptx holds the compiled kernels, one module per .cu file, loaded once per
-// backend (context).
-//
-//go:embed kernels/*.ptx
-var ptx embed.FS
+// ptr is a device address.
+type ptr uintptr
+
+// driver is what the backend needs from the device: the CUDA driver through cu
+// (build tag cuda, driver_cu.go), or the CPU emulation of the same kernels
+// (build tag cudaemu, emu.go) that tests this package's Go code and the
+// kernels' index arithmetic without a GPU. Calls come in under the backend's
+// mutex, on a goroutine locked to its OS thread after bind.
+type driver interface {
+	bind() error // make the context current on this OS thread
+	alloc(bytes int) (ptr, error)
+	free(p ptr)
+	zero(p ptr, n int) error // n float32 zeros, queued
+	upload(dst ptr, src []float32) error
+	download(dst []float32, src ptr) error // waits for the queued work
+	copy(dst, src ptr, bytes int) error    // queued
+	sync() error
+	launch(name string, grid, block [2]int, args []uint64) error
+	describe() string
+	close() error
+}
 
 // Options configures a Backend.
 type Options struct {
@@ -41,15 +50,10 @@ type Options struct {
 // stream: the order of calls is the order of execution).
 type Backend struct {
 	mu      sync.Mutex
-	dev     cu.Device
-	ctx     cu.CUContext
-	stream  cu.Stream
-	mods    []cu.Module
-	fns     map[string]cu.Function
+	drv     driver
 	bufs    map[*buffer]struct{}
 	scratch scratch
 	closed  bool
-	desc    string
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -57,19 +61,19 @@ var _ backend.Backend = (*Backend)(nil)
 // buffer is n float32 values of device memory.
 type buffer struct {
 	owner *Backend
-	p     cu.DevicePtr // 0 once freed
+	p     ptr // 0 once freed
 	n     int
 }
 
 func (b *buffer) Len() int { return b.n }
 
 // at is the device address of element i.
-func (b *buffer) at(i int) cu.DevicePtr { return b.p + cu.DevicePtr(4*i) }
+func (b *buffer) at(i int) ptr { return b.p + ptr(4*i) }
 
 // scratch is device memory the convolutions reuse (im2col columns). All work
 // is on one stream, so a later op may reuse it as soon as it is queued.
 type scratch struct {
-	p     cu.DevicePtr
+	p     ptr
 	elems int
 }
 
@@ -79,99 +83,22 @@ var errClosed = errors.New("cuda: backend is closed")
 // run yet.
 var ErrNotImplemented = errors.New("not implemented on the cuda backend yet")
 
-// DeviceCount is the number of CUDA devices the driver sees.
-func DeviceCount() (int, error) { return cu.NumDevices() }
-
-// New creates a backend on device o.Device: it retains the device's primary
-// context, creates a non-blocking stream and loads the embedded kernels.
+// New creates a backend on device o.Device: with the build tag cuda it
+// retains the device's primary context, creates a non-blocking stream and
+// loads the embedded kernels; with cudaemu it runs the kernels on the CPU.
 func New(o Options) (*Backend, error) {
-	n, err := cu.NumDevices()
+	d, err := newDriver(o)
 	if err != nil {
-		return nil, fmt.Errorf("cuda: count devices: %w", err)
-	}
-	if n == 0 {
-		return nil, errors.New("cuda: no CUDA device found")
-	}
-	if o.Device < 0 || o.Device >= n {
-		return nil, fmt.Errorf("cuda: device %d of %d", o.Device, n)
-	}
-	dev, err := cu.GetDevice(o.Device)
-	if err != nil {
-		return nil, fmt.Errorf("cuda: device %d: %w", o.Device, err)
-	}
-	b := &Backend{dev: dev, fns: make(map[string]cu.Function), bufs: make(map[*buffer]struct{})}
-	if b.ctx, err = dev.RetainPrimaryCtx(); err != nil {
-		return nil, fmt.Errorf("cuda: device %d: retain primary context: %w", o.Device, err)
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	if err := b.init(); err != nil {
-		b.teardown()
 		return nil, err
 	}
-	name, _ := dev.Name()
-	major, minor, _ := dev.ComputeCapability()
-	b.desc = fmt.Sprintf("%s (device %d, sm_%d%d, driver %d)", name, o.Device, major, minor, cu.Version())
-	return b, nil
-}
-
-// init runs on a locked thread: stream and kernels.
-func (b *Backend) init() error {
-	if err := cu.SetCurrentContext(b.ctx); err != nil {
-		return fmt.Errorf("cuda: set context: %w", err)
-	}
-	var err error
-	if b.stream, err = cu.MakeStream(cu.NonBlocking); err != nil {
-		return fmt.Errorf("cuda: create stream: %w", err)
-	}
-	files, err := fs.Glob(ptx, "kernels/*.ptx")
-	if err != nil {
-		return err
-	}
-	sort.Strings(files)
-	for _, f := range files {
-		src, err := ptx.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		m, err := cu.LoadData(string(src))
-		if err != nil {
-			return fmt.Errorf("cuda: load %s (PTX for compute_80; is the device older than sm_80?): %w", f, err)
-		}
-		b.mods = append(b.mods, m)
-		for _, name := range entries(string(src)) {
-			fn, err := m.Function(name)
-			if err != nil {
-				return fmt.Errorf("cuda: %s: kernel %s: %w", f, name, err)
-			}
-			b.fns[name] = fn
-		}
-	}
-	for _, name := range kernelNames {
-		if _, ok := b.fns[name]; !ok {
-			return fmt.Errorf("cuda: kernel %s is missing from the embedded PTX (run make ptx)", name)
-		}
-	}
-	return nil
-}
-
-// entries lists the kernels (.entry directives) of a PTX module.
-func entries(src string) []string {
-	var names []string
-	for _, line := range strings.Split(src, "\n") {
-		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), ".visible .entry "); ok {
-			name, _, _ := strings.Cut(rest, "(")
-			names = append(names, strings.TrimSpace(name))
-		}
-	}
-	return names
+	return &Backend{drv: d, bufs: make(map[*buffer]struct{})}, nil
 }
 
 // Name implements backend.Backend.
 func (b *Backend) Name() string { return "cuda" }
 
 // Device describes the GPU: its name, ordinal, compute capability and driver.
-func (b *Backend) Device() string { return b.desc }
+func (b *Backend) Device() string { return b.drv.describe() }
 
 // enter takes the backend for one call: mutex, OS thread, context.
 func (b *Backend) enter() error {
@@ -181,7 +108,7 @@ func (b *Backend) enter() error {
 		return errClosed
 	}
 	runtime.LockOSThread()
-	if err := cu.SetCurrentContext(b.ctx); err != nil {
+	if err := b.drv.bind(); err != nil {
 		runtime.UnlockOSThread()
 		b.mu.Unlock()
 		return fmt.Errorf("cuda: set context: %w", err)
@@ -203,12 +130,12 @@ func (b *Backend) Alloc(n int) (backend.Buffer, error) {
 		return nil, err
 	}
 	defer b.leave()
-	p, err := cu.MemAlloc(int64(4 * n))
+	p, err := b.drv.alloc(4 * n)
 	if err != nil {
 		return nil, fmt.Errorf("cuda: alloc %d values: %w", n, err)
 	}
-	if err := cu.MemsetD32Async(p, 0, int64(n), b.stream); err != nil {
-		cu.MemFree(p)
+	if err := b.drv.zero(p, n); err != nil {
+		b.drv.free(p)
 		return nil, fmt.Errorf("cuda: alloc %d values: zero: %w", n, err)
 	}
 	buf := &buffer{owner: b, p: p, n: n}
@@ -234,8 +161,8 @@ func (b *Backend) release(buf *buffer) {
 	if buf.p == 0 {
 		return
 	}
-	b.stream.Synchronize() // a failure here surfaces again at the next Sync
-	cu.MemFree(buf.p)
+	b.drv.sync() // a failure here surfaces again at the next Sync
+	b.drv.free(buf.p)
 	buf.p = 0
 	delete(b.bufs, buf)
 }
@@ -246,7 +173,7 @@ func (b *Backend) Sync() error {
 		return err
 	}
 	defer b.leave()
-	if err := b.stream.Synchronize(); err != nil {
+	if err := b.drv.sync(); err != nil {
 		return fmt.Errorf("cuda: queued work failed: %w", err)
 	}
 	return nil
@@ -261,33 +188,22 @@ func (b *Backend) Close() error {
 		return err
 	}
 	defer b.leave()
-	err := b.stream.Synchronize()
+	err := b.drv.sync()
 	for buf := range b.bufs {
 		b.release(buf)
 	}
-	b.teardown()
+	if b.scratch.p != 0 {
+		b.drv.free(b.scratch.p)
+		b.scratch = scratch{}
+	}
+	if cerr := b.drv.close(); err == nil {
+		err = cerr
+	}
 	b.closed = true
 	if err != nil {
 		return fmt.Errorf("cuda: close: queued work failed: %w", err)
 	}
 	return nil
-}
-
-// teardown releases the scratch, modules, stream and context (on a thread
-// where the context is current).
-func (b *Backend) teardown() {
-	if b.scratch.p != 0 {
-		cu.MemFree(b.scratch.p)
-		b.scratch = scratch{}
-	}
-	for _, m := range b.mods {
-		m.Unload()
-	}
-	b.mods = nil
-	if b.stream != (cu.Stream{}) {
-		b.stream.Destroy()
-	}
-	b.dev.ReleasePrimaryCtx()
 }
 
 // get resolves a Buffer argument of op to a live buffer of this backend holding
@@ -340,10 +256,9 @@ func (b *Backend) Upload(dst backend.Buffer, src []float32) error {
 	if err != nil {
 		return err
 	}
-	if err := cu.MemcpyHtoDAsync(d.p, unsafe.Pointer(unsafe.SliceData(src)), int64(4*len(src)), b.stream); err != nil {
+	if err := b.drv.upload(d.p, src); err != nil {
 		return fmt.Errorf("cuda: upload: %w", err)
 	}
-	runtime.KeepAlive(src)
 	return nil
 }
 
@@ -358,19 +273,15 @@ func (b *Backend) Download(dst []float32, src backend.Buffer) error {
 	if err != nil {
 		return err
 	}
-	if err := cu.MemcpyDtoHAsync(unsafe.Pointer(unsafe.SliceData(dst)), s.p, int64(4*len(dst)), b.stream); err != nil {
+	if err := b.drv.download(dst, s.p); err != nil {
 		return fmt.Errorf("cuda: download: %w", err)
 	}
-	if err := b.stream.Synchronize(); err != nil {
-		return fmt.Errorf("cuda: download: queued work failed: %w", err)
-	}
-	runtime.KeepAlive(dst)
 	return nil
 }
 
 // scratchFor returns scratch memory of at least n values, growing it (which
 // waits for the stream, like Free) when it is too small.
-func (b *Backend) scratchFor(op string, n int) (cu.DevicePtr, error) {
+func (b *Backend) scratchFor(op string, n int) (ptr, error) {
 	if n > backend.MaxElements {
 		return 0, fmt.Errorf("cuda: %s: %d values of scratch (at most %d)", op, n, backend.MaxElements)
 	}
@@ -378,11 +289,11 @@ func (b *Backend) scratchFor(op string, n int) (cu.DevicePtr, error) {
 		return b.scratch.p, nil
 	}
 	if b.scratch.p != 0 {
-		b.stream.Synchronize()
-		cu.MemFree(b.scratch.p)
+		b.drv.sync()
+		b.drv.free(b.scratch.p)
 		b.scratch = scratch{}
 	}
-	p, err := cu.MemAlloc(int64(4 * n))
+	p, err := b.drv.alloc(4 * n)
 	if err != nil {
 		return 0, fmt.Errorf("cuda: %s: scratch of %d values: %w", op, n, err)
 	}
@@ -395,22 +306,14 @@ func (b *Backend) scratchFor(op string, n int) (cu.DevicePtr, error) {
 // (the kernels declare them long long), float32 bits in the low word (the
 // kernels declare float; the driver reads 4 bytes, little-endian) and float64
 // bits (double).
-func dev(p cu.DevicePtr) uint64 { return uint64(p) }
-func i64(v int) uint64          { return uint64(int64(v)) }
-func f32(v float32) uint64      { return uint64(math.Float32bits(v)) }
-func f64(v float64) uint64      { return math.Float64bits(v) }
+func dev(p ptr) uint64     { return uint64(p) }
+func i64(v int) uint64     { return uint64(int64(v)) }
+func f32(v float32) uint64 { return uint64(math.Float32bits(v)) }
+func f64(v float64) uint64 { return math.Float64bits(v) }
 
 // launch queues kernel name on the stream with a 1-D or 2-D grid.
 func (b *Backend) launch(op, name string, grid, block [2]int, args ...uint64) error {
-	fn, ok := b.fns[name]
-	if !ok {
-		return fmt.Errorf("cuda: %s: kernel %s not loaded", op, name)
-	}
-	params := make([]unsafe.Pointer, len(args))
-	for i := range args {
-		params[i] = unsafe.Pointer(&args[i])
-	}
-	if err := fn.Launch(grid[0], grid[1], 1, block[0], block[1], 1, 0, b.stream, params); err != nil {
+	if err := b.drv.launch(name, grid, block, args); err != nil {
 		return fmt.Errorf("cuda: %s: launch %s: %w", op, name, err)
 	}
 	return nil
