@@ -157,11 +157,11 @@ func LabelsFor(dir string) (map[string]Label, func(file string) (Label, bool), e
 }
 
 // filterGroups keeps the files (as ListImages returns them for dir) whose label
-// group is one of groups.
-func filterGroups(dir string, files, groups []string) ([]string, error) {
+// group is one of groups, and returns each kept file's index in groups.
+func filterGroups(dir string, files, groups []string) (kept []string, groupOf []int, err error) {
 	labels, of, err := LabelsFor(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	known := map[string]int{}
 	for _, l := range labels {
@@ -174,14 +174,16 @@ func filterGroups(dir string, files, groups []string) ([]string, error) {
 				names = append(names, fmt.Sprintf("%q", k))
 			}
 			slices.Sort(names)
-			return nil, fmt.Errorf("dataset: unknown group %q; the labels of %s know %s", g, dir, strings.Join(names, ", "))
+			return nil, nil, fmt.Errorf("dataset: unknown group %q; the labels of %s know %s", g, dir, strings.Join(names, ", "))
 		}
 	}
-	var out []string
 	for _, f := range files {
-		if l, ok := of(f); ok && slices.Contains(groups, l.Group) {
-			out = append(out, f)
+		if l, ok := of(f); ok {
+			if g := slices.Index(groups, l.Group); g >= 0 {
+				kept = append(kept, f)
+				groupOf = append(groupOf, g)
+			}
 		}
 	}
-	return out, nil
+	return kept, groupOf, nil
 }

@@ -1,9 +1,11 @@
 package dataset
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -136,6 +138,60 @@ func TestLoaderGroups(t *testing.T) {
 	_, err = NewLoader(Options{Dir: filepath.Join(root, "heldout"), Size: 8, BatchSize: 1, Groups: []string{"B"}})
 	if !errors.Is(err, ErrNoImages) {
 		t.Errorf("a known group with no image in this split: %v", err)
+	}
+}
+
+// TestLoaderBalance: group A has two training images and B one, so a balanced
+// epoch is four samples, two of each group: each A image once, B's twice; a
+// state restored mid-epoch yields the same rest; bad options are refused.
+func TestLoaderBalance(t *testing.T) {
+	root := labelledSet(t)
+	train := filepath.Join(root, "train")
+	opt := Options{Dir: train, Size: 8, BatchSize: 1, Groups: []string{"A", "B"}, Balance: true, Shuffle: true, Seed: 3}
+	l, err := NewLoader(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var epochs [2][]string
+	for e := range epochs {
+		for _, b := range collect(t, l) {
+			epochs[e] = append(epochs[e], filepath.Base(b.Files[0]))
+		}
+		got := slices.Sorted(slices.Values(epochs[e]))
+		if want := []string{"aa.png", "ab.png", "ac.png", "ac.png"}; !slices.Equal(got, want) {
+			t.Errorf("epoch %d: %v, want each of A's images once and B's twice", e, got)
+		}
+	}
+	if slices.Equal(epochs[0], epochs[1]) {
+		t.Logf("both epochs drew the same order %v (possible, unlikely)", epochs[0])
+	}
+
+	l2, _ := NewLoader(opt)
+	first, _ := l2.Next(context.Background())
+	st := l2.State()
+	l3, _ := NewLoader(opt)
+	if err := l3.Restore(st); err != nil {
+		t.Fatal(err)
+	}
+	rest := []string{filepath.Base(first.Files[0])}
+	for _, b := range collect(t, l3) {
+		rest = append(rest, filepath.Base(b.Files[0]))
+	}
+	if !slices.Equal(rest, epochs[0]) {
+		t.Errorf("resumed after one batch: %v, want %v", rest, epochs[0])
+	}
+
+	for _, bad := range []Options{
+		{Dir: train, Size: 8, BatchSize: 1, Groups: []string{"A"}, Balance: true, Shuffle: true},
+		{Dir: train, Size: 8, BatchSize: 1, Groups: []string{"A", "B"}, Balance: true},
+	} {
+		if _, err := NewLoader(bad); err == nil || !strings.Contains(err.Error(), "Balance needs Shuffle and two or more Groups") {
+			t.Errorf("%+v: %v", bad, err)
+		}
+	}
+	_, err = NewLoader(Options{Dir: filepath.Join(root, "heldout"), Size: 8, BatchSize: 1, Groups: []string{"A", "B"}, Balance: true, Shuffle: true})
+	if !errors.Is(err, ErrNoImages) || !strings.Contains(err.Error(), `group "B"`) {
+		t.Errorf("a group with no image to balance: %v", err)
 	}
 }
 

@@ -383,7 +383,10 @@ func (j *ganJob) signature() string {
 }
 
 func (j *ganJob) loaderOptions() dataset.Options {
-	return dataset.Options{Size: j.c.Side, Resample: dataset.Box, Range: dataset.RangeSigned, BatchSize: j.c.Recipe.Batch, FlipH: true}
+	// A class-conditional run sees every class equally often (the groups'
+	// sizes differ by more than 10×).
+	return dataset.Options{Size: j.c.Side, Resample: dataset.Box, Range: dataset.RangeSigned, BatchSize: j.c.Recipe.Batch, FlipH: true,
+		Balance: len(j.c.Classes) > 0}
 }
 
 func (j *ganJob) step(ctx context.Context, b *dataset.Batch, rng *rand.Rand) error {
