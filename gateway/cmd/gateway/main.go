@@ -150,7 +150,11 @@ func run(ctx context.Context, args []string) error {
 	// pipeline should get traffic); their health is logged and exported as
 	// hirez_gateway_pool_ready, and a request for a pool with no healthy
 	// replica gets UNAVAILABLE naming the flag (downstream's InPool).
-	opts := []pipeline.Option{pipeline.WithAdmission(admit.New(*admission))}
+	adm := admit.New(*admission)
+	if err := srv.Registry().Register(admit.NewCollector(adm)); err != nil {
+		return fmt.Errorf("register admission metrics: %w", err)
+	}
+	opts := []pipeline.Option{pipeline.WithAdmission(adm)}
 	if *upsamplerTarget != "" {
 		conn, err := dial("upsampler-target", *upsamplerTarget, "hirez.v1.UpscalerService")
 		if err != nil {

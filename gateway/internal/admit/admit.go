@@ -72,7 +72,8 @@ type Controller struct {
 	bytes     int64
 	peakBytes int64
 	backlog   int
-	shed      int
+	admitted  int            // requests admitted and not Done
+	shed      map[string]int // requests refused at the door, by reason
 	flows     map[string]*flow
 	ring      []*flow // flows with admitted requests, in round-robin order
 	next      int     // ring index to serve first
@@ -109,24 +110,40 @@ func New(cfg Config) *Controller {
 	if cfg.MaxBacklog <= 0 {
 		cfg.MaxBacklog = Default.MaxBacklog
 	}
-	return &Controller{cfg: cfg, now: time.Now, flows: map[string]*flow{}}
+	return &Controller{cfg: cfg, now: time.Now, flows: map[string]*flow{}, shed: map[string]int{}}
 }
 
 // Stats is a snapshot of the controller's accounting.
 type Stats struct {
-	Running   int   // chains holding a grant
-	Bytes     int64 // their accounted bytes
-	PeakBytes int64 // the most Bytes has been
-	Backlog   int   // images admitted and not finished
-	Shed      int   // requests refused at the door
+	Admitted     int            // requests admitted and not yet done
+	Running      int            // chains holding a grant
+	Waiting      int            // chains of admitted requests waiting for a grant
+	Bytes        int64          // the running chains' accounted bytes
+	PeakBytes    int64          // the most Bytes has been
+	Backlog      int            // images admitted and not finished
+	Shed         int            // requests refused at the door
+	ShedByReason map[string]int // the same by reason (ReasonBusy, ReasonDeadline)
 }
 
 // Stats returns the current accounting.
 func (c *Controller) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Stats{Running: c.running, Bytes: c.bytes, PeakBytes: c.peakBytes, Backlog: c.backlog, Shed: c.shed}
+	s := Stats{Admitted: c.admitted, Running: c.running, Bytes: c.bytes, PeakBytes: c.peakBytes, Backlog: c.backlog,
+		ShedByReason: make(map[string]int, len(c.shed))}
+	for _, f := range c.ring {
+		s.Waiting += len(f.waiters)
+	}
+	for reason, n := range c.shed {
+		s.Shed += n
+		s.ShedByReason[reason] = n
+	}
+	return s
 }
+
+// Limits returns the configuration the controller runs with (Default's
+// values in place of those New was given as not positive).
+func (c *Controller) Limits() Config { return c.cfg }
 
 // Ticket is one admitted request; call Done when it ends.
 type Ticket struct {
@@ -148,13 +165,13 @@ func (c *Controller) Admit(ctx context.Context, client string, images int, chain
 	defer c.mu.Unlock()
 	if c.backlog > 0 {
 		if c.backlog+images > c.cfg.MaxBacklog {
-			c.shed++
+			c.shed[ReasonBusy]++
 			return nil, fault.OverloadedRetry(ReasonBusy, c.drainTime(c.backlog),
 				"the gateway is busy: %d images are queued ahead (at most %d); retry later", c.backlog, c.cfg.MaxBacklog)
 		}
 		if dl, ok := ctx.Deadline(); ok && c.chainSecs > 0 {
 			if need := c.drainTime(c.backlog + images); c.now().Add(need).After(dl) {
-				c.shed++
+				c.shed[ReasonDeadline]++
 				return nil, fault.OverloadedRetry(ReasonDeadline, c.drainTime(c.backlog),
 					"the gateway is busy: %d images are queued ahead and %d images would take about %v, longer than the deadline allows; retry later or with a longer deadline",
 					c.backlog, images, need.Round(100*time.Millisecond))
@@ -166,6 +183,7 @@ func (c *Controller) Admit(ctx context.Context, client string, images int, chain
 		client = fmt.Sprintf("\x00%d", c.seq) // a flow of its own: no client names start with NUL
 	}
 	c.backlog += images
+	c.admitted++
 	f := c.flows[client]
 	if f == nil {
 		f = &flow{key: client}
@@ -251,6 +269,7 @@ func (t *Ticket) Done() {
 	if t.flow == nil {
 		return // Done twice
 	}
+	c.admitted--
 	f := t.flow
 	t.flow = nil
 	if f.tickets--; f.tickets > 0 || len(f.waiters) > 0 {

@@ -75,6 +75,9 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := srv.Registry().Register(upscale.NewCollector(svc)); err != nil {
+		return fmt.Errorf("register in-flight metrics: %w", err)
+	}
 	pb.RegisterUpscalerServiceServer(srv, grpcapi.New(svc))
 	feeder, err := source.Feeder(holder, logger)
 	if err != nil {

@@ -103,12 +103,13 @@ type InFlight struct {
 	Bytes   int64 // Cost of the requests admitted now
 	Peak    int64 // the most Bytes ever were
 	Waiting int   // requests waiting for room
+	Limit   int64 // the budget (Memory.MaxInFlightBytes)
 }
 
 func (b *budget) stats() InFlight {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return InFlight{Bytes: b.used, Peak: b.peak, Waiting: len(b.waiters)}
+	return InFlight{Bytes: b.used, Peak: b.peak, Waiting: len(b.waiters), Limit: b.limit}
 }
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }

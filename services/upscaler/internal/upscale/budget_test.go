@@ -78,7 +78,7 @@ func TestBudgetRefusesWhatNeverFits(t *testing.T) {
 	if !errors.As(err, &f) || f.Kind != fault.KindOverloaded || f.Reason != ReasonTooLarge || !strings.Contains(err.Error(), "3.0 MiB") || !strings.Contains(err.Error(), "1.0 MiB") {
 		t.Fatalf("over the whole budget: %v", err)
 	}
-	if st := b.stats(); st != (InFlight{}) {
+	if st := b.stats(); st != (InFlight{Limit: b.limit}) {
 		t.Errorf("%+v after a refusal", st)
 	}
 }
