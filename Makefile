@@ -62,6 +62,10 @@ demo: build ## the main job: start the stack, make 8 images in out/, stop
 up: build ## run the stack in the foreground until Ctrl-C
 	@scripts/up.sh
 
+.PHONY: soak
+soak: build ## load test: the stack as make up runs it at 4× its measured capacity for SOAK_DURATION (10m); exit 1 names a missed goal
+	@scripts/soak.sh
+
 .PHONY: experiment
 experiment: deps ## the study's three pipelines compared (QUICK=1 for the short run)
 	@scripts/experiment.sh

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 status=0
-for target in demo up build bench experiment data models ci; do
+for target in demo up soak build bench experiment data models ci; do
   plan=$(make -n "$target" 2>/dev/null | grep -nE 'scripts/[a-z-]+\.sh|go (build|run|test)' || true)
   first=$(head -n1 <<<"$plan")
   if [[ "$first" != *scripts/deps.sh* ]]; then
@@ -15,5 +15,5 @@ for target in demo up build bench experiment data models ci; do
     status=1
   fi
 done
-[ $status = 0 ] && echo "check-targets: demo up build bench experiment data models ci all run deps first"
+[ $status = 0 ] && echo "check-targets: demo up soak build bench experiment data models ci all run deps first"
 exit $status
