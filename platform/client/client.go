@@ -21,9 +21,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
@@ -47,7 +49,10 @@ const (
 // TLS names the PEM files for a TLS client. All fields are optional: CA empty
 // trusts the system roots; Cert and Key (together) present a client
 // certificate for mTLS; ServerName overrides the name checked in the server's
-// certificate.
+// certificate (default: the target's host; for a static list, each
+// address's host). The files are read again when they change, so every new
+// connection uses the CA and certificate on disk at that moment
+// (package tlsconfig).
 type TLS struct {
 	CA, Cert, Key, ServerName string
 }
@@ -58,6 +63,7 @@ type Option func(*options)
 type options struct {
 	tls         *TLS
 	tlsConfig   *tls.Config
+	log         *zap.Logger
 	recvMsgSize int
 	sendMsgSize int
 	healthCheck string
@@ -70,6 +76,10 @@ func WithTLS(t TLS) Option { return func(o *options) { o.tls = &t } }
 
 // WithTLSConfig dials with TLS using cfg as given.
 func WithTLSConfig(cfg *tls.Config) Option { return func(o *options) { o.tlsConfig = cfg } }
+
+// WithLogger logs what the connection's TLS files do (reloads, replacements
+// that do not load); without it nothing is logged.
+func WithLogger(l *zap.Logger) Option { return func(o *options) { o.log = l } }
 
 // WithMaxMsgSize sets the largest message received and sent per call, in bytes;
 // 0 keeps a default.
@@ -129,11 +139,15 @@ func Dial(target string, opts ...Option) (*grpc.ClientConn, error) {
 	case o.tlsConfig != nil:
 		creds = credentials.NewTLS(o.tlsConfig)
 	case o.tls != nil:
-		tc, err := tlsconfig.Client(o.tls.CA, o.tls.Cert, o.tls.Key, o.tls.ServerName)
+		var topts []tlsconfig.Option
+		if o.log != nil {
+			topts = append(topts, tlsconfig.WithLogger(o.log.With(zap.String("target", target))))
+		}
+		files, err := tlsconfig.Client(o.tls.CA, o.tls.Cert, o.tls.Key, o.tls.ServerName, topts...)
 		if err != nil {
 			return nil, fmt.Errorf("dial %s: %w", target, err)
 		}
-		creds = credentials.NewTLS(tc)
+		creds = reloadingTLS{files: files}
 	}
 
 	registerBalancer()
@@ -190,7 +204,13 @@ func (staticBuilder) Build(t resolver.Target, cc resolver.ClientConn, _ resolver
 	var eps []resolver.Endpoint
 	for a := range strings.SplitSeq(t.Endpoint(), ",") {
 		if a = strings.TrimSpace(a); a != "" {
-			eps = append(eps, resolver.Endpoint{Addresses: []resolver.Address{{Addr: a}}})
+			// Each address is its own authority: TLS checks its host, not
+			// the whole list (which is no name at all).
+			host, _, err := net.SplitHostPort(a)
+			if err != nil {
+				host = a
+			}
+			eps = append(eps, resolver.Endpoint{Addresses: []resolver.Address{{Addr: a, ServerName: host}}})
 		}
 	}
 	if len(eps) == 0 {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 
 	"go.uber.org/zap"
 
@@ -16,7 +17,7 @@ import (
 type Flags struct {
 	Registry, Model, Alias, CacheDir string
 	Keep                             int
-	TLSCA, TLSCert, TLSKey           string
+	TLS                              *client.TLSFlags // --registry-tls-{ca,cert,key}
 }
 
 // RegisterFlags defines --registry, --model-name, --model-alias,
@@ -28,9 +29,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.Alias, "model-alias", pb.AliasProduction, "with --registry: the alias to follow")
 	fs.StringVar(&f.CacheDir, "model-cache", "", "with --registry: writable directory for downloaded versions (served while the registry is down)")
 	fs.IntVar(&f.Keep, "model-cache-keep", DefaultKeep, "with --registry: versions kept in --model-cache, the served one included")
-	fs.StringVar(&f.TLSCA, "registry-tls-ca", "", "verify the registry's TLS certificate against this PEM CA (enables TLS)")
-	fs.StringVar(&f.TLSCert, "registry-tls-cert", "", "client certificate (PEM) for mTLS to the registry (enables TLS)")
-	fs.StringVar(&f.TLSKey, "registry-tls-key", "", "private key (PEM) of --registry-tls-cert")
+	f.TLS = client.RegisterTLSFlags(fs, "registry", "the registry")
 	return f
 }
 
@@ -44,11 +43,13 @@ func flagName(n string) string { return fmt.Sprintf("--%s (%s)", n, config.EnvNa
 func (f *Flags) Validate() error {
 	var errs []error
 	if !f.Enabled() {
-		for _, fv := range []struct{ name, value string }{{"model-name", f.Model}, {"model-cache", f.CacheDir},
-			{"registry-tls-ca", f.TLSCA}, {"registry-tls-cert", f.TLSCert}, {"registry-tls-key", f.TLSKey}} {
+		for _, fv := range []struct{ name, value string }{{"model-name", f.Model}, {"model-cache", f.CacheDir}} {
 			if fv.value != "" {
 				errs = append(errs, fmt.Errorf("%s is set but --registry is not", flagName(fv.name)))
 			}
+		}
+		if f.TLS.Enabled() {
+			errs = append(errs, fmt.Errorf("%s are set but --registry is not", strings.Join(f.TLS.Names(), ", ")))
 		}
 		return errors.Join(errs...)
 	}
@@ -66,8 +67,8 @@ func (f *Flags) Validate() error {
 	if f.Keep < 1 {
 		errs = append(errs, fmt.Errorf("%s %d: keep at least 1 version", flagName("model-cache-keep"), f.Keep))
 	}
-	if (f.TLSCert == "") != (f.TLSKey == "") {
-		errs = append(errs, fmt.Errorf("%s and %s must be given together", flagName("registry-tls-cert"), flagName("registry-tls-key")))
+	if err := f.TLS.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -75,8 +76,6 @@ func (f *Flags) Validate() error {
 // Options turns valid flags into Syncer options.
 func (f *Flags) Options(logger *zap.Logger) Options {
 	o := Options{Registry: f.Registry, Model: f.Model, Alias: f.Alias, CacheDir: f.CacheDir, Keep: f.Keep, Logger: logger}
-	if f.TLSCA != "" || f.TLSCert != "" {
-		o.Dial = append(o.Dial, client.WithTLS(client.TLS{CA: f.TLSCA, Cert: f.TLSCert, Key: f.TLSKey}))
-	}
+	o.Dial = append(o.Dial, f.TLS.Options(logger)...)
 	return o
 }

@@ -24,8 +24,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/hirez-ml/hirez/platform/batch/swap"
-	"github.com/hirez-ml/hirez/platform/internal/testpki"
 	"github.com/hirez-ml/hirez/platform/tlsconfig"
+	"github.com/hirez-ml/hirez/platform/tlsconfig/tlstest"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 )
 
@@ -631,7 +631,7 @@ func TestCacheIsBounded(t *testing.T) {
 }
 
 func TestMutualTLSFromFlags(t *testing.T) {
-	pki := testpki.New(t)
+	pki := tlstest.New(t)
 	tc, err := tlsconfig.Server(pki.ServerCert, pki.ServerKey, pki.CA) // client certificates required
 	if err != nil {
 		t.Fatal(err)

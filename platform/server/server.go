@@ -1,7 +1,7 @@
 // Package server assembles a hirez gRPC server the same way for every binary:
 // per-RPC logging, panic recovery, Prometheus metrics and the error → status
 // mapping (package rpcerr) in interceptors; grpc.health.v1 and server reflection;
-// optional TLS/mTLS; keepalive enforcement, message-size and per-connection
+// optional TLS/mTLS from PEM files reloaded when they change; keepalive enforcement, message-size and per-connection
 // stream limits, a send deadline per server-stream message; a /metrics HTTP server;
 // and a Run that serves until the context ends or SIGTERM/SIGINT and then
 // drains gracefully (health NOT_SERVING → drain delay → GracefulStop with a
@@ -228,7 +228,9 @@ func New(cfg config.Server, logger *zap.Logger, opts ...Option) (*Server, error)
 		gopts = append(gopts, grpc.MaxConcurrentStreams(uint32(n)))
 	}
 	if cfg.TLSCert != "" {
-		tc, err := tlsconfig.Server(cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA)
+		// Reloaded when the files change: a rotated certificate or CA
+		// serves from the next connection on, without a restart.
+		tc, err := tlsconfig.Server(cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA, tlsconfig.WithLogger(logger))
 		if err != nil {
 			return nil, err
 		}

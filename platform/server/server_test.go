@@ -27,9 +27,9 @@ import (
 	"github.com/hirez-ml/hirez/platform/client"
 	"github.com/hirez-ml/hirez/platform/config"
 	"github.com/hirez-ml/hirez/platform/fault"
-	"github.com/hirez-ml/hirez/platform/internal/testpki"
 	"github.com/hirez-ml/hirez/platform/rpcerr"
 	"github.com/hirez-ml/hirez/platform/server"
+	"github.com/hirez-ml/hirez/platform/tlsconfig/tlstest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -303,7 +303,7 @@ func TestMetrics(t *testing.T) {
 }
 
 func TestTLS(t *testing.T) {
-	pki := testpki.New(t)
+	pki := tlstest.New(t)
 	tests := []struct {
 		name     string
 		clientCA string
