@@ -90,8 +90,12 @@ func run(ctx context.Context, args []string) error {
 	httpIdle := fs.Duration("http-idle-timeout", 60*time.Second, "longest time an HTTP keep-alive connection waits for its next request; 0: --http-read-timeout")
 	admission := admit.RegisterFlags(fs)
 	hops := downstream.RegisterFlags(fs)
+	downTLS := client.RegisterTLSFlags(fs, "downstream", "the generators and upscalers")
 	if err := config.Parse(fs, args); err != nil {
 		return err
+	}
+	if err := downTLS.Validate(); err != nil {
+		return &config.UsageError{Err: err}
 	}
 	if *httpRead < 0 || *httpIdle < 0 {
 		return &config.UsageError{Err: fmt.Errorf("--http-read-timeout (%s) and --http-idle-timeout (%s) must not be negative",
@@ -124,8 +128,8 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("register pool metrics: %w", err)
 	}
 	dial := func(flagName, target, healthService string) (*grpc.ClientConn, error) {
-		conn, err := client.Dial(target, client.WithHealthCheck(healthService), client.WithMetrics(cm),
-			client.WithMaxMsgSize(pb.MaxMessageBytes, pb.MaxMessageBytes))
+		conn, err := client.Dial(target, append(downTLS.Options(logger), client.WithHealthCheck(healthService), client.WithMetrics(cm),
+			client.WithMaxMsgSize(pb.MaxMessageBytes, pb.MaxMessageBytes))...)
 		if err != nil {
 			return nil, &config.UsageError{Err: fmt.Errorf("--%s: %w", flagName, err)}
 		}
