@@ -351,6 +351,15 @@ func (r *defaultsRun) generatorFeatures(ctx context.Context, env Env, b backend.
 	}
 	fmt.Fprintf(&text, "\nAt %d px (the generator's output, resized to the extractor's 64 px by bicubic):\n\n", r.side)
 	fe.write(&text, s)
+	agreement := func(imgs []*imageio.RGB) error {
+		if g.Config().Classes == 0 {
+			return nil
+		}
+		return fe.writeAgreement(ctx, &text, imgs, classes, groups)
+	}
+	if err := agreement(fake); err != nil {
+		return "", err
+	}
 	sr := filepath.Join(r.out, r.srName+".safetensors")
 	if _, err := os.Stat(sr); err != nil {
 		return text.String(), nil
@@ -375,6 +384,9 @@ func (r *defaultsRun) generatorFeatures(ctx context.Context, env Env, b backend.
 	}
 	fmt.Fprintf(&text, "\nThe %d px chain (`%s` + `%s` ×%d, what GenerateImages returns), resized to 64 px:\n\n", side, r.ganName, r.srName, len(chain))
 	fe.write(&text, s)
+	if err := agreement(big); err != nil {
+		return "", err
+	}
 	shown, what := big[:min(16, len(big))], "seeds 0…15 through the chain"
 	if k := g.Config().Classes; k > 0 {
 		// One row per class, seeds 0…3, so a reader can check each label.

@@ -192,6 +192,11 @@ func runEvalGAN(ctx context.Context, env Env, args []string) error {
 			return err
 		}
 		fe.write(env.Stdout, fs)
+		if g.Config().Classes > 0 {
+			if err := fe.writeAgreement(ctx, env.Stdout, fake, classes, model.Labels(meta)); err != nil {
+				return err
+			}
+		}
 	}
 	if *grid != "" {
 		gi, err := imageio.Grid(fake[:min(64, len(fake))], imageio.GridOptions{Pad: 2})

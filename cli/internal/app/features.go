@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -96,6 +97,55 @@ func (f *featureEval) write(w io.Writer, s features.Score) {
 	fmt.Fprintf(w, "| recall (k = %d) | %.3f | %.3f |\n", features.K, s.Recall, s.FloorRecall)
 	fmt.Fprintf(w, "| nearest-training-image similarity (median) | %.3f | %.3f (held-out images) |\n", s.Nearest, s.HeldoutNearest)
 	fmt.Fprintf(w, "| closer to a training image than any held-out image is | %.1f %% | — |\n", 100*s.CopyShare)
+}
+
+// writeAgreement prints whether a class-conditional generator's images look
+// like the classes they were drawn as (classes[i] indexes labels, the model's
+// classes in order): each image gets the class of the nearest training-image
+// centroid in feature space (features.Centroids). The held-out real images,
+// labelled the same way, are the column to compare with: what a generator
+// scores whose every class looks as its real images do.
+func (f *featureEval) writeAgreement(ctx context.Context, w io.Writer, fake []*imageio.RGB, classes []int, labels []string) error {
+	var trainBy [][]*imageio.RGB
+	var held []*imageio.RGB
+	var heldClasses []int
+	for k, l := range labels {
+		_, tr, err := train.LoadGroups(f.train, []string{l}, 0)
+		if err != nil {
+			return err
+		}
+		_, h, err := train.LoadGroups(f.heldout, []string{l}, 0)
+		if err != nil {
+			return err
+		}
+		trainBy = append(trainBy, tr)
+		held = append(held, h...)
+		for range h {
+			heldClasses = append(heldClasses, k)
+		}
+	}
+	c, err := features.NewCentroids(ctx, f.e, trainBy)
+	if err != nil {
+		return err
+	}
+	gen, err := c.Agreement(ctx, f.e, fake, classes)
+	if err != nil {
+		return err
+	}
+	real, err := c.Agreement(ctx, f.e, held, heldClasses)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nlabel agreement: the share of images nearest to their own class's centroid of training features (chance %.3f)\n", gen.Chance)
+	fmt.Fprintf(w, "| class | model (%d images) | held-out real images (%d) |\n|---|---:|---:|\n", len(fake), len(held))
+	fmt.Fprintf(w, "| all | %.3f | %.3f |\n", gen.Overall, real.Overall)
+	for k, l := range labels {
+		if math.IsNaN(gen.PerClass[k]) {
+			continue // not drawn (eval gan --label draws one class)
+		}
+		fmt.Fprintf(w, "| %s | %.3f | %.3f |\n", l, gen.PerClass[k], real.PerClass[k])
+	}
+	return nil
 }
 
 // runEvalFeatures validates a feature extractor as a metric: held-out real
