@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hirez-ml/hirez/gateway/internal/pipeline"
+	"github.com/hirez-ml/hirez/gateway/internal/studio"
 	"github.com/hirez-ml/hirez/platform/fault"
 	"github.com/hirez-ml/hirez/platform/rpcerr"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
@@ -51,6 +52,7 @@ func HTTP(svc *pipeline.Service, ready func() bool) http.Handler {
 	mux.HandleFunc("POST /v1/images:generate", h.generate)
 	mux.HandleFunc("POST /v1/images:upscale", h.upscale)
 	mux.HandleFunc("GET /v1/labels", h.labels)
+	studio.New().Register(mux) // the web studio: GET / and /studio/… (docs/studio.md)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
