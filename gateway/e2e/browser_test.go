@@ -75,6 +75,12 @@ func openBrowser(t *testing.T) *page {
 	)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	p := &page{t: t, shot: screenshotDir(t)}
+	// A failure screenshot of an earlier run would read as this run's.
+	if old, err := filepath.Glob(filepath.Join(p.shot, failedPrefix(t)+"*.png")); err == nil {
+		for _, f := range old {
+			_ = os.Remove(f)
+		}
+	}
 	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithListener(func(ev any) {
 		if e, ok := ev.(*runtime.EventExceptionThrown); ok {
 			p.mu.Lock()
@@ -99,9 +105,9 @@ func openBrowser(t *testing.T) *page {
 	return p
 }
 
-// screenshotDir is out/studio/ at the repository root, kept after the run
-// (make clean removes out/); with go test -artifacts the screenshots are
-// also copied to the test's artifact directory.
+// screenshotDir is out/studio/ at the repository root (ignored by git),
+// kept after the run and overwritten by the next; with go test -artifacts
+// the screenshots are also written to the test's artifact directory.
 func screenshotDir(t *testing.T) string {
 	t.Helper()
 	dir, err := filepath.Abs(filepath.Join("..", "..", "out", "studio"))
@@ -209,14 +215,20 @@ func (p *page) failShot(what string) {
 	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
 	defer cancel()
 	if png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot()); err == nil {
-		name := "failed-" + strings.Map(func(r rune) rune {
-			if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
-				return r
-			}
-			return '-'
-		}, strings.ToLower(p.t.Name()+"-"+what))
-		p.save(name, png)
+		p.save(failedPrefix(p.t)+slug(what), png)
 	}
+}
+
+// failedPrefix starts the names of a test's failure screenshots.
+func failedPrefix(t *testing.T) string { return "failed-" + slug(t.Name()) + "-" }
+
+func slug(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(s))
 }
 
 // allowDownloads makes the browser save downloads into dir under their
