@@ -154,6 +154,40 @@ func TestProd(t *testing.T) {
 	if b := objs.envFrom(objs.deployment("trainer"))["HIREZ_BACKEND"]; b != "cpu" {
 		t.Errorf("Deployment/trainer: HIREZ_BACKEND=%q, want cpu", b)
 	}
+	mtls(t, objs)
+}
+
+// mtls: in prod every server serves TLS from its own required Secret
+// hirez-<name>-tls; the servers behind the gateway require client
+// certificates, and the gateway presents one to them (the policy checks that
+// the probes moved to the metrics port and that every file is mounted).
+func mtls(t *testing.T, objs objects) {
+	t.Helper()
+	for _, name := range []string{"gateway", "generator", "upscaler", "trainer"} {
+		d := objs.deployment(name)
+		if d == nil {
+			t.Fatalf("Deployment/%s missing", name)
+		}
+		env := objs.envFrom(d)
+		if env["HIREZ_TLS_CERT"] == "" || env["HIREZ_TLS_KEY"] == "" {
+			t.Errorf("Deployment/%s: does not serve TLS", name)
+		}
+		if ca := env["HIREZ_TLS_CLIENT_CA"]; (ca != "") != (name != "gateway") {
+			t.Errorf("Deployment/%s: HIREZ_TLS_CLIENT_CA=%q; the servers behind the gateway require client certificates, the public gateway does not", name, ca)
+		}
+		secret := "hirez-" + name + "-tls"
+		if !slices.ContainsFunc(d.Spec.Template.Spec.Volumes, func(v corev1.Volume) bool {
+			return v.Secret != nil && v.Secret.SecretName == secret && (v.Secret.Optional == nil || !*v.Secret.Optional)
+		}) {
+			t.Errorf("Deployment/%s: no required Secret volume %s", name, secret)
+		}
+	}
+	gw := objs.envFrom(objs.deployment("gateway"))
+	for _, k := range []string{"HIREZ_DOWNSTREAM_TLS_CA", "HIREZ_DOWNSTREAM_TLS_CERT", "HIREZ_DOWNSTREAM_TLS_KEY"} {
+		if gw[k] == "" {
+			t.Errorf("Deployment/gateway: %s unset: the hops to the generators and upscalers would not present a certificate", k)
+		}
+	}
 }
 
 // TestProdGPUComponents applies the commented-out GPU opt-in of overlays/prod —
@@ -179,8 +213,9 @@ func TestProdGPUComponents(t *testing.T) {
 // file, cache into a writable volume, and be admitted by the trainer's
 // NetworkPolicy.
 func TestProdRegistryFollow(t *testing.T) {
-	objs := buildProdWith(t, "registry-follow")
+	objs := buildProdWith(t, "registry-follow", "registry-mtls")
 	prod(t, objs)
+	mtls(t, objs)
 	trainer := objs.service("trainer")
 	for _, name := range []string{"generator", "upscaler"} {
 		d := objs.deployment(name)
@@ -207,6 +242,11 @@ func TestProdRegistryFollow(t *testing.T) {
 		})
 		if cache == "" || !mounted {
 			t.Errorf("Deployment/%s: HIREZ_MODEL_CACHE=%q is not a writable emptyDir mount (the root filesystem is read-only)", name, cache)
+		}
+		for _, k := range []string{"HIREZ_REGISTRY_TLS_CA", "HIREZ_REGISTRY_TLS_CERT", "HIREZ_REGISTRY_TLS_KEY"} {
+			if env[k] == "" {
+				t.Errorf("Deployment/%s: %s unset, but the trainer requires client certificates in prod", name, k)
+			}
 		}
 		if !objs.admits("trainer", d.Spec.Template.Labels, 9003) {
 			t.Errorf("Deployment/%s: no NetworkPolicy admits it to the trainer on 9003", name)

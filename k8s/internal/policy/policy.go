@@ -7,6 +7,7 @@ package policy
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -196,37 +197,18 @@ func (c *checker) container(ref string, pod *corev1.PodSpec, ct corev1.Container
 		}
 	}
 
-	// Probes: every serving container answers grpc.health.v1 natively.
+	// Probes: every serving container answers grpc.health.v1 natively, unless
+	// its gRPC port serves TLS: the kubelet's gRPC probe speaks plaintext
+	// only, so such a container is probed over HTTP on its plaintext metrics
+	// port, whose /healthz and /readyz answer the same two questions.
 	if len(ct.Ports) > 0 {
-		grpcPort := int32(0)
-		for _, p := range ct.Ports {
-			if p.Name == "grpc" {
-				grpcPort = p.ContainerPort
-			}
-		}
-		for _, pr := range []struct {
-			kind  string
-			probe *corev1.Probe
-		}{{"liveness", ct.LivenessProbe}, {"readiness", ct.ReadinessProbe}} {
-			switch {
-			case pr.probe == nil:
-				c.add(ref, "%s: no %s probe", cref, pr.kind)
-			case pr.probe.GRPC == nil:
-				c.add(ref, "%s: %s probe is not a gRPC probe (want grpc: {port: …})", cref, pr.kind)
-			case grpcPort != 0 && pr.probe.GRPC.Port != grpcPort:
-				c.add(ref, "%s: %s probe checks port %d, the gRPC port is %d", cref, pr.kind, pr.probe.GRPC.Port, grpcPort)
-			}
-		}
-		// Liveness is the process only, readiness its dependencies: a
-		// liveness probe on readiness restarts every pod when a dependency is
-		// down or the pod drains.
-		if p := ct.LivenessProbe; p != nil && p.GRPC != nil && grpcService(p) != LivenessService {
-			c.add(ref, "%s: liveness probe checks health service %q, which follows readiness; want service: %s (the process only)", cref, grpcService(p), LivenessService)
-		}
-		if p := ct.ReadinessProbe; p != nil && p.GRPC != nil && grpcService(p) == LivenessService {
-			c.add(ref, "%s: readiness probe checks the %s service, which is SERVING even while draining; leave service empty (overall health)", cref, LivenessService)
+		if env["HIREZ_TLS_CERT"] != "" {
+			c.httpProbes(ref, cref, ct, env)
+		} else {
+			c.grpcProbes(ref, cref, ct)
 		}
 	}
+	c.tlsFiles(ref, cref, pod, ct, env)
 
 	// GPU: the limit, the CUDA image, the backend and the scheduling go together.
 	_, gpu := ct.Resources.Limits[GPUResource]
@@ -614,4 +596,116 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// grpcProbes: liveness and readiness are native gRPC probes on the gRPC port,
+// liveness on the liveness service, readiness on the overall status.
+func (c *checker) grpcProbes(ref, cref string, ct corev1.Container) {
+	grpcPort := int32(0)
+	for _, p := range ct.Ports {
+		if p.Name == "grpc" {
+			grpcPort = p.ContainerPort
+		}
+	}
+	for _, pr := range []struct {
+		kind  string
+		probe *corev1.Probe
+	}{{"liveness", ct.LivenessProbe}, {"readiness", ct.ReadinessProbe}} {
+		switch {
+		case pr.probe == nil:
+			c.add(ref, "%s: no %s probe", cref, pr.kind)
+		case pr.probe.GRPC == nil:
+			c.add(ref, "%s: %s probe is not a gRPC probe (want grpc: {port: …})", cref, pr.kind)
+		case grpcPort != 0 && pr.probe.GRPC.Port != grpcPort:
+			c.add(ref, "%s: %s probe checks port %d, the gRPC port is %d", cref, pr.kind, pr.probe.GRPC.Port, grpcPort)
+		}
+	}
+	// Liveness is the process only, readiness its dependencies: a
+	// liveness probe on readiness restarts every pod when a dependency is
+	// down or the pod drains.
+	if p := ct.LivenessProbe; p != nil && p.GRPC != nil && grpcService(p) != LivenessService {
+		c.add(ref, "%s: liveness probe checks health service %q, which follows readiness; want service: %s (the process only)", cref, grpcService(p), LivenessService)
+	}
+	if p := ct.ReadinessProbe; p != nil && p.GRPC != nil && grpcService(p) == LivenessService {
+		c.add(ref, "%s: readiness probe checks the %s service, which is SERVING even while draining; leave service empty (overall health)", cref, LivenessService)
+	}
+}
+
+// HTTPLiveness and HTTPReadiness are the metrics port's paths that answer the
+// liveness and readiness questions (platform/server).
+const (
+	HTTPLiveness  = "/healthz"
+	HTTPReadiness = "/readyz"
+)
+
+// httpProbes: a container serving TLS on its gRPC port is probed with
+// httpGet on its metrics port: /healthz for liveness, /readyz for readiness;
+// no probe may be a gRPC one (it would fail every time).
+func (c *checker) httpProbes(ref, cref string, ct corev1.Container, env map[string]string) {
+	metricsPort := int32(0)
+	for _, p := range ct.Ports {
+		if p.Name == "metrics" {
+			metricsPort = p.ContainerPort
+		}
+	}
+	if metricsPort == 0 || env["HIREZ_METRICS_ADDR"] == "" {
+		c.add(ref, "%s: serves TLS (HIREZ_TLS_CERT) but has no plaintext metrics port to probe (a port named metrics and HIREZ_METRICS_ADDR)", cref)
+	}
+	for _, pr := range []struct {
+		kind, path string
+		probe      *corev1.Probe
+	}{{"liveness", HTTPLiveness, ct.LivenessProbe}, {"readiness", HTTPReadiness, ct.ReadinessProbe}, {"startup", "", ct.StartupProbe}} {
+		switch {
+		case pr.probe == nil:
+			if pr.kind != "startup" {
+				c.add(ref, "%s: no %s probe", cref, pr.kind)
+			}
+		case pr.probe.GRPC != nil:
+			c.add(ref, "%s: %s probe is a gRPC probe, but the gRPC port serves TLS (HIREZ_TLS_CERT) and the kubelet's gRPC probe speaks plaintext; probe the metrics port with httpGet %s", cref, pr.kind, orPaths(pr.path))
+		case pr.probe.HTTPGet == nil:
+			c.add(ref, "%s: %s probe is not an httpGet probe of the metrics port", cref, pr.kind)
+		default:
+			g := pr.probe.HTTPGet
+			if !(g.Port.Type == intstr.String && g.Port.StrVal == "metrics") && !(g.Port.Type == intstr.Int && g.Port.IntVal == metricsPort) {
+				c.add(ref, "%s: %s probe checks port %s, the metrics port is %d", cref, pr.kind, g.Port.String(), metricsPort)
+			}
+			if g.Scheme != "" && g.Scheme != corev1.URISchemeHTTP {
+				c.add(ref, "%s: %s probe uses %s; the metrics port is plain HTTP", cref, pr.kind, g.Scheme)
+			}
+			if pr.path != "" && g.Path != pr.path {
+				c.add(ref, "%s: %s probe checks %q, want %q", cref, pr.kind, g.Path, pr.path)
+			}
+			if pr.path == "" && g.Path != HTTPLiveness && g.Path != HTTPReadiness {
+				c.add(ref, "%s: %s probe checks %q, want %s", cref, pr.kind, g.Path, orPaths(""))
+			}
+		}
+	}
+}
+
+func orPaths(p string) string {
+	if p != "" {
+		return p
+	}
+	return HTTPLiveness + " or " + HTTPReadiness
+}
+
+// tlsFiles: every TLS file a container is pointed at (HIREZ_TLS_* and the
+// client flags' HIREZ_<PEER>_TLS_*) lies in a mounted Secret volume, so that
+// it exists and is rotated by the kubelet.
+func (c *checker) tlsFiles(ref, cref string, pod *corev1.PodSpec, ct corev1.Container, env map[string]string) {
+	for _, name := range slices.Sorted(maps.Keys(env)) {
+		v := env[name]
+		if v == "" || !strings.HasPrefix(name, "HIREZ_") || !(strings.HasPrefix(name, "HIREZ_TLS_") || strings.Contains(name, "_TLS_")) {
+			continue
+		}
+		ok := slices.ContainsFunc(ct.VolumeMounts, func(m corev1.VolumeMount) bool {
+			under := strings.HasPrefix(v, strings.TrimSuffix(m.MountPath, "/")+"/")
+			return under && slices.ContainsFunc(pod.Volumes, func(vol corev1.Volume) bool {
+				return vol.Name == m.Name && (vol.Secret != nil || vol.Projected != nil)
+			})
+		})
+		if !ok {
+			c.add(ref, "%s: %s=%s is not in a mounted Secret volume", cref, name, v)
+		}
+	}
 }

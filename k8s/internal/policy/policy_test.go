@@ -10,6 +10,26 @@ import (
 	"github.com/hirez-ml/hirez/k8s/internal/opsdoc"
 )
 
+// TestBrokenTLS: a container serving TLS must be probed over HTTP on its
+// metrics port, and its TLS files must come from a mounted Secret.
+func TestBrokenTLS(t *testing.T) {
+	got := strings.Join(check(t, "testdata/broken-tls"), "\n")
+	for _, w := range []string{
+		`Deployment/generator: container "generator": liveness probe is a gRPC probe, but the gRPC port serves TLS (HIREZ_TLS_CERT) and the kubelet's gRPC probe speaks plaintext; probe the metrics port with httpGet /healthz`,
+		`Deployment/generator: container "generator": readiness probe checks port 9001, the metrics port is 9090`,
+		`Deployment/generator: container "generator": readiness probe checks "/healthz", want "/readyz"`,
+		`Deployment/generator: container "generator": HIREZ_TLS_CERT=/etc/hirez/tls/tls.crt is not in a mounted Secret volume`,
+		`Deployment/generator: container "generator": HIREZ_TLS_KEY=/etc/hirez/tls/tls.key is not in a mounted Secret volume`,
+	} {
+		if !strings.Contains(got, w) {
+			t.Errorf("missing violation:\n  %s", w)
+		}
+	}
+	if strings.Contains(got, "not a gRPC probe") {
+		t.Errorf("a TLS container was asked for gRPC probes:\n%s", got)
+	}
+}
+
 // TestBrokenBuildFails runs the policy on testdata/broken, a build that breaks the
 // rules on purpose, and pins the messages: each names the object and the problem.
 func TestBrokenBuildFails(t *testing.T) {
