@@ -170,7 +170,7 @@ func (c *Controller) Admit(ctx context.Context, client string, images int, chain
 				"the gateway is busy: %d images are queued ahead (at most %d); retry later", c.backlog, c.cfg.MaxBacklog)
 		}
 		if dl, ok := ctx.Deadline(); ok && c.chainSecs > 0 {
-			if need := c.drainTime(c.backlog + images); c.now().Add(need).After(dl) {
+			if need := c.estimate(c.backlog + images); c.now().Add(need).After(dl) {
 				c.shed[ReasonDeadline]++
 				return nil, fault.OverloadedRetry(ReasonDeadline, c.drainTime(c.backlog),
 					"the gateway is busy: %d images are queued ahead and %d images would take about %v, longer than the deadline allows; retry later or with a longer deadline",
@@ -194,11 +194,17 @@ func (c *Controller) Admit(ctx context.Context, client string, images int, chain
 	return &Ticket{c: c, flow: f, chainBytes: chainBytes, left: images}, nil
 }
 
-// drainTime estimates how long n images take at the measured chain rate
-// (Little's law with MaxChains in flight), clamped to a useful retry hint.
+// estimate is how long n images take at the measured chain rate (Little's
+// law with MaxChains in flight).
+func (c *Controller) estimate(n int) time.Duration {
+	return time.Duration(float64(n) * c.chainSecs / float64(c.cfg.MaxChains) * float64(time.Second))
+}
+
+// drainTime is estimate clamped to a useful retry hint. Only the hint is
+// clamped: the deadline check compares the estimate itself, or a deadline
+// over 30 s would never be refused however long the backlog.
 func (c *Controller) drainTime(n int) time.Duration {
-	d := time.Duration(float64(n) * c.chainSecs / float64(c.cfg.MaxChains) * float64(time.Second))
-	return min(max(d, time.Second), 30*time.Second)
+	return min(max(c.estimate(n), time.Second), 30*time.Second)
 }
 
 // Acquire waits for a grant to run one chain: a global slot, a slot of this

@@ -145,6 +145,36 @@ func TestDeadlineThatCannotBeMetIsRefused(t *testing.T) {
 	ok.Done()
 }
 
+// TestDeadlineBeyondTheRetryHintsRangeIsChecked: 90 images ahead at 1 s a
+// chain, one at a time, need 90 s; a 60 s deadline is refused although the
+// retry hint stops at 30 s (the soak found deadlines over 30 s never were).
+func TestDeadlineBeyondTheRetryHintsRangeIsChecked(t *testing.T) {
+	c := New(Config{MaxChains: 1, RequestChains: 1, MaxBytes: 1 << 20, MaxBacklog: 100})
+	now := time.Unix(1000, 0)
+	c.now = func() time.Time { return now }
+	tk, err := c.Admit(context.Background(), "a", 91, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tk.Done()
+	release, err := tk.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Second)
+	release() // 90 images ahead, 1 s each
+
+	ctx, cancel := context.WithDeadline(context.Background(), now.Add(time.Minute))
+	defer cancel()
+	_, err = c.Admit(ctx, "b", 1, 1)
+	if fault.ReasonOf(err) != ReasonDeadline {
+		t.Fatalf("a 60 s deadline behind 90 s of work: %v, want %s", err, ReasonDeadline)
+	}
+	if f, ok := errors.AsType[*fault.Error](err); !ok || f.RetryAfter != 30*time.Second {
+		t.Errorf("retry hint of %v, want the 30 s cap", err)
+	}
+}
+
 // TestBytesInFlightStayUnderTheBound: 8 clients of 20 chains each, each
 // chain accounting 300 bytes against a bound of 1000: never more than 3 run.
 func TestBytesInFlightStayUnderTheBound(t *testing.T) {

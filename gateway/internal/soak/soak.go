@@ -108,6 +108,7 @@ type Result struct {
 	Attempts  int     // calls, retries included
 	Codes     map[codes.Code]int
 	OK        int // requests that got every image
+	Images    int // images received, in calls that got all of theirs
 	GaveUp    int // requests still refused at the door when their give-up time came (or the run ended)
 	MidStream int // calls that failed after their first image
 	Failed    int // admitted calls that failed before their first image (not a refusal at the door)
@@ -373,6 +374,7 @@ func (s *soak) request(loadCtx, ctx context.Context, c pb.GatewayServiceClient, 
 		switch {
 		case err == nil:
 			s.res.OK++
+			s.res.Images += images
 			s.admitted = append(s.admitted, took)
 		case refused:
 		case images > 0:
@@ -424,7 +426,8 @@ func (s *soak) report(out io.Writer, final bool) {
 	}
 	fmt.Fprintf(out, "%s: %d requests arrived, %d in flight; %d got every image, %d were refused until they gave up; %d calls: %s\n",
 		head, r.Arrived, s.inFlight, r.OK, r.GaveUp, r.Attempts, formatCodes(r.Codes))
-	fmt.Fprintf(out, "  failed after the first image: %d; admitted and failed before it: %d\n", r.MidStream, r.Failed)
+	fmt.Fprintf(out, "  failed after the first image: %d; admitted and failed before it: %d; served %.1f images/s (unloaded, one client: %.1f)\n",
+		r.MidStream, r.Failed, float64(r.Images)/r.Elapsed.Seconds(), r.Unloaded.ImagesPerS)
 	if len(lat) > 0 {
 		fmt.Fprintf(out, "  admitted calls: p50 %v, p99 %v = %.2f× the unloaded p99 of %v (goal ≤ %g×)\n",
 			r.P50.Round(time.Millisecond), r.P99.Round(time.Millisecond), r.LatencyRatio(), r.Unloaded.P99.Round(time.Millisecond), r.Goal)
