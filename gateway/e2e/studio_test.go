@@ -261,7 +261,7 @@ func TestStudioGallery(t *testing.T) {
 	// A seed that is not a number is caught on the page, before any call.
 	clearModel(p)
 	p.do("a seed that is not a number", typeInto("#seed", "12x"), chromedp.Click(chromedp.CSS("#go")))
-	p.waitFor("the seed's message", `document.getElementById("error-message").textContent.includes("seed must be a whole number")`, 5*time.Second)
+	p.waitFor("the seed's message", `document.getElementById("error-message").textContent.includes("seed must be a whole number") && document.getElementById("error-title").textContent.startsWith("Check the form")`, 5*time.Second)
 
 	// 5. A model the gateway does not serve: NOT_FOUND, with what to do.
 	p.do("ask for an unknown model", typeInto("#seed", "7"), typeInto("#model", "no-such-model"), chromedp.Click(chromedp.CSS("#go")))

@@ -121,6 +121,7 @@
     const servedName = served && served.name ? "“" + served.name + "”" : "the served model";
     switch (err.code) {
       case "INVALID_ARGUMENT":
+        if (err.local) return { title: "Check the form: nothing was sent.", advice: "Correct the field the message names and generate again." };
         return { title: "The gateway refused the request as given.", advice: "Correct the field the message names and generate again." };
       case "NOT_FOUND":
         return { title: "That model or version is not served here.", advice: "Leave Model and Version empty to use " + servedName + ", or enter a name and version this gateway serves." };
@@ -305,11 +306,12 @@
   // checkLocally catches what the page can say better than a round trip;
   // the gateway checks everything again.
   function checkLocally(req) {
+    const bad = (msg) => Object.assign(new APIError("INVALID_ARGUMENT", msg, 0), { local: true });
     if (!Number.isInteger(req.count) || req.count < 1 || req.count > 256) {
-      return new APIError("INVALID_ARGUMENT", "count must be a whole number from 1 to 256, got “" + $("count").value + "”", 0);
+      return bad("count must be a whole number from 1 to 256, got “" + $("count").value + "”");
     }
     if (req.seed !== undefined && !/^-?\d{1,19}$/.test(req.seed)) {
-      return new APIError("INVALID_ARGUMENT", "seed must be a whole number (or empty for a random one), got “" + req.seed + "”", 0);
+      return bad("seed must be a whole number (or empty for a random one), got “" + req.seed + "”");
     }
     return null;
   }
