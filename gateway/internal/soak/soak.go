@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -108,7 +109,7 @@ type Result struct {
 	Attempts  int     // calls, retries included
 	Codes     map[codes.Code]int
 	OK        int // requests that got every image
-	Images    int // images received, in calls that got all of theirs
+	Delivered int // images received, in every call
 	GaveUp    int // requests still refused at the door when their give-up time came (or the run ended)
 	MidStream int // calls that failed after their first image
 	Failed    int // admitted calls that failed before their first image (not a refusal at the door)
@@ -241,7 +242,7 @@ func dialClients(cfg Config) ([]*grpc.ClientConn, error) {
 // and at least 5 of them.
 func calibrate(ctx context.Context, cfg Config, c pb.GatewayServiceClient, rng *rand.Rand) (Capacity, error) {
 	for _, cl := range cfg.Mix {
-		if _, _, err := call(ctx, c, cfg.Deadline, cl, rng.Int64N(1<<40)+1); err != nil {
+		if _, _, err := call(ctx, c, cfg.Deadline, cl, rng.Int64N(1<<40)+1, nil); err != nil {
 			return Capacity{}, fmt.Errorf("a %s request: %w", cl, err)
 		}
 	}
@@ -253,7 +254,7 @@ func calibrate(ctx context.Context, cfg Config, c pb.GatewayServiceClient, rng *
 	for time.Since(start) < cfg.Calibrate || len(lat) < 5 {
 		cl := cfg.Mix.pick(rng)
 		t0 := time.Now()
-		if _, _, err := call(ctx, c, cfg.Deadline, cl, rng.Int64N(1<<40)+1); err != nil {
+		if _, _, err := call(ctx, c, cfg.Deadline, cl, rng.Int64N(1<<40)+1, nil); err != nil {
 			return Capacity{}, fmt.Errorf("a %s request: %w", cl, err)
 		}
 		lat = append(lat, time.Since(t0))
@@ -267,7 +268,8 @@ func calibrate(ctx context.Context, cfg Config, c pb.GatewayServiceClient, rng *
 
 // call makes one GenerateImages call and reads it to the end: the images it
 // got and its error (nil when the stream ended cleanly with every image).
-func call(ctx context.Context, c pb.GatewayServiceClient, deadline time.Duration, cl Class, seed int64) (images int, took time.Duration, err error) {
+// Each image received adds one to delivered, when not nil.
+func call(ctx context.Context, c pb.GatewayServiceClient, deadline time.Duration, cl Class, seed int64, delivered *atomic.Int64) (images int, took time.Duration, err error) {
 	ctx, cancel := context.WithTimeout(ctx, deadline)
 	defer cancel()
 	start := time.Now()
@@ -284,6 +286,9 @@ func call(ctx context.Context, c pb.GatewayServiceClient, deadline time.Duration
 			return images, time.Since(start), err
 		}
 		images++
+		if delivered != nil {
+			delivered.Add(1)
+		}
 	}
 	if images != cl.Count {
 		return images, time.Since(start), fmt.Errorf("the stream ended after %d of %d images", images, cl.Count)
@@ -296,10 +301,11 @@ type soak struct {
 	cfg   Config
 	start time.Time
 
-	mu       sync.Mutex
-	res      *Result
-	admitted []time.Duration // latency of every admitted call that completed
-	inFlight int             // requests arrived and not yet settled
+	mu        sync.Mutex
+	res       *Result
+	admitted  []time.Duration // latency of every admitted call that completed
+	delivered atomic.Int64    // images received so far, by any call
+	inFlight  int             // requests arrived and not yet settled
 }
 
 // drive offers requests at res.Offered per second (Poisson arrivals) for
@@ -364,7 +370,7 @@ func (s *soak) request(loadCtx, ctx context.Context, c pb.GatewayServiceClient, 
 		s.mu.Unlock()
 	}()
 	for {
-		images, took, err := call(ctx, c, s.cfg.Deadline, cl, seed)
+		images, took, err := call(ctx, c, s.cfg.Deadline, cl, seed, &s.delivered)
 		st := status.Convert(err)
 		delay, hinted := rpcerr.RetryDelay(st)
 		refused := images == 0 && st.Code() == codes.ResourceExhausted && hinted
@@ -374,7 +380,6 @@ func (s *soak) request(loadCtx, ctx context.Context, c pb.GatewayServiceClient, 
 		switch {
 		case err == nil:
 			s.res.OK++
-			s.res.Images += images
 			s.admitted = append(s.admitted, took)
 		case refused:
 		case images > 0:
@@ -426,8 +431,9 @@ func (s *soak) report(out io.Writer, final bool) {
 	}
 	fmt.Fprintf(out, "%s: %d requests arrived, %d in flight; %d got every image, %d were refused until they gave up; %d calls: %s\n",
 		head, r.Arrived, s.inFlight, r.OK, r.GaveUp, r.Attempts, formatCodes(r.Codes))
-	fmt.Fprintf(out, "  failed after the first image: %d; admitted and failed before it: %d; served %.1f images/s (unloaded, one client: %.1f)\n",
-		r.MidStream, r.Failed, float64(r.Images)/r.Elapsed.Seconds(), r.Unloaded.ImagesPerS)
+	r.Delivered = int(s.delivered.Load())
+	fmt.Fprintf(out, "  failed after the first image: %d; admitted and failed before it: %d; %.1f images/s delivered (unloaded, one client: %.1f)\n",
+		r.MidStream, r.Failed, float64(r.Delivered)/r.Elapsed.Seconds(), r.Unloaded.ImagesPerS)
 	if len(lat) > 0 {
 		fmt.Fprintf(out, "  admitted calls: p50 %v, p99 %v = %.2f× the unloaded p99 of %v (goal ≤ %g×)\n",
 			r.P50.Round(time.Millisecond), r.P99.Round(time.Millisecond), r.LatencyRatio(), r.Unloaded.P99.Round(time.Millisecond), r.Goal)
