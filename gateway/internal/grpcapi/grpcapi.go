@@ -138,6 +138,7 @@ func ToRequest(req *pb.GenerateImagesRequest) (pipeline.Request, error) {
 		Generator: gen,
 		Upscaler:  up,
 		Label:     req.GetLabel(),
+		Previews:  req.GetPreviews(),
 	}, nil
 }
 
@@ -165,6 +166,16 @@ func fromKind(k pipeline.Kind) pb.Pipeline {
 	return pb.Pipeline_PIPELINE_UNSPECIFIED
 }
 
+func fromStage(st pipeline.Stage) pb.PreviewStage {
+	switch st {
+	case pipeline.FromGenerator:
+		return pb.PreviewStage_PREVIEW_STAGE_GENERATOR
+	case pipeline.FromUpscale:
+		return pb.PreviewStage_PREVIEW_STAGE_UPSCALE
+	}
+	return pb.PreviewStage_PREVIEW_STAGE_UNSPECIFIED
+}
+
 func modelRef(ref *pb.ModelRef, field string) (pipeline.ModelRef, error) {
 	name, version := ref.GetName(), ref.GetVersion()
 	if name != "" && !pb.ValidName(name) {
@@ -176,8 +187,19 @@ func modelRef(ref *pb.ModelRef, field string) (pipeline.ModelRef, error) {
 	return pipeline.ModelRef{Name: name, Version: version}, nil
 }
 
-// ToResponse converts a finished image.
+// ToResponse converts a finished image, or a preview to a message with only
+// its preview field set.
 func ToResponse(img pipeline.Image) *pb.GenerateImagesResponse {
+	if img.Stage != pipeline.Final {
+		return &pb.GenerateImagesResponse{Preview: &pb.ImagePreview{
+			Index: int32(img.Index),
+			Seed:  img.Seed,
+			Side:  int32(img.RGB.W),
+			Png:   img.PNG,
+			Stage: fromStage(img.Stage),
+			Pass:  int32(img.Pass),
+		}}
+	}
 	return &pb.GenerateImagesResponse{
 		Png:        img.PNG,
 		Width:      int32(img.RGB.W),

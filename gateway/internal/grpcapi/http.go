@@ -30,7 +30,11 @@ const maxJSONBody = pb.MaxEncodedImageBytes*4/3 + 64<<10
 //
 //	POST /v1/images:generate   GenerateImagesRequest → newline-delimited
 //	                           GenerateImagesResponse objects, each written and
-//	                           flushed as soon as its image is done
+//	                           flushed as soon as its image is done; with
+//	                           "previews": true also preview lines, whose only
+//	                           key is "preview" ({"preview": {"index", "seed",
+//	                           "side", "png", "stage", "pass"}}), each before
+//	                           its image's final line
 //	POST /v1/images:upscale    GatewayServiceUpscaleRequest → GatewayServiceUpscaleResponse
 //	GET  /v1/labels            GatewayServiceListLabelsRequest as query
 //	                           parameters (pipeline=PIPELINE_SINGLE_DCGAN or

@@ -132,15 +132,48 @@ type Request struct {
 	// Client names the caller for fair queueing (its address, say); requests
 	// of one client share its turn. "" gives the request a turn of its own.
 	Client string
+	// Previews asks for every intermediate image of every chain as well
+	// (Image.Stage not Final): the generator's output and each ×2 pass's but
+	// the last, each sent before the image's final.
+	Previews bool
 }
 
-// Image is one finished image.
+// Stage says which stage of a chain made an Image.
+type Stage int
+
+// The stages; the zero value is a final image, so a caller that never asks
+// for previews never has to look.
+const (
+	Final         Stage = iota // the finished image at the request's size
+	FromGenerator              // a preview: the generator's output
+	FromUpscale                // a preview: the output of ×2 pass Image.Pass, not the last
+)
+
+func (st Stage) String() string {
+	switch st {
+	case Final:
+		return "final"
+	case FromGenerator:
+		return "generator"
+	case FromUpscale:
+		return "upscale"
+	}
+	return fmt.Sprintf("Stage(%d)", int(st))
+}
+
+// Image is one image GenerateImages sends: a finished image (Stage Final)
+// or, when the request asked for previews, a preview of image Index.
 type Image struct {
 	Index int
 	Seed  int64
 	RGB   *imageio.RGB
 	PNG   []byte
+	// Prov is the provenance so far: a preview's lists the passes that ran
+	// before it and no timings of its own.
 	Prov  Provenance
+	Stage Stage
+	// Pass is the ×2 pass that made a FromUpscale preview, 1 for the first.
+	Pass int
 }
 
 // Service runs pipelines; build it with New.
@@ -220,6 +253,9 @@ func (s *Service) Validate(r Request) (Request, error) {
 	if r.Pipeline == SingleDCGAN && r.Upscaler != (ModelRef{}) {
 		return r, fault.Invalid("pipeline %s runs no upscaler; leave upscaler unset", r.Pipeline)
 	}
+	if r.Pipeline == SingleDCGAN && r.Previews {
+		return r, fault.Invalid("previews: pipeline %s makes each image in one stage, so there is no intermediate image to preview; leave previews unset, or use PIPELINE_DCGAN_SRCNN", r.Pipeline)
+	}
 	k, err := s.checkPipeline(r.Pipeline)
 	if err != nil {
 		return r, err
@@ -296,10 +332,18 @@ func ChainBytes(side int) int64 { return 4 * 3 * int64(side) * int64(side) }
 // its chain is done (so possibly out of index order). send is never called
 // concurrently. The first error cancels all outstanding work.
 //
+// With r.Previews, send also gets every intermediate image of a chain as a
+// preview (Stage not Final), in stage order and before that chain's final
+// image. A preview is encoded and sent while the chain's next ×2 pass runs,
+// so it adds no time to the chain unless the reader is slower than the
+// upscaler; a chain with no pass (size = the generator's side) has none.
+//
 // Admission (package admit) refuses a request before its first image, or
 // never: once admitted, its chains wait for their turn rather than fail.
 // A chain holds its grant until send returns, so a slow reader paces its
 // own request and the generator stream behind it (gRPC flow control).
+// Previews are made and sent under the same grant, and fit in its
+// ChainBytes: the largest is a quarter of the final image's pixels.
 func (s *Service) GenerateImages(ctx context.Context, r Request, send func(Image) error) error {
 	r, err := s.Validate(r)
 	if err != nil {
@@ -323,6 +367,20 @@ func (s *Service) GenerateImages(ctx context.Context, r Request, send func(Image
 		n      = -1 // passes, known from the first image
 	)
 	fail := func(err error) { cancel(err) }
+	// sendLocked sends one message under sendMu, unless the request has
+	// already failed.
+	sendLocked := func(img Image) error {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return send(img)
+	}
+	var preview func(Image) error
+	if r.Previews {
+		preview = sendLocked
+	}
 	gen, up := s.stages(r.Pipeline)
 	genErr := gen.Generate(ctx, seeds, r.Generator, r.Label, func(g Generated) error {
 		if n < 0 {
@@ -336,17 +394,12 @@ func (s *Service) GenerateImages(ctx context.Context, r Request, send func(Image
 		}
 		wg.Go(func() {
 			defer release()
-			img, err := chain(ctx, up, r, g, n)
+			img, err := chain(ctx, up, r, g, n, preview)
 			if err != nil {
 				fail(err)
 				return
 			}
-			sendMu.Lock()
-			defer sendMu.Unlock()
-			if ctx.Err() != nil {
-				return
-			}
-			if err := send(img); err != nil {
+			if err := sendLocked(img); err != nil && ctx.Err() == nil {
 				fail(err)
 			}
 		})
@@ -361,13 +414,25 @@ func (s *Service) GenerateImages(ctx context.Context, r Request, send func(Image
 
 // chain upscales one generated image n times with up and encodes it. The
 // provenance lists the generator (from g) and every pass's model in order.
-func chain(ctx context.Context, up Upscaler, r Request, g Generated, n int) (Image, error) {
+// With preview non-nil, each pass's input (the generator's image, then every
+// pass's output but the last) is encoded and given to preview while the pass
+// runs.
+func chain(ctx context.Context, up Upscaler, r Request, g Generated, n int, preview func(Image) error) (Image, error) {
 	prov := g.Prov
 	prov.Pipeline = r.Pipeline
 	prov.Timings = append([]Timing(nil), g.Prov.Timings...)
 	img := g.Image
-	for range n {
-		out, p, err := up.Upscale(ctx, img, r.Upscaler)
+	for pass := range n {
+		var (
+			out *imageio.RGB
+			p   Provenance
+			err error
+		)
+		if preview == nil {
+			out, p, err = up.Upscale(ctx, img, r.Upscaler)
+		} else {
+			out, p, err = upscaleWhilePreviewing(ctx, up, r, g, img, prov, pass, preview)
+		}
 		if err != nil {
 			return Image{}, fmt.Errorf("image %d: %s ×2 of %d×%d: %w", g.Index, stageName(r.Pipeline), img.W, img.H, err)
 		}
@@ -385,6 +450,45 @@ func chain(ctx context.Context, up Upscaler, r Request, g Generated, n int) (Ima
 	}
 	prov.Timings = append(prov.Timings, Timing{Stage: "encode", Duration: time.Since(start)})
 	return Image{Index: g.Index, Seed: prov.Seed, RGB: img, PNG: png, Prov: prov}, nil
+}
+
+// upscaleWhilePreviewing runs pass (0-based) over img with up and, while it
+// runs, encodes img as a preview and hands it to preview. It returns once
+// both are done; a failed preview cancels the pass. prov is the provenance so
+// far, written into the preview's tEXt.
+func upscaleWhilePreviewing(ctx context.Context, up Upscaler, r Request, g Generated, img *imageio.RGB, prov Provenance, pass int, preview func(Image) error) (*imageio.RGB, Provenance, error) {
+	type result struct {
+		out *imageio.RGB
+		p   Provenance
+		err error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan result, 1)
+	go func() { // owned here: every return below first receives from done
+		out, p, err := up.Upscale(ctx, img, r.Upscaler)
+		done <- result{out, p, err}
+	}()
+	pv := Image{Index: g.Index, Seed: prov.Seed, RGB: img, Prov: prov, Stage: FromGenerator}
+	if pass > 0 {
+		pv.Stage, pv.Pass = FromUpscale, pass
+	}
+	// The preview's provenance must not share the chain's slices, which the
+	// passes after it append to.
+	pv.Prov.Upscalers = append([]ModelRef(nil), prov.Upscalers...)
+	pv.Prov.Timings = nil
+	png, err := EncodePNG(img, pv.Prov)
+	if err == nil {
+		pv.PNG = png
+		err = preview(pv)
+	}
+	if err != nil {
+		cancel()
+		<-done
+		return nil, Provenance{}, fmt.Errorf("image %d: preview at %d px: %w", g.Index, img.W, err)
+	}
+	res := <-done
+	return res.out, res.p, res.err
 }
 
 // stageName names a pipeline's ×2 stage in errors.

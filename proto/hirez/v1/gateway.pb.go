@@ -21,6 +21,60 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// PreviewStage is the pipeline stage whose output a preview is.
+type PreviewStage int32
+
+const (
+	// Never sent.
+	PreviewStage_PREVIEW_STAGE_UNSPECIFIED PreviewStage = 0
+	// The generator's output, before any x2 pass.
+	PreviewStage_PREVIEW_STAGE_GENERATOR PreviewStage = 1
+	// The output of an x2 pass (super-resolution or the Up Sampler) that is
+	// not the last one.
+	PreviewStage_PREVIEW_STAGE_UPSCALE PreviewStage = 2
+)
+
+// Enum value maps for PreviewStage.
+var (
+	PreviewStage_name = map[int32]string{
+		0: "PREVIEW_STAGE_UNSPECIFIED",
+		1: "PREVIEW_STAGE_GENERATOR",
+		2: "PREVIEW_STAGE_UPSCALE",
+	}
+	PreviewStage_value = map[string]int32{
+		"PREVIEW_STAGE_UNSPECIFIED": 0,
+		"PREVIEW_STAGE_GENERATOR":   1,
+		"PREVIEW_STAGE_UPSCALE":     2,
+	}
+)
+
+func (x PreviewStage) Enum() *PreviewStage {
+	p := new(PreviewStage)
+	*p = x
+	return p
+}
+
+func (x PreviewStage) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PreviewStage) Descriptor() protoreflect.EnumDescriptor {
+	return file_hirez_v1_gateway_proto_enumTypes[0].Descriptor()
+}
+
+func (PreviewStage) Type() protoreflect.EnumType {
+	return &file_hirez_v1_gateway_proto_enumTypes[0]
+}
+
+func (x PreviewStage) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PreviewStage.Descriptor instead.
+func (PreviewStage) EnumDescriptor() ([]byte, []int) {
+	return file_hirez_v1_gateway_proto_rawDescGZIP(), []int{0}
+}
+
 type GenerateImagesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Number of images, 1..MaxGatewayCount (256).
@@ -51,7 +105,18 @@ type GenerateImagesRequest struct {
 	// draws the label's class; with an empty label it draws a class fixed by
 	// the latent). The label an image was drawn with is in its provenance and
 	// the PNG tEXt (hirez:label).
-	Label         string `protobuf:"bytes,7,opt,name=label,proto3" json:"label,omitempty"`
+	Label string `protobuf:"bytes,7,opt,name=label,proto3" json:"label,omitempty"`
+	// Opt-in progressive stream: true asks for a preview message
+	// (GenerateImagesResponse.preview set) for every intermediate image of every
+	// chain: the generator's output, then each x2 pass's output but the last
+	// (32, 64 and 128 px on the way to 256 with the default models). Each is
+	// sent as soon as it exists, while the next pass runs, and all previews of
+	// image i arrive in stage order before its final message. A request whose
+	// size equals the generator's side has no intermediate image and gets no
+	// previews. INVALID_ARGUMENT with PIPELINE_SINGLE_DCGAN, which makes each
+	// image in one stage. False (the default) = no previews, the stream of
+	// final images only.
+	Previews      bool `protobuf:"varint,8,opt,name=previews,proto3" json:"previews,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -135,6 +200,17 @@ func (x *GenerateImagesRequest) GetLabel() string {
 	return ""
 }
 
+func (x *GenerateImagesRequest) GetPreviews() bool {
+	if x != nil {
+		return x.Previews
+	}
+	return false
+}
+
+// GenerateImagesResponse is one message of the GenerateImages stream: either
+// a final image (preview unset: every field below but preview is set) or,
+// only when the request asked for previews, a preview (preview set: every
+// other field is unset, so an old reader never mistakes it for an image).
 type GenerateImagesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The image as PNG (8-bit RGB), with the provenance in tEXt chunks.
@@ -150,7 +226,10 @@ type GenerateImagesResponse struct {
 	Index int32 `protobuf:"varint,5,opt,name=index,proto3" json:"index,omitempty"`
 	// How the image was made: seed, latent dimension, every model version, the
 	// pipeline, and per-stage timings.
-	Provenance    *Provenance `protobuf:"bytes,6,opt,name=provenance,proto3" json:"provenance,omitempty"`
+	Provenance *Provenance `protobuf:"bytes,6,opt,name=provenance,proto3" json:"provenance,omitempty"`
+	// Set when this message is a preview of image preview.index rather than a
+	// final image; only with GenerateImagesRequest.previews.
+	Preview       *ImagePreview `protobuf:"bytes,7,opt,name=preview,proto3" json:"preview,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -227,6 +306,112 @@ func (x *GenerateImagesResponse) GetProvenance() *Provenance {
 	return nil
 }
 
+func (x *GenerateImagesResponse) GetPreview() *ImagePreview {
+	if x != nil {
+		return x.Preview
+	}
+	return nil
+}
+
+// ImagePreview is an intermediate image of one chain, smaller than the final
+// image, sent so that a client can show something before the chain is done.
+// It is not the final image scaled down: it is the image that the next x2
+// pass takes as its input.
+type ImagePreview struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Index of the image this previews, 0..count-1; its final message has the
+	// same index and comes after every preview of it.
+	Index int32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// Seed of that image (as in its final message).
+	Seed int64 `protobuf:"varint,2,opt,name=seed,proto3" json:"seed,omitempty"`
+	// Side of the preview in pixels (square): the generator's side for
+	// PREVIEW_STAGE_GENERATOR, doubled by each pass after it; always less than
+	// the request's size.
+	Side int32 `protobuf:"varint,3,opt,name=side,proto3" json:"side,omitempty"`
+	// The preview as PNG (8-bit RGB, side x side), with the provenance so far
+	// (seed, generator, the passes that ran) in tEXt chunks.
+	Png []byte `protobuf:"bytes,4,opt,name=png,proto3" json:"png,omitempty"`
+	// Which stage produced it.
+	Stage PreviewStage `protobuf:"varint,5,opt,name=stage,proto3,enum=hirez.v1.PreviewStage" json:"stage,omitempty"`
+	// For PREVIEW_STAGE_UPSCALE, which x2 pass: 1 for the first; 0 for
+	// PREVIEW_STAGE_GENERATOR.
+	Pass          int32 `protobuf:"varint,6,opt,name=pass,proto3" json:"pass,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImagePreview) Reset() {
+	*x = ImagePreview{}
+	mi := &file_hirez_v1_gateway_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImagePreview) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImagePreview) ProtoMessage() {}
+
+func (x *ImagePreview) ProtoReflect() protoreflect.Message {
+	mi := &file_hirez_v1_gateway_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImagePreview.ProtoReflect.Descriptor instead.
+func (*ImagePreview) Descriptor() ([]byte, []int) {
+	return file_hirez_v1_gateway_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ImagePreview) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *ImagePreview) GetSeed() int64 {
+	if x != nil {
+		return x.Seed
+	}
+	return 0
+}
+
+func (x *ImagePreview) GetSide() int32 {
+	if x != nil {
+		return x.Side
+	}
+	return 0
+}
+
+func (x *ImagePreview) GetPng() []byte {
+	if x != nil {
+		return x.Png
+	}
+	return nil
+}
+
+func (x *ImagePreview) GetStage() PreviewStage {
+	if x != nil {
+		return x.Stage
+	}
+	return PreviewStage_PREVIEW_STAGE_UNSPECIFIED
+}
+
+func (x *ImagePreview) GetPass() int32 {
+	if x != nil {
+		return x.Pass
+	}
+	return 0
+}
+
 type GatewayServiceListLabelsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The pipeline whose generator pool is asked; PIPELINE_UNSPECIFIED =
@@ -241,7 +426,7 @@ type GatewayServiceListLabelsRequest struct {
 
 func (x *GatewayServiceListLabelsRequest) Reset() {
 	*x = GatewayServiceListLabelsRequest{}
-	mi := &file_hirez_v1_gateway_proto_msgTypes[2]
+	mi := &file_hirez_v1_gateway_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -253,7 +438,7 @@ func (x *GatewayServiceListLabelsRequest) String() string {
 func (*GatewayServiceListLabelsRequest) ProtoMessage() {}
 
 func (x *GatewayServiceListLabelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hirez_v1_gateway_proto_msgTypes[2]
+	mi := &file_hirez_v1_gateway_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -266,7 +451,7 @@ func (x *GatewayServiceListLabelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayServiceListLabelsRequest.ProtoReflect.Descriptor instead.
 func (*GatewayServiceListLabelsRequest) Descriptor() ([]byte, []int) {
-	return file_hirez_v1_gateway_proto_rawDescGZIP(), []int{2}
+	return file_hirez_v1_gateway_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GatewayServiceListLabelsRequest) GetPipeline() Pipeline {
@@ -295,7 +480,7 @@ type GatewayServiceListLabelsResponse struct {
 
 func (x *GatewayServiceListLabelsResponse) Reset() {
 	*x = GatewayServiceListLabelsResponse{}
-	mi := &file_hirez_v1_gateway_proto_msgTypes[3]
+	mi := &file_hirez_v1_gateway_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -307,7 +492,7 @@ func (x *GatewayServiceListLabelsResponse) String() string {
 func (*GatewayServiceListLabelsResponse) ProtoMessage() {}
 
 func (x *GatewayServiceListLabelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hirez_v1_gateway_proto_msgTypes[3]
+	mi := &file_hirez_v1_gateway_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -320,7 +505,7 @@ func (x *GatewayServiceListLabelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayServiceListLabelsResponse.ProtoReflect.Descriptor instead.
 func (*GatewayServiceListLabelsResponse) Descriptor() ([]byte, []int) {
-	return file_hirez_v1_gateway_proto_rawDescGZIP(), []int{3}
+	return file_hirez_v1_gateway_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GatewayServiceListLabelsResponse) GetGenerator() *ModelRef {
@@ -354,7 +539,7 @@ type GatewayServiceUpscaleRequest struct {
 
 func (x *GatewayServiceUpscaleRequest) Reset() {
 	*x = GatewayServiceUpscaleRequest{}
-	mi := &file_hirez_v1_gateway_proto_msgTypes[4]
+	mi := &file_hirez_v1_gateway_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -366,7 +551,7 @@ func (x *GatewayServiceUpscaleRequest) String() string {
 func (*GatewayServiceUpscaleRequest) ProtoMessage() {}
 
 func (x *GatewayServiceUpscaleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hirez_v1_gateway_proto_msgTypes[4]
+	mi := &file_hirez_v1_gateway_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -379,7 +564,7 @@ func (x *GatewayServiceUpscaleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayServiceUpscaleRequest.ProtoReflect.Descriptor instead.
 func (*GatewayServiceUpscaleRequest) Descriptor() ([]byte, []int) {
-	return file_hirez_v1_gateway_proto_rawDescGZIP(), []int{4}
+	return file_hirez_v1_gateway_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GatewayServiceUpscaleRequest) GetImage() []byte {
@@ -419,7 +604,7 @@ type GatewayServiceUpscaleResponse struct {
 
 func (x *GatewayServiceUpscaleResponse) Reset() {
 	*x = GatewayServiceUpscaleResponse{}
-	mi := &file_hirez_v1_gateway_proto_msgTypes[5]
+	mi := &file_hirez_v1_gateway_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -431,7 +616,7 @@ func (x *GatewayServiceUpscaleResponse) String() string {
 func (*GatewayServiceUpscaleResponse) ProtoMessage() {}
 
 func (x *GatewayServiceUpscaleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hirez_v1_gateway_proto_msgTypes[5]
+	mi := &file_hirez_v1_gateway_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -444,7 +629,7 @@ func (x *GatewayServiceUpscaleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayServiceUpscaleResponse.ProtoReflect.Descriptor instead.
 func (*GatewayServiceUpscaleResponse) Descriptor() ([]byte, []int) {
-	return file_hirez_v1_gateway_proto_rawDescGZIP(), []int{5}
+	return file_hirez_v1_gateway_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GatewayServiceUpscaleResponse) GetPng() []byte {
@@ -479,7 +664,7 @@ var File_hirez_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_hirez_v1_gateway_proto_rawDesc = "" +
 	"\n" +
-	"\x16hirez/v1/gateway.proto\x12\bhirez.v1\x1a\x15hirez/v1/common.proto\"\xfd\x01\n" +
+	"\x16hirez/v1/gateway.proto\x12\bhirez.v1\x1a\x15hirez/v1/common.proto\"\x99\x02\n" +
 	"\x15GenerateImagesRequest\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\x05R\x05count\x12\x12\n" +
 	"\x04seed\x18\x02 \x01(\x03R\x04seed\x12.\n" +
@@ -487,7 +672,8 @@ const file_hirez_v1_gateway_proto_rawDesc = "" +
 	"\x04size\x18\x04 \x01(\x05R\x04size\x120\n" +
 	"\tgenerator\x18\x05 \x01(\v2\x12.hirez.v1.ModelRefR\tgenerator\x12.\n" +
 	"\bupscaler\x18\x06 \x01(\v2\x12.hirez.v1.ModelRefR\bupscaler\x12\x14\n" +
-	"\x05label\x18\a \x01(\tR\x05label\"\xb8\x01\n" +
+	"\x05label\x18\a \x01(\tR\x05label\x12\x1a\n" +
+	"\bpreviews\x18\b \x01(\bR\bpreviews\"\xea\x01\n" +
 	"\x16GenerateImagesResponse\x12\x10\n" +
 	"\x03png\x18\x01 \x01(\fR\x03png\x12\x14\n" +
 	"\x05width\x18\x02 \x01(\x05R\x05width\x12\x16\n" +
@@ -496,7 +682,15 @@ const file_hirez_v1_gateway_proto_rawDesc = "" +
 	"\x05index\x18\x05 \x01(\x05R\x05index\x124\n" +
 	"\n" +
 	"provenance\x18\x06 \x01(\v2\x14.hirez.v1.ProvenanceR\n" +
-	"provenance\"\x83\x01\n" +
+	"provenance\x120\n" +
+	"\apreview\x18\a \x01(\v2\x16.hirez.v1.ImagePreviewR\apreview\"\xa0\x01\n" +
+	"\fImagePreview\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n" +
+	"\x04seed\x18\x02 \x01(\x03R\x04seed\x12\x12\n" +
+	"\x04side\x18\x03 \x01(\x05R\x04side\x12\x10\n" +
+	"\x03png\x18\x04 \x01(\fR\x03png\x12,\n" +
+	"\x05stage\x18\x05 \x01(\x0e2\x16.hirez.v1.PreviewStageR\x05stage\x12\x12\n" +
+	"\x04pass\x18\x06 \x01(\x05R\x04pass\"\x83\x01\n" +
 	"\x1fGatewayServiceListLabelsRequest\x12.\n" +
 	"\bpipeline\x18\x01 \x01(\x0e2\x12.hirez.v1.PipelineR\bpipeline\x120\n" +
 	"\tgenerator\x18\x02 \x01(\v2\x12.hirez.v1.ModelRefR\tgenerator\"l\n" +
@@ -513,7 +707,11 @@ const file_hirez_v1_gateway_proto_rawDesc = "" +
 	"\x06height\x18\x03 \x01(\x05R\x06height\x124\n" +
 	"\n" +
 	"provenance\x18\x04 \x01(\v2\x14.hirez.v1.ProvenanceR\n" +
-	"provenance2\xa8\x02\n" +
+	"provenance*e\n" +
+	"\fPreviewStage\x12\x1d\n" +
+	"\x19PREVIEW_STAGE_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17PREVIEW_STAGE_GENERATOR\x10\x01\x12\x19\n" +
+	"\x15PREVIEW_STAGE_UPSCALE\x10\x022\xa8\x02\n" +
 	"\x0eGatewayService\x12U\n" +
 	"\x0eGenerateImages\x12\x1f.hirez.v1.GenerateImagesRequest\x1a .hirez.v1.GenerateImagesResponse0\x01\x12Z\n" +
 	"\aUpscale\x12&.hirez.v1.GatewayServiceUpscaleRequest\x1a'.hirez.v1.GatewayServiceUpscaleResponse\x12c\n" +
@@ -533,39 +731,44 @@ func file_hirez_v1_gateway_proto_rawDescGZIP() []byte {
 	return file_hirez_v1_gateway_proto_rawDescData
 }
 
-var file_hirez_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_hirez_v1_gateway_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_hirez_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_hirez_v1_gateway_proto_goTypes = []any{
-	(*GenerateImagesRequest)(nil),            // 0: hirez.v1.GenerateImagesRequest
-	(*GenerateImagesResponse)(nil),           // 1: hirez.v1.GenerateImagesResponse
-	(*GatewayServiceListLabelsRequest)(nil),  // 2: hirez.v1.GatewayServiceListLabelsRequest
-	(*GatewayServiceListLabelsResponse)(nil), // 3: hirez.v1.GatewayServiceListLabelsResponse
-	(*GatewayServiceUpscaleRequest)(nil),     // 4: hirez.v1.GatewayServiceUpscaleRequest
-	(*GatewayServiceUpscaleResponse)(nil),    // 5: hirez.v1.GatewayServiceUpscaleResponse
-	(Pipeline)(0),                            // 6: hirez.v1.Pipeline
-	(*ModelRef)(nil),                         // 7: hirez.v1.ModelRef
-	(*Provenance)(nil),                       // 8: hirez.v1.Provenance
+	(PreviewStage)(0),                        // 0: hirez.v1.PreviewStage
+	(*GenerateImagesRequest)(nil),            // 1: hirez.v1.GenerateImagesRequest
+	(*GenerateImagesResponse)(nil),           // 2: hirez.v1.GenerateImagesResponse
+	(*ImagePreview)(nil),                     // 3: hirez.v1.ImagePreview
+	(*GatewayServiceListLabelsRequest)(nil),  // 4: hirez.v1.GatewayServiceListLabelsRequest
+	(*GatewayServiceListLabelsResponse)(nil), // 5: hirez.v1.GatewayServiceListLabelsResponse
+	(*GatewayServiceUpscaleRequest)(nil),     // 6: hirez.v1.GatewayServiceUpscaleRequest
+	(*GatewayServiceUpscaleResponse)(nil),    // 7: hirez.v1.GatewayServiceUpscaleResponse
+	(Pipeline)(0),                            // 8: hirez.v1.Pipeline
+	(*ModelRef)(nil),                         // 9: hirez.v1.ModelRef
+	(*Provenance)(nil),                       // 10: hirez.v1.Provenance
 }
 var file_hirez_v1_gateway_proto_depIdxs = []int32{
-	6,  // 0: hirez.v1.GenerateImagesRequest.pipeline:type_name -> hirez.v1.Pipeline
-	7,  // 1: hirez.v1.GenerateImagesRequest.generator:type_name -> hirez.v1.ModelRef
-	7,  // 2: hirez.v1.GenerateImagesRequest.upscaler:type_name -> hirez.v1.ModelRef
-	8,  // 3: hirez.v1.GenerateImagesResponse.provenance:type_name -> hirez.v1.Provenance
-	6,  // 4: hirez.v1.GatewayServiceListLabelsRequest.pipeline:type_name -> hirez.v1.Pipeline
-	7,  // 5: hirez.v1.GatewayServiceListLabelsRequest.generator:type_name -> hirez.v1.ModelRef
-	7,  // 6: hirez.v1.GatewayServiceListLabelsResponse.generator:type_name -> hirez.v1.ModelRef
-	7,  // 7: hirez.v1.GatewayServiceUpscaleRequest.model:type_name -> hirez.v1.ModelRef
-	8,  // 8: hirez.v1.GatewayServiceUpscaleResponse.provenance:type_name -> hirez.v1.Provenance
-	0,  // 9: hirez.v1.GatewayService.GenerateImages:input_type -> hirez.v1.GenerateImagesRequest
-	4,  // 10: hirez.v1.GatewayService.Upscale:input_type -> hirez.v1.GatewayServiceUpscaleRequest
-	2,  // 11: hirez.v1.GatewayService.ListLabels:input_type -> hirez.v1.GatewayServiceListLabelsRequest
-	1,  // 12: hirez.v1.GatewayService.GenerateImages:output_type -> hirez.v1.GenerateImagesResponse
-	5,  // 13: hirez.v1.GatewayService.Upscale:output_type -> hirez.v1.GatewayServiceUpscaleResponse
-	3,  // 14: hirez.v1.GatewayService.ListLabels:output_type -> hirez.v1.GatewayServiceListLabelsResponse
-	12, // [12:15] is the sub-list for method output_type
-	9,  // [9:12] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	8,  // 0: hirez.v1.GenerateImagesRequest.pipeline:type_name -> hirez.v1.Pipeline
+	9,  // 1: hirez.v1.GenerateImagesRequest.generator:type_name -> hirez.v1.ModelRef
+	9,  // 2: hirez.v1.GenerateImagesRequest.upscaler:type_name -> hirez.v1.ModelRef
+	10, // 3: hirez.v1.GenerateImagesResponse.provenance:type_name -> hirez.v1.Provenance
+	3,  // 4: hirez.v1.GenerateImagesResponse.preview:type_name -> hirez.v1.ImagePreview
+	0,  // 5: hirez.v1.ImagePreview.stage:type_name -> hirez.v1.PreviewStage
+	8,  // 6: hirez.v1.GatewayServiceListLabelsRequest.pipeline:type_name -> hirez.v1.Pipeline
+	9,  // 7: hirez.v1.GatewayServiceListLabelsRequest.generator:type_name -> hirez.v1.ModelRef
+	9,  // 8: hirez.v1.GatewayServiceListLabelsResponse.generator:type_name -> hirez.v1.ModelRef
+	9,  // 9: hirez.v1.GatewayServiceUpscaleRequest.model:type_name -> hirez.v1.ModelRef
+	10, // 10: hirez.v1.GatewayServiceUpscaleResponse.provenance:type_name -> hirez.v1.Provenance
+	1,  // 11: hirez.v1.GatewayService.GenerateImages:input_type -> hirez.v1.GenerateImagesRequest
+	6,  // 12: hirez.v1.GatewayService.Upscale:input_type -> hirez.v1.GatewayServiceUpscaleRequest
+	4,  // 13: hirez.v1.GatewayService.ListLabels:input_type -> hirez.v1.GatewayServiceListLabelsRequest
+	2,  // 14: hirez.v1.GatewayService.GenerateImages:output_type -> hirez.v1.GenerateImagesResponse
+	7,  // 15: hirez.v1.GatewayService.Upscale:output_type -> hirez.v1.GatewayServiceUpscaleResponse
+	5,  // 16: hirez.v1.GatewayService.ListLabels:output_type -> hirez.v1.GatewayServiceListLabelsResponse
+	14, // [14:17] is the sub-list for method output_type
+	11, // [11:14] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_hirez_v1_gateway_proto_init() }
@@ -579,13 +782,14 @@ func file_hirez_v1_gateway_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hirez_v1_gateway_proto_rawDesc), len(file_hirez_v1_gateway_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   6,
+			NumEnums:      1,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_hirez_v1_gateway_proto_goTypes,
 		DependencyIndexes: file_hirez_v1_gateway_proto_depIdxs,
+		EnumInfos:         file_hirez_v1_gateway_proto_enumTypes,
 		MessageInfos:      file_hirez_v1_gateway_proto_msgTypes,
 	}.Build()
 	File_hirez_v1_gateway_proto = out.File

@@ -44,7 +44,10 @@ const (
 // every downstream call.
 type GatewayServiceClient interface {
 	// GenerateImages makes count images and streams each as soon as it is
-	// finished; messages may arrive out of index order.
+	// finished; messages may arrive out of index order. With previews set, the
+	// stream also carries a preview of each intermediate image of a chain
+	// (GenerateImagesResponse.preview), every one of them before that image's
+	// final message; without it the stream has final images only.
 	GenerateImages(ctx context.Context, in *GenerateImagesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GenerateImagesResponse], error)
 	// Upscale upscales one caller-supplied image. (Its messages carry the
 	// service name because UpscalerService.Upscale already owns UpscaleRequest.)
@@ -125,7 +128,10 @@ func (c *gatewayServiceClient) ListLabels(ctx context.Context, in *GatewayServic
 // every downstream call.
 type GatewayServiceServer interface {
 	// GenerateImages makes count images and streams each as soon as it is
-	// finished; messages may arrive out of index order.
+	// finished; messages may arrive out of index order. With previews set, the
+	// stream also carries a preview of each intermediate image of a chain
+	// (GenerateImagesResponse.preview), every one of them before that image's
+	// final message; without it the stream has final images only.
 	GenerateImages(*GenerateImagesRequest, grpc.ServerStreamingServer[GenerateImagesResponse]) error
 	// Upscale upscales one caller-supplied image. (Its messages carry the
 	// service name because UpscalerService.Upscale already owns UpscaleRequest.)
