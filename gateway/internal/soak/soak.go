@@ -108,11 +108,12 @@ type Result struct {
 	Arrived   int     // requests that arrived
 	Attempts  int     // calls, retries included
 	Codes     map[codes.Code]int
-	OK        int // requests that got every image
-	Delivered int // images received, in every call
-	GaveUp    int // requests still refused at the door when their give-up time came (or the run ended)
-	MidStream int // calls that failed after their first image
-	Failed    int // admitted calls that failed before their first image (not a refusal at the door)
+	OK        int            // requests that got every image
+	Delivered int            // images received, in every call
+	GaveUp    int            // requests still refused at the door when their give-up time came (or the run ended)
+	MidStream int            // calls that failed after their first image
+	Failed    int            // admitted calls that failed before their first image (not a refusal at the door)
+	Failures  map[string]int // the failed calls' errors ("after the first image: CODE: message"), counted
 	P50, P99  time.Duration
 	Memory    []Memory
 	Elapsed   time.Duration
@@ -193,13 +194,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		unloaded.Requests, unloaded.Elapsed.Round(100*time.Millisecond), unloaded.RequestsPerS, unloaded.ImagesPerS,
 		unloaded.P50.Round(time.Millisecond), unloaded.P99.Round(time.Millisecond))
 
-	s := &soak{cfg: cfg, res: &Result{Unloaded: unloaded, Goal: cfg.LatencyGoal, Codes: map[codes.Code]int{}, Memory: mems}}
+	s := &soak{cfg: cfg, res: &Result{Unloaded: unloaded, Goal: cfg.LatencyGoal, Codes: map[codes.Code]int{}, Failures: map[string]int{}, Memory: mems}}
 	s.res.Offered = cfg.Factor * unloaded.RequestsPerS
 	fmt.Fprintf(out, "soak: offering %.2f requests/s (%g× capacity) from %d clients for %v; refused requests retry after the RetryInfo delay for up to %v\n",
 		s.res.Offered, cfg.Factor, cfg.Clients, cfg.Duration, cfg.GiveUp)
 	err = s.drive(ctx, conns, rng, out)
+	if err != nil {
+		fmt.Fprintf(out, "soak: interrupted (%v): the result so far, goals not judged\n", err)
+		s.report(out, false)
+		return s.res, err
+	}
 	s.report(out, true)
-	return s.res, err
+	return s.res, nil
 }
 
 // dialClients opens one connection per client; with BindLoopback and a
@@ -371,6 +377,9 @@ func (s *soak) request(loadCtx, ctx context.Context, c pb.GatewayServiceClient, 
 	}()
 	for {
 		images, took, err := call(ctx, c, s.cfg.Deadline, cl, seed, &s.delivered)
+		if ctx.Err() != nil {
+			return // the run was interrupted: the call's end is ours, not the stack's
+		}
 		st := status.Convert(err)
 		delay, hinted := rpcerr.RetryDelay(st)
 		refused := images == 0 && st.Code() == codes.ResourceExhausted && hinted
@@ -384,8 +393,10 @@ func (s *soak) request(loadCtx, ctx context.Context, c pb.GatewayServiceClient, 
 		case refused:
 		case images > 0:
 			s.res.MidStream++
+			s.res.Failures[fmt.Sprintf("after the first image: %s: %s", codeName(st.Code()), st.Message())]++
 		default:
 			s.res.Failed++
+			s.res.Failures[fmt.Sprintf("before the first image: %s: %s", codeName(st.Code()), st.Message())]++
 		}
 		s.mu.Unlock()
 		if !refused {
@@ -434,6 +445,14 @@ func (s *soak) report(out io.Writer, final bool) {
 	r.Delivered = int(s.delivered.Load())
 	fmt.Fprintf(out, "  failed after the first image: %d; admitted and failed before it: %d; %.1f images/s delivered (unloaded, one client: %.1f)\n",
 		r.MidStream, r.Failed, float64(r.Delivered)/r.Elapsed.Seconds(), r.Unloaded.ImagesPerS)
+	shown := 0
+	for msg, n := range r.Failures {
+		if shown++; shown > 5 {
+			fmt.Fprintf(out, "  … and %d other failures\n", len(r.Failures)-5)
+			break
+		}
+		fmt.Fprintf(out, "  failed %d× %s\n", n, msg)
+	}
 	if len(lat) > 0 {
 		fmt.Fprintf(out, "  admitted calls: p50 %v, p99 %v = %.2f× the unloaded p99 of %v (goal ≤ %g×)\n",
 			r.P50.Round(time.Millisecond), r.P99.Round(time.Millisecond), r.LatencyRatio(), r.Unloaded.P99.Round(time.Millisecond), r.Goal)
