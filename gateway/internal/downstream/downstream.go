@@ -95,31 +95,53 @@ func NewGenerator(conn grpc.ClientConnInterface, retry Retry) *Generator {
 	return &Generator{client: pb.NewGeneratorServiceClient(conn), retry: retry}
 }
 
-// Generate implements pipeline.Generator with one StreamGenerate call.
+// Generate implements pipeline.Generator with a StreamGenerate call. A
+// stream that fails part-way (a replica restarting, its queue full) is
+// resumed with the seeds not yet received: an image depends only on its seed,
+// label and model, so the caller gets each index once and never a failure in
+// the middle of its own stream for a fault another replica can absorb.
 func (g *Generator) Generate(ctx context.Context, seeds []int64, model pipeline.ModelRef, label string, yield func(pipeline.Generated) error) error {
-	req := &pb.StreamGenerateRequest{Seeds: seeds, Model: ToModelRef(model), Label: label}
+	pending := make([]int, len(seeds)) // indices into seeds not yet received
+	for i := range pending {
+		pending[i] = i
+	}
 	var yieldErr error
 	err := g.retry.do(ctx, func() (bool, error) {
+		req := &pb.StreamGenerateRequest{Seeds: make([]int64, len(pending)), Model: ToModelRef(model), Label: label}
+		for k, i := range pending {
+			req.Seeds[k] = seeds[i]
+		}
 		stream, err := g.client.StreamGenerate(ctx, req)
 		if err != nil {
 			return true, err
 		}
-		received := false
+		got := make([]bool, len(pending))
 		for {
 			msg, err := stream.Recv()
 			if errors.Is(err, io.EOF) {
 				return false, nil
 			}
 			if err != nil {
-				return !received, err
+				var rest []int
+				for k, i := range pending {
+					if !got[k] {
+						rest = append(rest, i)
+					}
+				}
+				pending = rest
+				return true, err
 			}
-			received = true
 			img := msg.GetImage()
+			k := int(img.GetIndex())
+			if k < 0 || k >= len(got) || got[k] {
+				return false, status.Errorf(codes.Internal, "generator sent image index %d of a %d-seed stream twice or out of range", k, len(got))
+			}
+			got[k] = true
 			rgb, err := FromRaw(img.GetImage())
 			if err != nil {
 				return false, err
 			}
-			if err := yield(pipeline.Generated{Index: int(img.GetIndex()), Image: rgb, Prov: FromProvenance(img.GetProvenance())}); err != nil {
+			if err := yield(pipeline.Generated{Index: pending[k], Image: rgb, Prov: FromProvenance(img.GetProvenance())}); err != nil {
 				yieldErr = err
 				return false, err
 			}

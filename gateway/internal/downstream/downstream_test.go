@@ -148,3 +148,72 @@ func TestInPoolKeepsTheReplicasStatus(t *testing.T) {
 		}
 	}
 }
+
+// flaky is a generator replica whose first stream sends two images, then
+// fails as a replica with a full queue does; later streams serve every seed.
+// An image's one pixel is its seed, so the test sees which seed it came from.
+type flaky struct {
+	pb.UnimplementedGeneratorServiceServer
+	calls chan []int64 // the seeds of each call
+}
+
+func (f flaky) StreamGenerate(req *pb.StreamGenerateRequest, stream pb.GeneratorService_StreamGenerateServer) error {
+	f.calls <- req.GetSeeds()
+	for i, s := range req.GetSeeds() {
+		if len(f.calls) == 1 && i == 2 {
+			return status.Error(codes.ResourceExhausted, "queue full")
+		}
+		img := imageio.NewRGB(1, 1)
+		img.Pix[0] = uint8(s)
+		msg := &pb.StreamGenerateResponse{Image: &pb.GeneratedImage{Index: int32(i), Image: ToRaw(img)}}
+		if err := stream.Send(msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestGenerateResumesAStreamThatFailed: a stream that fails after some images
+// is resumed with the seeds not yet received; the caller gets every index
+// once, each from its own seed, and no error.
+func TestGenerateResumesAStreamThatFailed(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := flaky{calls: make(chan []int64, 8)}
+	srv := grpc.NewServer()
+	pb.RegisterGeneratorServiceServer(srv, f)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(lis) }()
+	defer func() { srv.Stop(); <-done }()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	seeds := []int64{10, 11, 12, 13, 14}
+	got := map[int]uint8{}
+	err = NewGenerator(dial(t, lis.Addr().String()), Retry{Attempts: 3, Backoff: time.Millisecond, Max: time.Millisecond}).
+		Generate(ctx, seeds, pipeline.ModelRef{}, "", func(g pipeline.Generated) error {
+			if _, twice := got[g.Index]; twice {
+				t.Errorf("index %d delivered twice", g.Index)
+			}
+			got[g.Index] = g.Image.Pix[0]
+			return nil
+		})
+	if err != nil {
+		t.Fatalf("Generate: %v, want the failed stream resumed", err)
+	}
+	for i, s := range seeds {
+		if got[i] != uint8(s) {
+			t.Errorf("index %d: image of seed %d, want %d", i, got[i], s)
+		}
+	}
+	close(f.calls)
+	var calls [][]int64
+	for c := range f.calls {
+		calls = append(calls, c)
+	}
+	if len(calls) != 2 || len(calls[1]) != 3 || calls[1][0] != 12 {
+		t.Errorf("calls %v, want all seeds, then the three not received", calls)
+	}
+}
