@@ -61,10 +61,12 @@
     return res.json();
   }
 
-  // generate POSTs the request and calls onImage for every NDJSON line as
-  // it arrives. A line {"error": …} after images is the stream's end with
-  // an error: it is thrown with midStream set.
-  async function generate(req, signal, onImage) {
+  // generate POSTs the request and calls onImage for every final image's
+  // NDJSON line as it arrives, onPreview for every preview line ({"preview":
+  // …}, which comes before its image's final). A line {"error": …} after
+  // images is the stream's end with an error: it is thrown with midStream
+  // set (the number of final images that came).
+  async function generate(req, signal, onImage, onPreview) {
     let res;
     try {
       res = await fetch("v1/images:generate", {
@@ -89,6 +91,10 @@
         const err = new APIError(msg.error.code, msg.error.message || "", res.status);
         err.midStream = got;
         throw err;
+      }
+      if (msg.preview) {
+        onPreview(msg.preview);
+        return;
       }
       got++;
       onImage(msg);
@@ -235,10 +241,42 @@
     dl.append(dt, dd);
   }
 
+  // showPreview puts an intermediate image (the generator's output or an
+  // upscale pass's) in its card until the final comes: drawn with hard
+  // pixel edges (CSS image-rendering) and tagged with its side, so nobody
+  // takes it for the finished image. The sides shown are kept in
+  // data-previews, in order.
+  function showPreview(pv) {
+    const index = pv.index || 0;
+    const li = gallery.children[index];
+    if (!li || li.dataset.state === "done") return; // a final is never replaced
+    const side = pv.side || 0;
+    const url = URL.createObjectURL(new Blob([bytesOf(pv.png || "")], { type: "image/png" }));
+    const frame = li.querySelector(".frame");
+    const old = frame.querySelector("img");
+    if (old) URL.revokeObjectURL(old.src);
+    const img = document.createElement("img");
+    img.src = url;
+    img.className = "preview";
+    img.width = side;
+    img.height = side;
+    img.alt = "preview of image " + index + " at " + side + "×" + side;
+    const tag = document.createElement("span");
+    tag.className = "tag";
+    tag.textContent = "preview " + side + "²";
+    frame.textContent = "";
+    frame.append(img, tag);
+    li.dataset.state = "preview";
+    li.dataset.previews = (li.dataset.previews ? li.dataset.previews + "," : "") + side;
+    if (pv.seed) li.querySelector(".seed").textContent = "seed " + pv.seed;
+  }
+
   function fill(msg) {
     const index = msg.index || 0;
     const li = gallery.children[index];
     if (!li) return;
+    const old = li.querySelector(".frame img.preview");
+    if (old) URL.revokeObjectURL(old.src);
     const p = msg.provenance || {};
     const png = bytesOf(msg.png || "");
     const url = URL.createObjectURL(new Blob([png], { type: "image/png" }));
@@ -292,7 +330,7 @@
   // ---- The form ------------------------------------------------------
 
   function request() {
-    const req = { count: parseInt($("count").value, 10) };
+    const req = { count: parseInt($("count").value, 10), previews: true };
     const name = $("model").value.trim();
     const version = $("version").value.trim();
     if (name || version) req.generator = { name, version };
@@ -336,18 +374,26 @@
         fill(msg);
         got++;
         statusLine.textContent = got + " of " + req.count + " images…";
-      });
+      }, showPreview);
       const secs = ((performance.now() - started) / 1000).toFixed(1);
       const seed0 = gallery.children[0] && gallery.children[0].dataset.seed;
       statusLine.textContent = got + " image" + (got === 1 ? "" : "s") + " in " + secs + " s" + (seed0 ? ", seeds from " + seed0 : "") + ".";
     } catch (err) {
       if (running !== ctl && err.code === "CANCELLED") return; // replaced by a newer request
       if (!(err instanceof APIError)) err = new APIError("INTERNAL", String(err.message || err), 0);
+      // With previews the stream starts before any image is finished, so a
+      // refusal the gateway would have answered at once (no upscaler left,
+      // say) can come as an error line after previews: with no final image
+      // it is shown as the refusal it is, and the previews go.
+      if (got === 0 && err.code !== "CANCELLED") err.midStream = undefined;
       showError(err, req);
       statusLine.textContent = got + " of " + req.count + " images.";
-      for (const li of gallery.querySelectorAll('[data-state="waiting"]')) {
+      for (const li of gallery.querySelectorAll('[data-state="waiting"], [data-state="preview"]')) {
         li.dataset.state = "missing";
-        li.querySelector(".wait").textContent = "not made";
+        const wait = li.querySelector(".wait");
+        if (wait) wait.textContent = "not made";
+        const tag = li.querySelector(".tag");
+        if (tag) tag.textContent = "not made · " + tag.textContent;
       }
       if (got === 0 && err.midStream === undefined) gallery.textContent = "";
     } finally {
@@ -397,5 +443,5 @@
 
   // Opening the page shows a first set from the default model, no click.
   loadModel();
-  run({ count: firstSetCount });
+  run({ count: firstSetCount, previews: true });
 })();
