@@ -11,6 +11,7 @@ import (
 	"image/png"
 	"io"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/hirez-ml/hirez/engine/atomicfile"
@@ -38,7 +39,26 @@ func EncodePNG(w io.Writer, img *RGB, text ...Text) error {
 // lossless either way. The zero value is png.DefaultCompression.
 type PNGEncoder struct {
 	Compression png.CompressionLevel
+	// BufferPool, when set, lends the encoder its zlib writer and row
+	// buffers. Without one every Encode allocates them afresh, about 1.2 MiB
+	// whatever the image's size, which costs more than encoding a small
+	// image; a server encoding every response shares one (PNGBufferPool).
+	BufferPool png.EncoderBufferPool
 }
+
+// PNGBufferPool is a png.EncoderBufferPool over a sync.Pool, safe for
+// concurrent encoders; the zero value is ready to use. Its idle buffers go
+// at the next garbage collections, as a sync.Pool's do.
+type PNGBufferPool struct{ p sync.Pool }
+
+// Get returns an idle buffer, or nil for the encoder to make one.
+func (p *PNGBufferPool) Get() *png.EncoderBuffer {
+	b, _ := p.p.Get().(*png.EncoderBuffer)
+	return b
+}
+
+// Put keeps b for the next Get.
+func (p *PNGBufferPool) Put(b *png.EncoderBuffer) { p.p.Put(b) }
 
 // Encode writes img with text chunks as EncodePNG does. The standard encoder
 // writes no tEXt chunks, so they are spliced into its output with their own CRCs.
@@ -63,7 +83,7 @@ func (e PNGEncoder) Encode(w io.Writer, img *RGB, text ...Text) error {
 		src = g
 	}
 	var buf bytes.Buffer
-	enc := png.Encoder{CompressionLevel: e.Compression}
+	enc := png.Encoder{CompressionLevel: e.Compression, BufferPool: e.BufferPool}
 	if err := enc.Encode(&buf, src); err != nil {
 		return fmt.Errorf("imageio: encode png: %w", err)
 	}
