@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,12 +35,15 @@ const readPreviewCards = `[...document.querySelectorAll("#gallery .card")].map(l
 // pixelated and tagged with its side, until the final replaces it. On the
 // real stack (bundled models) every card of the first set shows the
 // generator's 32² and the passes' 64² and 128² previews, then the 256²
-// image, untagged. For the screenshots the same stream, recorded from the
-// real gateway, is replayed by a stand-in that holds it after the 64²
-// previews, so the page can be seen (and checked) mid-way.
+// image, untagged; with both upscalers stopped (SIGSTOP) the page shows the
+// generator's 32² previews alone, and after SIGCONT the finals. For the
+// 64² screenshots the same stream, recorded from the real gateway, is
+// replayed by a stand-in that holds it after the 64² previews.
 func TestStudioProgressive(t *testing.T) {
 	p := openBrowser(t)
-	s := startBundledStack(t)
+	// Hop timeouts longer than the upscalers' pause below, so that the
+	// gateway waits for them rather than retrying and failing.
+	s := startBundledStack(t, "--hop-timeout-min", "60s", "--hop-timeout-max", "60s")
 
 	p.do("open the studio", chromedp.Navigate("http://"+s.httpAddr+"/"))
 	p.waitFor("the first 8 images", doneCards+" === 8", 60*time.Second)
@@ -49,6 +53,40 @@ func TestStudioProgressive(t *testing.T) {
 			t.Errorf("real stack, card %d: %s, want done after previews 32, 64, 128, no tag, 256 px, not pixelated", i, c)
 		}
 	}
+
+	// The real stack held mid-way: upscalers stopped, the generator's
+	// images are all there is, shown as previews; then the finals.
+	for _, u := range s.ups {
+		_ = u.cmd.Process.Signal(syscall.SIGSTOP)
+	}
+	stopped := true
+	cont := func() {
+		if stopped {
+			for _, u := range s.ups {
+				_ = u.cmd.Process.Signal(syscall.SIGCONT)
+			}
+			stopped = false
+		}
+	}
+	defer cont()
+	p.do("ask for 4 images from seed 1234", typeInto("#count", "4"), typeInto("#seed", "1234"), chromedp.Click(chromedp.CSS("#go")))
+	p.waitFor("4 previews at 32²", `[...document.querySelectorAll("#gallery .card")].filter(li => li.dataset.state === "preview").length === 4`, 20*time.Second)
+	p.waitFor("previews decoded", `[...document.querySelectorAll("#gallery img")].every(i => i.complete && i.naturalWidth === 32)`, 10*time.Second)
+	for i, c := range eval[[]string](p, readPreviewCards) {
+		if c != "preview|32|2|preview 32²|32|pixelated" {
+			t.Errorf("upscalers stopped, card %d: %s, want the generator's 32 px preview, pixelated, tagged", i, c)
+		}
+	}
+	p.screenshot("progressive-real-preview-32-laptop", laptopW, laptopH, false)
+	cont()
+	p.waitFor("the 4 finals", doneCards+" === 4", 60*time.Second)
+	p.waitFor("finals decoded", `[...document.querySelectorAll("#gallery img")].every(i => i.complete && i.naturalWidth === 256)`, 10*time.Second)
+	for i, c := range eval[[]string](p, readPreviewCards) {
+		if c != "done|32,64,128|0||256|auto" {
+			t.Errorf("upscalers back, card %d: %s", i, c)
+		}
+	}
+	p.screenshot("progressive-real-final-laptop", laptopW, laptopH, false)
 
 	// Record the real stream of 8 images from seed 1234 with previews.
 	resp, err := http.Post("http://"+s.httpAddr+"/v1/images:generate", "application/json", strings.NewReader(`{"count": 8, "seed": "1234", "previews": true}`))

@@ -122,8 +122,9 @@ func clearModel(p *page) {
 // models (a DCGAN trained on the Smileys & Emotion emoji, so it has a
 // label, and the emoji ESPCN upscaler), so that the screenshots show real
 // images: a generator, two upscalers and a gateway whose small backlog lets
-// one long request make it refuse the next (RESOURCE_EXHAUSTED).
-func startBundledStack(t *testing.T) *stack {
+// one long request make it refuse the next (RESOURCE_EXHAUSTED). gwArgs
+// are more gateway flags.
+func startBundledStack(t *testing.T, gwArgs ...string) *stack {
 	t.Helper()
 	models, err := filepath.Abs(filepath.Join("..", "..", "models"))
 	if err != nil {
@@ -138,8 +139,8 @@ func startBundledStack(t *testing.T) *stack {
 		upAddrs = append(upAddrs, u.addr)
 	}
 	s.httpAddr = freeAddr(t)
-	s.gw = startProc(t, "gateway", "--generator-target", s.gen.addr, "--upscaler-target", strings.Join(upAddrs, ","),
-		"--http-addr", s.httpAddr, "--max-backlog", "64")
+	s.gw = startProc(t, "gateway", append([]string{"--generator-target", s.gen.addr, "--upscaler-target", strings.Join(upAddrs, ","),
+		"--http-addr", s.httpAddr, "--max-backlog", "64"}, gwArgs...)...)
 	waitServing(t, s.gen, "hirez.v1.GeneratorService")
 	for _, u := range s.ups {
 		waitServing(t, u, "hirez.v1.UpscalerService")
