@@ -44,7 +44,7 @@ func (w *logWriter) Write(p []byte) (int, error) {
 // caller's deadline, or every hop timeout of an image) and the latency
 // ratio depend on how loaded the machine is: they are goals that make soak
 // judges and docs/serving.md reports, printed here, not asserted (on the
-// 2-core CI machine under -race one run in two had such a call).
+// 2-core dev machine under -race, loaded, one run in two had such a call).
 func TestSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 30 s load test")
