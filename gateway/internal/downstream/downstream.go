@@ -129,6 +129,9 @@ func (g *Generator) Generate(ctx context.Context, seeds []int64, model pipeline.
 					}
 				}
 				pending = rest
+				if len(pending) == 0 {
+					return false, nil // every image arrived: the caller has what it asked for
+				}
 				return true, err
 			}
 			img := msg.GetImage()

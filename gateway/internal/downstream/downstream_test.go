@@ -217,3 +217,39 @@ func TestGenerateResumesAStreamThatFailed(t *testing.T) {
 		t.Errorf("calls %v, want all seeds, then the three not received", calls)
 	}
 }
+
+// failsAtTheEnd sends every image, then ends its stream UNAVAILABLE.
+type failsAtTheEnd struct {
+	pb.UnimplementedGeneratorServiceServer
+}
+
+func (failsAtTheEnd) StreamGenerate(req *pb.StreamGenerateRequest, stream pb.GeneratorService_StreamGenerateServer) error {
+	for i := range req.GetSeeds() {
+		if err := stream.Send(&pb.StreamGenerateResponse{Image: &pb.GeneratedImage{Index: int32(i), Image: ToRaw(imageio.NewRGB(1, 1))}}); err != nil {
+			return err
+		}
+	}
+	return status.Error(codes.Unavailable, "shutting down")
+}
+
+// TestGenerateAfterEveryImageArrived: a stream that fails once every image
+// has arrived is a success, not a retry of nothing.
+func TestGenerateAfterEveryImageArrived(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	pb.RegisterGeneratorServiceServer(srv, failsAtTheEnd{})
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(lis) }()
+	defer func() { srv.Stop(); <-done }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n := 0
+	err = NewGenerator(dial(t, lis.Addr().String()), Retry{Attempts: 3, Backoff: time.Millisecond, Max: time.Millisecond}).
+		Generate(ctx, []int64{1, 2, 3}, pipeline.ModelRef{}, "", func(pipeline.Generated) error { n++; return nil })
+	if err != nil || n != 3 {
+		t.Errorf("Generate: %v after %d images, want nil after 3", err, n)
+	}
+}
