@@ -224,12 +224,22 @@ func dial(t testing.TB, addr string) *grpc.ClientConn {
 func waitServing(t testing.TB, p *proc, service string) {
 	t.Helper()
 	hc := healthpb.NewHealthClient(dial(t, p.addr))
+	waitUntilServing(t, p, func() (healthpb.HealthCheckResponse_ServingStatus, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+		return resp.GetStatus(), err
+	})
+}
+
+// waitUntilServing polls check until it reports SERVING, for up to 30 s;
+// it fails the test at once if p exits.
+func waitUntilServing(t testing.TB, p *proc, check func() (healthpb.HealthCheckResponse_ServingStatus, error)) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: service})
-		cancel()
-		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+		st, err := check()
+		if err == nil && st == healthpb.HealthCheckResponse_SERVING {
 			return
 		}
 		select {
@@ -238,7 +248,7 @@ func waitServing(t testing.TB, p *proc, service string) {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s not SERVING after 30s (last: %v, %v)", p.name, resp, err)
+			t.Fatalf("%s not SERVING after 30s (last: %v, %v)", p.name, st, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -31,22 +31,9 @@ func healthOver(t *testing.T, p *proc, service string, opts ...client.Option) (h
 // waitServingOver is waitServing over a connection made with opts.
 func waitServingOver(t *testing.T, p *proc, service string, opts ...client.Option) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		st, err := healthOver(t, p, service, opts...)
-		if err == nil && st == healthpb.HealthCheckResponse_SERVING {
-			return
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("%s exited before serving:\n%s", p.name, p.out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not SERVING after 30s (last: %v, %v)", p.name, st, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitUntilServing(t, p, func() (healthpb.HealthCheckResponse_ServingStatus, error) {
+		return healthOver(t, p, service, opts...)
+	})
 }
 
 // TestMTLS runs the stack as the prod overlay does: the generator and both
