@@ -25,6 +25,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -43,6 +44,10 @@ type Config struct {
 	RequestChains int   // chains at once per request
 	MaxBytes      int64 // accounted bytes of the chains in flight
 	MaxBacklog    int   // images admitted but not finished; a request beyond it is refused
+	// MaxWait bounds, in time, how much later than on an idle gateway a new
+	// request is forecast to finish; 0 turns the bound off. It is what keeps
+	// the latency of admitted calls near the unloaded one under overload.
+	MaxWait time.Duration
 }
 
 // Default is the configuration of the flags' defaults. MaxChains 64 keeps
@@ -59,6 +64,7 @@ func RegisterFlags(fs *flag.FlagSet) *Config {
 	fs.IntVar(&c.RequestChains, "request-chains", c.RequestChains, "images in the upscaling pipeline at once per request")
 	fs.Int64Var(&c.MaxBytes, "max-inflight-bytes", c.MaxBytes, "accounted bytes of the images in flight (pixels, PNG, buffers); bounds the gateway's memory")
 	fs.IntVar(&c.MaxBacklog, "max-backlog", c.MaxBacklog, "images admitted and not yet sent before new requests get RESOURCE_EXHAUSTED")
+	fs.DurationVar(&c.MaxWait, "max-wait", c.MaxWait, "refuse a request (RESOURCE_EXHAUSTED) when the images ahead would make it finish more than this much later than on an idle gateway; 0: no bound")
 	return &c
 }
 
@@ -86,7 +92,7 @@ type Controller struct {
 // the turns keep their order as chains come and go.
 type flow struct {
 	key     string
-	tickets int
+	tickets []*Ticket // admitted and not Done, in admission order
 	waiters []*waiter
 }
 
@@ -150,37 +156,40 @@ type Ticket struct {
 	c          *Controller
 	flow       *flow
 	chainBytes int64
-	left       int // images not finished, counted in the backlog
-	running    int // chains of this request holding a grant
+	deadline   time.Time // zero: none
+	left       int       // images not finished, counted in the backlog
+	running    int       // chains of this request holding a grant
 }
 
 // Admit admits a request of images images, each chain of which accounts
 // chainBytes, from client (the fairness key; "" gives the request a flow of
-// its own), or refuses it with fault.KindOverloaded and a retry hint. A
-// request with a deadline is refused when the backlog ahead of it would not
-// drain before the deadline at the rate chains are finishing. A request
-// that finds the gateway idle is always admitted.
+// its own), or refuses it with fault.KindOverloaded and a retry hint. With
+// images already admitted, a request is refused when the backlog is full,
+// and, once chain times are measured, when the forecast of the round-robin
+// grants (forecast.go) says that it would miss its own deadline, finish
+// more than MaxWait later than on an idle gateway, or make a request
+// admitted earlier miss its deadline. A request that finds the gateway idle
+// is always admitted.
 func (c *Controller) Admit(ctx context.Context, client string, images int, chainBytes int64) (*Ticket, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	dl, _ := ctx.Deadline()
+	t := &Ticket{c: c, chainBytes: chainBytes, deadline: dl, left: images}
+	if client == "" {
+		c.seq++
+		client = fmt.Sprintf("\x00%d", c.seq) // a flow of its own: no client names start with NUL
+	}
 	if c.backlog > 0 {
 		if c.backlog+images > c.cfg.MaxBacklog {
 			c.shed[ReasonBusy]++
 			return nil, fault.OverloadedRetry(ReasonBusy, c.drainTime(c.backlog),
 				"the gateway is busy: %d images are queued ahead (at most %d); retry later", c.backlog, c.cfg.MaxBacklog)
 		}
-		if dl, ok := ctx.Deadline(); ok && c.chainSecs > 0 {
-			if need := c.estimate(c.backlog + images); c.now().Add(need).After(dl) {
-				c.shed[ReasonDeadline]++
-				return nil, fault.OverloadedRetry(ReasonDeadline, c.drainTime(c.backlog),
-					"the gateway is busy: %d images are queued ahead and %d images would take about %v, longer than the deadline allows; retry later or with a longer deadline",
-					c.backlog, images, need.Round(100*time.Millisecond))
+		if c.chainSecs > 0 {
+			if err := c.checkForecast(t, c.flows[client]); err != nil {
+				return nil, err
 			}
 		}
-	}
-	if client == "" {
-		c.seq++
-		client = fmt.Sprintf("\x00%d", c.seq) // a flow of its own: no client names start with NUL
 	}
 	c.backlog += images
 	c.admitted++
@@ -190,21 +199,67 @@ func (c *Controller) Admit(ctx context.Context, client string, images int, chain
 		c.flows[client] = f
 		c.ring = append(c.ring, f)
 	}
-	f.tickets++
-	return &Ticket{c: c, flow: f, chainBytes: chainBytes, left: images}, nil
+	f.tickets = append(f.tickets, t)
+	t.flow = f
+	return t, nil
 }
 
-// estimate is how long n images take at the measured chain rate (Little's
-// law with MaxChains in flight).
-func (c *Controller) estimate(n int) time.Duration {
-	return time.Duration(float64(n) * c.chainSecs / float64(c.cfg.MaxChains) * float64(time.Second))
+// checkForecast refuses t, not yet admitted, when admitting it into flow f
+// (nil: a new flow) breaks a promise the forecast can see. Called with mu
+// held.
+func (c *Controller) checkForecast(t *Ticket, f *flow) error {
+	now := c.now()
+	with := c.forecast(t, f)
+	need := with[t]
+	if !t.deadline.IsZero() && now.Add(need).After(t.deadline) {
+		c.shed[ReasonDeadline]++
+		return fault.OverloadedRetry(ReasonDeadline, c.drainTime(c.backlog),
+			"the gateway is busy: %d images are queued ahead and %d images would take about %v, longer than the deadline allows; retry later or with a longer deadline",
+			c.backlog, t.left, need.Round(100*time.Millisecond))
+	}
+	if wait := need - c.alone(t.left); c.cfg.MaxWait > 0 && wait > c.cfg.MaxWait {
+		c.shed[ReasonBusy]++
+		return fault.OverloadedRetry(ReasonBusy, c.drainTime(c.backlog),
+			"the gateway is busy: %d images are queued ahead and would delay these %d by about %v (at most %v); retry later",
+			c.backlog, t.left, wait.Round(100*time.Millisecond), c.cfg.MaxWait)
+	}
+	if late := c.madeLate(now, with); late > 0 {
+		c.shed[ReasonBusy]++
+		return fault.OverloadedRetry(ReasonBusy, c.drainTime(c.backlog),
+			"the gateway is busy: taking %d more images now would make %d requests already accepted miss their deadlines; retry later",
+			t.left, late)
+	}
+	return nil
 }
 
-// drainTime is estimate clamped to a useful retry hint. Only the hint is
-// clamped: the deadline check compares the estimate itself, or a deadline
-// over 30 s would never be refused however long the backlog.
+// madeLate counts the admitted requests with a deadline that the forecast
+// without the newcomer finishes in time and the forecast with it (with)
+// does not. Requests already forecast late do not count: they would make
+// the gateway refuse everything until they end. Called with mu held.
+func (c *Controller) madeLate(now time.Time, with map[*Ticket]time.Duration) int {
+	var without map[*Ticket]time.Duration
+	late := 0
+	for _, f := range c.ring {
+		for _, t := range f.tickets {
+			if t.deadline.IsZero() || t.left == 0 || !now.Add(with[t]).After(t.deadline) {
+				continue
+			}
+			if without == nil {
+				without = c.forecast(nil, nil)
+			}
+			if !now.Add(without[t]).After(t.deadline) {
+				late++
+			}
+		}
+	}
+	return late
+}
+
+// drainTime is the retry hint: how long n images take at the measured chain
+// rate with MaxChains in flight (Little's law), clamped to 1–30 s.
 func (c *Controller) drainTime(n int) time.Duration {
-	return min(max(c.estimate(n), time.Second), 30*time.Second)
+	d := time.Duration(float64(n) * c.chainSecs / float64(c.cfg.MaxChains) * float64(time.Second))
+	return min(max(d, time.Second), 30*time.Second)
 }
 
 // Acquire waits for a grant to run one chain: a global slot, a slot of this
@@ -278,7 +333,8 @@ func (t *Ticket) Done() {
 	c.admitted--
 	f := t.flow
 	t.flow = nil
-	if f.tickets--; f.tickets > 0 || len(f.waiters) > 0 {
+	f.tickets = slices.DeleteFunc(f.tickets, func(x *Ticket) bool { return x == t })
+	if len(f.tickets) > 0 || len(f.waiters) > 0 {
 		return
 	}
 	delete(c.flows, f.key)

@@ -3,6 +3,7 @@ package admit
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -114,7 +115,8 @@ func TestRefusedAtTheDoorWithARetryHint(t *testing.T) {
 }
 
 // TestDeadlineThatCannotBeMetIsRefused: with chains measured at a second
-// each and one at a time, 5 images ahead cannot drain in a 2 s deadline.
+// each and one at a time, 5 images of b take turns with a's 5 left, so b's
+// last one finishes after 9 s: a 2 s deadline is refused, a minute is not.
 func TestDeadlineThatCannotBeMetIsRefused(t *testing.T) {
 	c := New(Config{MaxChains: 1, RequestChains: 1, MaxBytes: 1 << 20, MaxBacklog: 100})
 	now := time.Unix(1000, 0)
@@ -133,23 +135,46 @@ func TestDeadlineThatCannotBeMetIsRefused(t *testing.T) {
 
 	ctx, cancel := context.WithDeadline(context.Background(), now.Add(2*time.Second))
 	defer cancel()
-	if _, err := c.Admit(ctx, "b", 1, 1); fault.ReasonOf(err) != ReasonDeadline {
+	if _, err := c.Admit(ctx, "b", 5, 1); fault.ReasonOf(err) != ReasonDeadline {
 		t.Fatalf("short deadline: %v, want %s", err, ReasonDeadline)
 	}
 	ctx, cancel = context.WithDeadline(context.Background(), now.Add(time.Minute))
 	defer cancel()
-	ok, err := c.Admit(ctx, "b", 1, 1)
+	ok, err := c.Admit(ctx, "b", 5, 1)
 	if err != nil {
 		t.Fatalf("long deadline: %v", err)
 	}
 	ok.Done()
 }
 
-// TestDeadlineBeyondTheRetryHintsRangeIsChecked: 90 images ahead at 1 s a
-// chain, one at a time, need 90 s; a 60 s deadline is refused although the
-// retry hint stops at 30 s (the soak found deadlines over 30 s never were).
-func TestDeadlineBeyondTheRetryHintsRangeIsChecked(t *testing.T) {
+// TestSmallRequestBehindABigOneIsAdmitted: under round-robin one image
+// behind 90 finishes in its first turn, so a 2 s deadline is met; the
+// first-come-first-served estimate (90 s) refused it.
+func TestSmallRequestBehindABigOneIsAdmitted(t *testing.T) {
 	c := New(Config{MaxChains: 1, RequestChains: 1, MaxBytes: 1 << 20, MaxBacklog: 100})
+	now := time.Unix(1000, 0)
+	c.now = func() time.Time { return now }
+	big, err := c.Admit(context.Background(), "a", 90, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer big.Done()
+	c.chainSecs = 1
+	ctx, cancel := context.WithDeadline(context.Background(), now.Add(2*time.Second))
+	defer cancel()
+	small, err := c.Admit(ctx, "b", 1, 1)
+	if err != nil {
+		t.Fatalf("one image behind a big request: %v", err)
+	}
+	small.Done()
+}
+
+// TestDeadlineBeyondTheRetryHintsRangeIsChecked: 61 images taking turns
+// with 90 at 1 s a chain, one at a time, need 121 s; a 60 s deadline is
+// refused although the retry hint stops at 30 s (the soak found deadlines
+// over 30 s never were).
+func TestDeadlineBeyondTheRetryHintsRangeIsChecked(t *testing.T) {
+	c := New(Config{MaxChains: 1, RequestChains: 1, MaxBytes: 1 << 20, MaxBacklog: 200})
 	now := time.Unix(1000, 0)
 	c.now = func() time.Time { return now }
 	tk, err := c.Admit(context.Background(), "a", 91, 1)
@@ -166,13 +191,88 @@ func TestDeadlineBeyondTheRetryHintsRangeIsChecked(t *testing.T) {
 
 	ctx, cancel := context.WithDeadline(context.Background(), now.Add(time.Minute))
 	defer cancel()
-	_, err = c.Admit(ctx, "b", 1, 1)
+	_, err = c.Admit(ctx, "b", 61, 1)
 	if fault.ReasonOf(err) != ReasonDeadline {
 		t.Fatalf("a 60 s deadline behind 90 s of work: %v, want %s", err, ReasonDeadline)
 	}
 	if f, ok := errors.AsType[*fault.Error](err); !ok || f.RetryAfter != 30*time.Second {
 		t.Errorf("retry hint of %v, want the 30 s cap", err)
 	}
+}
+
+// TestForecastFollowsRoundRobin checks the forecast against grants worked
+// out by hand, one chain at a time and then two with one per request.
+func TestForecastFollowsRoundRobin(t *testing.T) {
+	c := New(Config{MaxChains: 1, RequestChains: 1, MaxBytes: 1 << 20, MaxBacklog: 100})
+	a, _ := c.Admit(context.Background(), "a", 3, 1)
+	defer a.Done()
+	b, _ := c.Admit(context.Background(), "b", 1, 1)
+	defer b.Done()
+	c.chainSecs = 1
+	s := time.Second
+	// Turns a b a a.
+	if got := c.forecast(nil, nil); got[a] != 4*s || got[b] != 2*s {
+		t.Errorf("a, b: %v, want a 4s, b 2s", got)
+	}
+	// A new flow joins the ring last: a b x a x a.
+	x := &Ticket{left: 2}
+	if got := c.forecast(x, nil); got[a] != 6*s || got[b] != 2*s || got[x] != 5*s {
+		t.Errorf("a, b, new x: %v, want a 6s, b 2s, x 5s", got)
+	}
+	// Joining a's flow, behind a's request: a b a a y y.
+	y := &Ticket{left: 2}
+	if got := c.forecast(y, a.flow); got[a] != 4*s || got[y] != 6*s {
+		t.Errorf("a, b, y behind a: %v, want a 4s, y 6s", got)
+	}
+	// Two chains at once, one per request: a waits a wave for its own slot.
+	c.cfg.MaxChains = 2
+	if got := c.forecast(nil, nil); got[a] != 3*s || got[b] != 1*s {
+		t.Errorf("two at once: %v, want a 3s, b 1s", got)
+	}
+}
+
+// TestAdmittingWouldMakeAnEarlierRequestLate: a was admitted with a 10 s
+// deadline and needs 8 s alone. Five more images from b would push a to
+// 13 s, so b is refused; one more (a at 9 s) is admitted.
+func TestAdmittingWouldMakeAnEarlierRequestLate(t *testing.T) {
+	c := New(Config{MaxChains: 1, RequestChains: 1, MaxBytes: 1 << 20, MaxBacklog: 100})
+	now := time.Unix(1000, 0)
+	c.now = func() time.Time { return now }
+	ctx, cancel := context.WithDeadline(context.Background(), now.Add(10*time.Second))
+	defer cancel()
+	a, err := c.Admit(ctx, "a", 8, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Done()
+	c.chainSecs = 1
+	_, err = c.Admit(context.Background(), "b", 5, 1)
+	if fault.ReasonOf(err) != ReasonBusy || !strings.Contains(err.Error(), "1 requests already accepted miss their deadlines") {
+		t.Fatalf("b of 5 images: %v, want %s naming the request it would make late", err, ReasonBusy)
+	}
+	b, err := c.Admit(context.Background(), "b", 1, 1)
+	if err != nil {
+		t.Fatalf("b of 1 image: %v", err)
+	}
+	b.Done()
+}
+
+// TestMaxWaitBoundsTheDelay: behind 10 images of a, 4 of b finish at 8 s
+// instead of 4 s alone; a 3 s bound refuses them, a 5 s bound does not.
+func TestMaxWaitBoundsTheDelay(t *testing.T) {
+	c := New(Config{MaxChains: 1, RequestChains: 1, MaxBytes: 1 << 20, MaxBacklog: 100, MaxWait: 3 * time.Second})
+	a, _ := c.Admit(context.Background(), "a", 10, 1)
+	defer a.Done()
+	c.chainSecs = 1
+	if _, err := c.Admit(context.Background(), "b", 4, 1); fault.ReasonOf(err) != ReasonBusy {
+		t.Fatalf("a 4 s delay under a 3 s bound: %v, want %s", err, ReasonBusy)
+	}
+	c.cfg.MaxWait = 5 * time.Second
+	b, err := c.Admit(context.Background(), "b", 4, 1)
+	if err != nil {
+		t.Fatalf("a 4 s delay under a 5 s bound: %v", err)
+	}
+	b.Done()
 }
 
 // TestBytesInFlightStayUnderTheBound: 8 clients of 20 chains each, each

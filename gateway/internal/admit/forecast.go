@@ -1,0 +1,119 @@
+package admit
+
+import "time"
+
+// The forecast says when each admitted request's last image will finish if
+// chains are granted the way dispatch grants them: round-robin over the
+// flows from the one served next, FIFO within a flow, at most RequestChains
+// of a request at once and MaxChains in all. Time runs in waves: a wave
+// starts up to MaxChains chains, and each chain takes the measured average
+// (chainSecs). The byte bound is left out: it stops a round only for
+// images far larger than the usual ones.
+//
+// The older estimate, the whole backlog drained first-come-first-served,
+// was wrong in both directions under round-robin: a small request behind
+// a big one finishes long before the backlog drains, and a request
+// admitted later takes turns from every request already running, which
+// can then miss the deadline it was admitted with (the soak saw calls fail
+// after their first image so).
+
+// forecast returns, for every admitted request with images left and for
+// extra (nil: none) joining flow f (nil: a flow of its own, placed last in
+// the ring as Admit places it), how long from now until its last image
+// finishes. Called with mu held; it costs O(backlog × flows).
+func (c *Controller) forecast(extra *Ticket, f *flow) map[*Ticket]time.Duration {
+	type pending struct {
+		t      *Ticket
+		left   int
+		inWave int // chains started in the current wave
+	}
+	var queues [][]*pending // in the order dispatch serves the flows
+	add := func(fl *flow) {
+		var q []*pending
+		for _, t := range fl.tickets {
+			if t.left > 0 {
+				q = append(q, &pending{t: t, left: t.left})
+			}
+		}
+		if extra != nil && fl == f {
+			q = append(q, &pending{t: extra, left: extra.left})
+		}
+		if len(q) > 0 {
+			queues = append(queues, q)
+		}
+	}
+	start := 0
+	if len(c.ring) > 0 {
+		start = c.next % len(c.ring)
+	}
+	for _, fl := range c.ring[start:] {
+		add(fl)
+	}
+	if extra != nil && f == nil {
+		f = &flow{}
+		add(f) // appended to the ring: served after its last flow, before its first
+	}
+	for _, fl := range c.ring[:start] {
+		add(fl)
+	}
+
+	finish := map[*Ticket]time.Duration{}
+	wave := time.Duration(c.chainSecs * float64(time.Second))
+	pos := 0
+	for now := wave; len(queues) > 0; now += wave {
+		for started := 0; started < c.cfg.MaxChains; {
+			progress := false
+			for range len(queues) {
+				q := queues[pos%len(queues)]
+				pos++
+				for _, p := range q {
+					if p.left > 0 && p.inWave < c.cfg.RequestChains {
+						p.left--
+						p.inWave++
+						started++
+						progress = true
+						if p.left == 0 {
+							finish[p.t] = now
+						}
+						break
+					}
+				}
+				if started == c.cfg.MaxChains {
+					break
+				}
+			}
+			if !progress {
+				break
+			}
+		}
+		// Drop what finished; the next wave starts afresh, with the flow
+		// that was to be served next.
+		next := pos % len(queues)
+		kept := queues[:0]
+		pos = 0
+		for i, q := range queues {
+			live := q[:0]
+			for _, p := range q {
+				if p.left > 0 {
+					p.inWave = 0
+					live = append(live, p)
+				}
+			}
+			if len(live) > 0 {
+				kept = append(kept, live)
+			} else if i < next {
+				pos-- // a flow before the next one left
+			}
+		}
+		queues = kept
+		pos += next
+	}
+	return finish
+}
+
+// alone is how long n images take on an idle gateway by the same model.
+func (c *Controller) alone(n int) time.Duration {
+	per := min(c.cfg.RequestChains, c.cfg.MaxChains)
+	waves := (n + per - 1) / per
+	return time.Duration(waves) * time.Duration(c.chainSecs*float64(time.Second))
+}
