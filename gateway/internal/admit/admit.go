@@ -84,6 +84,7 @@ type Controller struct {
 	ring      []*flow // flows with admitted requests, in round-robin order
 	next      int     // ring index to serve first
 	chainSecs float64 // moving average of a chain's duration, 0 until measured
+	skew      float64 // moving average of requests' real ÷ forecast time (forecast.go)
 	seq       uint64  // names the flows of requests without a client key
 }
 
@@ -129,6 +130,8 @@ type Stats struct {
 	Backlog      int            // images admitted and not finished
 	Shed         int            // requests refused at the door
 	ShedByReason map[string]int // the same by reason (ReasonBusy, ReasonDeadline)
+	ChainSeconds float64        // moving average of a chain's time, 0 until measured
+	ForecastSkew float64        // the forecast's learnt error factor (forecast.go), 1 until measured
 }
 
 // Stats returns the current accounting.
@@ -136,7 +139,7 @@ func (c *Controller) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := Stats{Admitted: c.admitted, Running: c.running, Bytes: c.bytes, PeakBytes: c.peakBytes, Backlog: c.backlog,
-		ShedByReason: make(map[string]int, len(c.shed))}
+		ShedByReason: make(map[string]int, len(c.shed)), ChainSeconds: c.chainSecs, ForecastSkew: float64(c.expect(time.Second)) / float64(time.Second)}
 	for _, f := range c.ring {
 		s.Waiting += len(f.waiters)
 	}
@@ -157,8 +160,10 @@ type Ticket struct {
 	flow       *flow
 	chainBytes int64
 	deadline   time.Time // zero: none
-	left       int       // images not finished, counted in the backlog
-	running    int       // chains of this request holding a grant
+	admitted   time.Time
+	forecast   time.Duration // at admission, before skew; 0: none was made
+	left       int           // images not finished, counted in the backlog
+	running    int           // chains of this request holding a grant
 }
 
 // Admit admits a request of images images, each chain of which accounts
@@ -174,7 +179,7 @@ func (c *Controller) Admit(ctx context.Context, client string, images int, chain
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	dl, _ := ctx.Deadline()
-	t := &Ticket{c: c, chainBytes: chainBytes, deadline: dl, left: images}
+	t := &Ticket{c: c, chainBytes: chainBytes, deadline: dl, admitted: c.now(), left: images}
 	if client == "" {
 		c.seq++
 		client = fmt.Sprintf("\x00%d", c.seq) // a flow of its own: no client names start with NUL
@@ -190,6 +195,8 @@ func (c *Controller) Admit(ctx context.Context, client string, images int, chain
 				return nil, err
 			}
 		}
+	} else if c.chainSecs > 0 {
+		t.forecast = c.alone(images)
 	}
 	c.backlog += images
 	c.admitted++
@@ -210,14 +217,15 @@ func (c *Controller) Admit(ctx context.Context, client string, images int, chain
 func (c *Controller) checkForecast(t *Ticket, f *flow) error {
 	now := c.now()
 	with := c.forecast(t, f)
-	need := with[t]
+	t.forecast = with[t]
+	need := c.expect(with[t])
 	if !t.deadline.IsZero() && now.Add(need).After(t.deadline) {
 		c.shed[ReasonDeadline]++
 		return fault.OverloadedRetry(ReasonDeadline, c.drainTime(c.backlog),
 			"the gateway is busy: %d images are queued ahead and %d images would take about %v, longer than the deadline allows; retry later or with a longer deadline",
 			c.backlog, t.left, need.Round(100*time.Millisecond))
 	}
-	if wait := need - c.alone(t.left); c.cfg.MaxWait > 0 && wait > c.cfg.MaxWait {
+	if wait := need - c.expect(c.alone(t.left)); c.cfg.MaxWait > 0 && wait > c.cfg.MaxWait {
 		c.shed[ReasonBusy]++
 		return fault.OverloadedRetry(ReasonBusy, c.drainTime(c.backlog),
 			"the gateway is busy: %d images are queued ahead and would delay these %d by about %v (at most %v); retry later",
@@ -241,13 +249,13 @@ func (c *Controller) madeLate(now time.Time, with map[*Ticket]time.Duration) int
 	late := 0
 	for _, f := range c.ring {
 		for _, t := range f.tickets {
-			if t.deadline.IsZero() || t.left == 0 || !now.Add(with[t]).After(t.deadline) {
+			if t.deadline.IsZero() || t.left == 0 || !now.Add(c.expect(with[t])).After(t.deadline) {
 				continue
 			}
 			if without == nil {
 				without = c.forecast(nil, nil)
 			}
-			if !now.Add(without[t]).After(t.deadline) {
+			if !now.Add(c.expect(without[t])).After(t.deadline) {
 				late++
 			}
 		}
@@ -325,6 +333,9 @@ func (t *Ticket) Done() {
 	c := t.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if t.left == 0 && t.forecast > 0 {
+		c.learn(c.now().Sub(t.admitted), t.forecast)
+	}
 	c.backlog -= t.left
 	t.left = 0
 	if t.flow == nil {

@@ -340,3 +340,41 @@ func TestCancelledWaiterLeavesTheQueue(t *testing.T) {
 		t.Fatalf("stats %+v, %d waiting", s, c.waiting())
 	}
 }
+
+// TestForecastLearnsItsError: requests that take twice their forecast
+// teach the controller to expect twice as long, so a deadline the model
+// alone would meet is then refused.
+func TestForecastLearnsItsError(t *testing.T) {
+	c := New(Config{MaxChains: 1, RequestChains: 1, MaxBytes: 1 << 20, MaxBacklog: 100})
+	now := time.Unix(1000, 0)
+	c.now = func() time.Time { return now }
+	c.chainSecs = 1
+	for range 200 { // idle: forecast 2 s alone; they take 4 s
+		tk, err := c.Admit(context.Background(), "a", 2, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			release, err := tk.Acquire(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			now = now.Add(2 * time.Second)
+			release()
+			c.chainSecs = 1 // held: only the skew is learnt here
+		}
+		tk.Done()
+	}
+	if c.skew < 1.9 || c.skew > 2.1 {
+		t.Fatalf("skew %.2f after requests that took twice their forecast, want ≈ 2", c.skew)
+	}
+	// Behind 4 images of a, one of b is forecast 2 s by the model (turns
+	// a b): 4 s in fact, past a 3 s deadline.
+	a, _ := c.Admit(context.Background(), "a", 4, 1)
+	defer a.Done()
+	ctx, cancel := context.WithDeadline(context.Background(), now.Add(3*time.Second))
+	defer cancel()
+	if _, err := c.Admit(ctx, "b", 1, 1); fault.ReasonOf(err) != ReasonDeadline {
+		t.Fatalf("3 s deadline for a forecast of 2 s × skew 2: %v, want %s", err, ReasonDeadline)
+	}
+}

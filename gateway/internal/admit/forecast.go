@@ -10,6 +10,13 @@ import "time"
 // (chainSecs). The byte bound is left out: it stops a round only for
 // images far larger than the usual ones.
 //
+// The model leaves out what happens outside the grants: a request's next
+// image comes from the generator's stream, and a flow with no chain
+// waiting when its turn comes loses that turn. So the forecast learns its
+// own error: every request that finished records its real time over the
+// forecast made when it was admitted, and forecasts are scaled by the
+// moving average of that ratio (skew, 1 until measured).
+//
 // The older estimate, the whole backlog drained first-come-first-served,
 // was wrong in both directions under round-robin: a small request behind
 // a big one finishes long before the backlog drains, and a request
@@ -20,7 +27,8 @@ import "time"
 // forecast returns, for every admitted request with images left and for
 // extra (nil: none) joining flow f (nil: a flow of its own, placed last in
 // the ring as Admit places it), how long from now until its last image
-// finishes. Called with mu held; it costs O(backlog × flows).
+// finishes, by the model (expect scales it by the learnt error). Called
+// with mu held; it costs O(backlog × flows).
 func (c *Controller) forecast(extra *Ticket, f *flow) map[*Ticket]time.Duration {
 	type pending struct {
 		t      *Ticket
@@ -116,4 +124,27 @@ func (c *Controller) alone(n int) time.Duration {
 	per := min(c.cfg.RequestChains, c.cfg.MaxChains)
 	waves := (n + per - 1) / per
 	return time.Duration(waves) * time.Duration(c.chainSecs*float64(time.Second))
+}
+
+// expect is how long the model's d takes in fact: d scaled by the
+// forecast's learnt error, skew (1 before any request finished with a
+// forecast).
+func (c *Controller) expect(d time.Duration) time.Duration {
+	if c.skew == 0 {
+		return d
+	}
+	return time.Duration(float64(d) * c.skew)
+}
+
+// learn folds one finished request into skew: took is its real time,
+// forecast the unscaled forecast made at its admission. The ratio is
+// clamped to [0.25, 16] so that one stalled request cannot turn the
+// gateway away for long; the average runs over about the last 32.
+func (c *Controller) learn(took, forecast time.Duration) {
+	r := min(max(float64(took)/float64(forecast), 0.25), 16)
+	if c.skew == 0 {
+		c.skew = r
+	} else {
+		c.skew += (r - c.skew) / 32
+	}
 }
