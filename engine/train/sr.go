@@ -13,7 +13,6 @@ import (
 	"github.com/hirez-ml/hirez/engine/loss"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/engine/optim"
-	"github.com/hirez-ml/hirez/engine/safetensors"
 	"github.com/hirez-ml/hirez/engine/tensor"
 )
 
@@ -70,17 +69,8 @@ func (c *SRConfig) defaults() error {
 // stage: random HR patches (with flips) of the images in o.Data and their MATLAB
 // bicubic downscales, in [0, 1]. The published weights are "sr" by default.
 func SR(ctx context.Context, c SRConfig, o Options) (Result, error) {
-	if err := o.check(); err != nil {
-		return Result{}, err
-	}
-	if err := c.defaults(); err != nil {
-		return Result{}, err
-	}
-	j, err := newSRJob(ctx, c, o)
-	if err != nil {
-		return Result{}, err
-	}
-	return run(ctx, o, j, "sr")
+	return launch(ctx, o, "sr", func(*Options) error { return c.defaults() },
+		func(o Options) (*srJob, error) { return newSRJob(ctx, c, o) })
 }
 
 type srJob struct {
@@ -211,23 +201,7 @@ func (j *srJob) losses() (map[string]float64, error) {
 	return map[string]float64{"mse": float64(v), "psnr": 10 * math.Log10(1/math.Max(float64(v), 1e-12))}, nil
 }
 
-func (j *srJob) saveState(f *safetensors.File) error {
-	if err := addNet(f, "net.", j.net); err != nil {
-		return err
-	}
-	st, err := j.opt.State()
-	if err != nil {
-		return err
-	}
-	return addParams(f, "", st)
-}
-
-func (j *srJob) loadState(f *safetensors.File) error {
-	if err := loadNet(f, "net.", j.net); err != nil {
-		return err
-	}
-	return j.opt.Load(getter(f, ""))
-}
+func (j *srJob) state() []ckptPart { return []ckptPart{netPart("net.", j.net), adamPart(j.opt)} }
 
 // sample renders, per fixed patch, the LR input (nearest), the output and the HR.
 func (j *srJob) sample(ctx context.Context) (*imageio.RGB, error) {
