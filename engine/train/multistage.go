@@ -67,8 +67,7 @@ type multiStageJob struct {
 	lContent     loss.Result
 	hi, lo, grad *tensor.Tensor
 	loHost       []float32
-	fixed        []*imageio.RGB // low-resolution inputs of the sample grid
-	fixedHi      []*imageio.RGB
+	fixed        upscaleSamples
 }
 
 func newMultiStageJob(ctx context.Context, c MultiStageConfig, o Options) (_ *multiStageJob, err error) {
@@ -87,24 +86,12 @@ func newMultiStageJob(ctx context.Context, c MultiStageConfig, o Options) (_ *mu
 		return nil, err
 	}
 	// The fixed sample inputs: the first images of the data in file order.
-	fl, err := dataset.NewLoader(dataset.Options{Dir: o.Data, Size: 2 * c.Side, Resample: dataset.Box, BatchSize: o.Samples, Workers: o.Workers})
-	if err != nil {
+	j.fixed.scale = 2
+	if err := j.fixed.load(ctx, dataset.Options{Dir: o.Data, Size: 2 * c.Side, Resample: dataset.Box, BatchSize: o.Samples, Workers: o.Workers},
+		imageio.FromCHWSigned, func(b *dataset.Batch) ([]float32, []float32, int, int) {
+			return boxHalf(nil, b.X, b.N, 2*c.Side), b.X, c.Side, 2 * c.Side
+		}); err != nil {
 		return nil, err
-	}
-	defer fl.Close()
-	fb, err := fl.Next(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("sample inputs: %w", err)
-	}
-	lo := boxHalf(nil, fb.X, fb.N, 2*c.Side)
-	for i := range fb.N {
-		s, h := 3*c.Side*c.Side, 3*4*c.Side*c.Side
-		l, err1 := imageio.FromCHWSigned(lo[i*s:(i+1)*s], c.Side, c.Side)
-		r, err2 := imageio.FromCHWSigned(fb.X[i*h:(i+1)*h], 2*c.Side, 2*c.Side)
-		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("sample inputs: %v %v", err1, err2)
-		}
-		j.fixed, j.fixedHi = append(j.fixed, l), append(j.fixedHi, r)
 	}
 	return j, nil
 }
@@ -194,16 +181,7 @@ func (j *multiStageJob) sample(ctx context.Context) (*imageio.RGB, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := u.Upscale(ctx, j.fixed)
-	if err != nil {
-		return nil, err
-	}
-	var cells []*imageio.RGB
-	for _, m := range j.fixed {
-		cells = append(cells, nearestN(m, 2))
-	}
-	cells = append(append(cells, out...), j.fixedHi...)
-	return imageio.Grid(cells, imageio.GridOptions{Cols: len(j.fixed), Pad: 2})
+	return j.fixed.grid(ctx, u)
 }
 
 func (j *multiStageJob) free() {
