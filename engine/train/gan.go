@@ -73,16 +73,22 @@ func (c *GANConfig) defaults() error {
 	if c.Generator == "" {
 		c.Generator = "dcgan-g-stable"
 	}
-	if c.Discriminator == "" {
-		c.Discriminator = "dcgan-d-stable"
+	return adversarialDefaults(&c.Discriminator, &c.Side, &c.Recipe)
+}
+
+// adversarialDefaults settles what GANConfig and MultiStageConfig default
+// alike, D's preset, the side and the recipe, and checks the recipe.
+func adversarialDefaults(disc *string, side *int, r *Recipe) error {
+	if *disc == "" {
+		*disc = "dcgan-d-stable"
 	}
-	if c.Side == 0 {
-		c.Side = 32
+	if *side == 0 {
+		*side = 32
 	}
-	if c.Recipe == (Recipe{}) {
-		c.Recipe = DefaultRecipe()
+	if *r == (Recipe{}) {
+		*r = DefaultRecipe()
 	}
-	return c.Recipe.check()
+	return r.check()
 }
 
 // conditional checks Classes against the run's groups and makes them the

@@ -33,19 +33,10 @@ func (c *MultiStageConfig) defaults() error {
 	if c.Upsampler == "" {
 		c.Upsampler = "upsampler-stable"
 	}
-	if c.Discriminator == "" {
-		c.Discriminator = "dcgan-d-stable"
-	}
-	if c.Side == 0 {
-		c.Side = 32
-	}
-	if c.Recipe == (Recipe{}) {
-		c.Recipe = DefaultRecipe()
-	}
 	if c.ContentWeight < 0 {
 		return fmt.Errorf("%w: content weight %v", ErrBadOptions, c.ContentWeight)
 	}
-	return c.Recipe.check()
+	return adversarialDefaults(&c.Discriminator, &c.Side, &c.Recipe)
 }
 
 // MultiStage trains the Up Sampler. Real images are brought to 2h as for GAN (box
