@@ -138,7 +138,12 @@ func (o *Options) check() error {
 	return nil
 }
 
-// job is one of the three loops as the shared runner sees it.
+// job is one loop (GAN, MultiStage, SR, Features) as the shared core sees it.
+// The core (launch, run, writeCheckpoint, readCheckpoint) owns the data
+// loader, the training RNG, the stop limits, the checkpoint, progress and
+// sample cadence, resume and cancellation; a job brings what differs: its
+// step, its losses, what its checkpoint holds (state), its sample grid and its
+// published weights.
 type job interface {
 	kind() string
 	// signature names what a checkpoint must agree on to be resumed.
