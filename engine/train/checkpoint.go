@@ -14,6 +14,7 @@ import (
 	"github.com/hirez-ml/hirez/engine/dataset"
 	"github.com/hirez-ml/hirez/engine/layer"
 	"github.com/hirez-ml/hirez/engine/model"
+	"github.com/hirez-ml/hirez/engine/optim"
 	"github.com/hirez-ml/hirez/engine/safetensors"
 )
 
@@ -65,8 +66,10 @@ func writeCheckpoint(path string, j job, st ckptState) error {
 		metaLoader:    string(lj),
 		metaRNG:       hex.EncodeToString(st.rng),
 	}}
-	if err := j.saveState(f); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+	for _, p := range j.state() {
+		if err := p.save(f); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
 	}
 	if err := safetensors.WriteFile(path, f); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
@@ -109,10 +112,54 @@ func readCheckpoint(path string, j job) (st ckptState, ok bool, err error) {
 	if err := errors.Join(errs...); err != nil {
 		return st, false, fmt.Errorf("resume %s: %w", path, err)
 	}
-	if err := j.loadState(f); err != nil {
-		return st, false, fmt.Errorf("resume %s: %w", path, err)
+	for _, p := range j.state() {
+		if err := p.load(f); err != nil {
+			return st, false, fmt.Errorf("resume %s: %w", path, err)
+		}
 	}
 	return st, true, nil
+}
+
+// ckptPart is one piece of the state a job checkpoints besides the runner's own
+// scalars (step, loader position, RNG, elapsed time): how it goes into a
+// checkpoint file and how it comes back out. A job lists its parts (job.state)
+// in the order they are written; loading finds every tensor by name.
+type ckptPart struct {
+	save func(f *safetensors.File) error
+	load func(f *safetensors.File) error
+}
+
+// netPart is a network's tensors (BatchNorm counters and spectral norm's u
+// included) under prefix: "g.", "d.", "net.".
+func netPart(prefix string, n *model.Network) ckptPart {
+	return ckptPart{
+		save: func(f *safetensors.File) error { return addNet(f, prefix, n) },
+		load: func(f *safetensors.File) error { return loadNet(f, prefix, n) },
+	}
+}
+
+// adamPart is an optimizer's moments and step count, named by the optimizer
+// itself ("opt_g.m.…", "opt_d.v.…", "opt.step").
+func adamPart(o *optim.Adam) ckptPart {
+	return ckptPart{
+		save: func(f *safetensors.File) error {
+			st, err := o.State()
+			if err != nil {
+				return err
+			}
+			return addParams(f, "", st)
+		},
+		load: func(f *safetensors.File) error { return o.Load(getter(f, "")) },
+	}
+}
+
+// paramsPart is a set of parameter values under prefix: an EMA's shadow
+// ("ema."), a head outside the published network ("").
+func paramsPart(prefix string, ps []*layer.Param) ckptPart {
+	return ckptPart{
+		save: func(f *safetensors.File) error { return addParams(f, prefix, ps) },
+		load: func(f *safetensors.File) error { return loadParams(f, prefix, ps) },
+	}
 }
 
 // addNet appends a network's tensors (BatchNorm counters included) under prefix.

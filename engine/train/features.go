@@ -15,7 +15,6 @@ import (
 	"github.com/hirez-ml/hirez/engine/layer"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/engine/optim"
-	"github.com/hirez-ml/hirez/engine/safetensors"
 	"github.com/hirez-ml/hirez/engine/tensor"
 )
 
@@ -68,17 +67,8 @@ func (c *FeaturesConfig) defaults() error {
 // The published weights are "features" by default, with the classes in their
 // metadata (features.MetaClasses).
 func Features(ctx context.Context, c FeaturesConfig, o Options) (Result, error) {
-	if err := o.check(); err != nil {
-		return Result{}, err
-	}
-	if err := c.defaults(); err != nil {
-		return Result{}, err
-	}
-	j, err := newFeaturesJob(c, o)
-	if err != nil {
-		return Result{}, err
-	}
-	return run(ctx, o, j, "features")
+	return launch(ctx, o, "features", func(*Options) error { return c.defaults() },
+		func(o Options) (*featuresJob, error) { return newFeaturesJob(c, o) })
 }
 
 type featuresJob struct {
@@ -262,28 +252,10 @@ func (j *featuresJob) losses() (map[string]float64, error) {
 	return map[string]float64{"ce": j.ce, "acc": j.acc}, nil
 }
 
-func (j *featuresJob) saveState(f *safetensors.File) error {
-	if err := addNet(f, "net.", j.net); err != nil {
-		return err
-	}
-	if err := addParams(f, "", j.head.Params()); err != nil {
-		return err
-	}
-	st, err := j.opt.State()
-	if err != nil {
-		return err
-	}
-	return addParams(f, "", st)
-}
-
-func (j *featuresJob) loadState(f *safetensors.File) error {
-	if err := loadNet(f, "net.", j.net); err != nil {
-		return err
-	}
-	if err := loadParams(f, "", j.head.Params()); err != nil {
-		return err
-	}
-	return j.opt.Load(getter(f, ""))
+// state is the encoder ("net."), the classification head (by its own names:
+// "head.weight", "head.bias") and the optimizer of both.
+func (j *featuresJob) state() []ckptPart {
+	return []ckptPart{netPart("net.", j.net), paramsPart("", j.head.Params()), adamPart(j.opt)}
 }
 
 // sample shows the last batch as the encoder saw it (shifted and flipped), or

@@ -11,11 +11,8 @@ import (
 	"github.com/hirez-ml/hirez/engine/backend"
 	"github.com/hirez-ml/hirez/engine/dataset"
 	"github.com/hirez-ml/hirez/engine/imageio"
-	"github.com/hirez-ml/hirez/engine/layer"
 	"github.com/hirez-ml/hirez/engine/metrics"
 	"github.com/hirez-ml/hirez/engine/model"
-	"github.com/hirez-ml/hirez/engine/optim"
-	"github.com/hirez-ml/hirez/engine/safetensors"
 	"github.com/hirez-ml/hirez/engine/tensor"
 )
 
@@ -76,16 +73,22 @@ func (c *GANConfig) defaults() error {
 	if c.Generator == "" {
 		c.Generator = "dcgan-g-stable"
 	}
-	if c.Discriminator == "" {
-		c.Discriminator = "dcgan-d-stable"
+	return adversarialDefaults(&c.Discriminator, &c.Side, &c.Recipe)
+}
+
+// adversarialDefaults settles what GANConfig and MultiStageConfig default
+// alike, D's preset, the side and the recipe, and checks the recipe.
+func adversarialDefaults(disc *string, side *int, r *Recipe) error {
+	if *disc == "" {
+		*disc = "dcgan-d-stable"
 	}
-	if c.Side == 0 {
-		c.Side = 32
+	if *side == 0 {
+		*side = 32
 	}
-	if c.Recipe == (Recipe{}) {
-		c.Recipe = DefaultRecipe()
+	if *r == (Recipe{}) {
+		*r = DefaultRecipe()
 	}
-	return c.Recipe.check()
+	return r.check()
 }
 
 // conditional checks Classes against the run's groups and makes them the
@@ -129,34 +132,24 @@ func (c *GANConfig) conditional(o *Options) error {
 // fake batch (as the PyTorch DCGAN example does). The published weights are G's
 // (its EMA when the recipe has one), named "generator" by default.
 func GAN(ctx context.Context, c GANConfig, o Options) (Result, error) {
-	if err := o.check(); err != nil {
-		return Result{}, err
-	}
-	if err := c.defaults(); err != nil {
-		return Result{}, err
-	}
-	if err := c.conditional(&o); err != nil {
-		return Result{}, err
-	}
-	j, err := newGANJob(ctx, c, o)
-	if err != nil {
-		return Result{}, err
-	}
-	return run(ctx, o, j, "generator")
+	return launch(ctx, o, "generator", func(o *Options) error {
+		if err := c.defaults(); err != nil {
+			return err
+		}
+		return c.conditional(o)
+	}, func(o Options) (*ganJob, error) { return newGANJob(ctx, c, o) })
 }
 
 type ganJob struct {
-	c      GANConfig
-	b      backend.Backend
-	g      *model.Network
-	gopt   *generatorOpt
-	adv    *adversary
-	real   *tensor.Tensor
-	z      *tensor.Tensor
-	zHost  []float32
-	fixed  [][]float32
-	latent int
-	gcfg   model.Config
+	adversarial // net is G
+	c           GANConfig
+	b           backend.Backend
+	real        *tensor.Tensor
+	z           *tensor.Tensor
+	zHost       []float32
+	fixed       [][]float32
+	latent      int
+	gcfg        model.Config
 	// Class-conditional runs: the class of each training file, the classes of
 	// the batch, and those of the fixed sample latents (nil otherwise).
 	classOf      map[string]int
@@ -186,32 +179,16 @@ func newGANJob(ctx context.Context, c GANConfig, o Options) (_ *ganJob, err erro
 		}
 	}()
 	k := len(c.Classes)
-	build := func() (*model.Network, error) {
-		return buildClassNet(c.Generator, c.GeneratorConfig, c.Side, k, o)
-	}
-	if j.g, err = build(); err != nil {
+	if err = j.setUp(c.Recipe, netSpec{c.Generator, c.GeneratorConfig, c.Side, k}, func(gc model.Config) error {
+		if gc.Role != model.Generator {
+			return fmt.Errorf("%w: %s is a %s, not a generator", ErrBadOptions, c.Generator, gc.Role)
+		}
+		return nil
+	}, netSpec{c.Discriminator, c.DiscriminatorConfig, c.Side, k}, o); err != nil {
 		return nil, err
 	}
-	gc := j.g.Config()
-	if gc.Role != model.Generator {
-		return nil, fmt.Errorf("%w: %s is a %s, not a generator", ErrBadOptions, c.Generator, gc.Role)
-	}
+	gc := j.net.Config()
 	j.gcfg = gc
-	d, err := buildClassNet(c.Discriminator, c.DiscriminatorConfig, c.Side, k, withSeed(o, o.Seed+1))
-	if err != nil {
-		return nil, err
-	}
-	if d.Config().Role != model.Discriminator {
-		d.Free()
-		return nil, fmt.Errorf("%w: %s is a %s, not a discriminator", ErrBadOptions, c.Discriminator, d.Config().Role)
-	}
-	if j.adv, err = newAdversary(c.Recipe, d); err != nil {
-		d.Free()
-		return nil, err
-	}
-	if j.gopt, err = newGeneratorOpt(c.Recipe, j.g, build); err != nil {
-		return nil, err
-	}
 	j.latent = gc.Latent
 	for i := range o.Samples {
 		j.fixed = append(j.fixed, model.Latent(uint64(i), gc.Latent))
@@ -371,8 +348,6 @@ func (j *ganJob) evalSWD(ctx context.Context) error {
 
 func (j *ganJob) kind() string { return "gan" }
 
-func (j *ganJob) trained() (*model.Network, *optim.EMA) { return j.g, j.gopt.ema }
-
 func (j *ganJob) signature() string {
 	sig := fmt.Sprintf("g=%s d=%s side=%d recipe=%s", netName(j.c.Generator, j.c.GeneratorConfig), netName(j.c.Discriminator, j.c.DiscriminatorConfig), j.c.Side, j.c.Recipe)
 	if len(j.c.Classes) > 0 {
@@ -413,27 +388,10 @@ func (j *ganJob) step(ctx context.Context, b *dataset.Batch, rng *rand.Rand) err
 			}
 		}
 	}
-	if err := upload(&j.z, j.b, j.zHost, j.g.InputShape(n)...); err != nil {
+	if err := upload(&j.z, j.b, j.zHost, j.net.InputShape(n)...); err != nil {
 		return err
 	}
-	fake, err := j.g.Forward(j.z, layer.Train)
-	if err != nil {
-		return err
-	}
-	if err := j.adv.stepD(j.real, fake, rng); err != nil {
-		return err
-	}
-	if err := j.g.ZeroGrad(); err != nil {
-		return err
-	}
-	dfake, err := j.adv.gradG(fake, rng)
-	if err != nil {
-		return err
-	}
-	if _, err := j.g.Backward(dfake); err != nil {
-		return err
-	}
-	if err := j.gopt.step(); err != nil {
+	if err := j.update(j.z, j.real, rng, nil); err != nil {
 		return err
 	}
 	// The probes' clock is G's Adam step count: checkpointed with the optimizer,
@@ -486,37 +444,8 @@ func (j *ganJob) losses() (map[string]float64, error) {
 	return m, j.adv.losses(m, "g")
 }
 
-func (j *ganJob) saveState(f *safetensors.File) error {
-	if err := addNet(f, "g.", j.g); err != nil {
-		return err
-	}
-	if err := addNet(f, "d.", j.adv.d); err != nil {
-		return err
-	}
-	st, err := j.adv.opt.State()
-	if err != nil {
-		return err
-	}
-	if err := addParams(f, "", st); err != nil {
-		return err
-	}
-	j.feat.save(f)
-	return j.gopt.save(f)
-}
-
-func (j *ganJob) loadState(f *safetensors.File) error {
-	if err := loadNet(f, "g.", j.g); err != nil {
-		return err
-	}
-	if err := loadNet(f, "d.", j.adv.d); err != nil {
-		return err
-	}
-	if err := j.adv.opt.Load(getter(f, "")); err != nil {
-		return err
-	}
-	j.feat.load(f)
-	return j.gopt.load(f)
-}
+// state is both players' and, with a feature probe, its best score.
+func (j *ganJob) state() []ckptPart { return j.players(j.feat.state()...) }
 
 func (j *ganJob) sample(ctx context.Context) (*imageio.RGB, error) {
 	g, err := j.gopt.view()
@@ -530,24 +459,9 @@ func (j *ganJob) sample(ctx context.Context) (*imageio.RGB, error) {
 	return imageio.Grid(imgs, imageio.GridOptions{Pad: 2})
 }
 
-func (j *ganJob) publish(path string, meta map[string]string) error {
-	g, err := j.gopt.view()
-	if err != nil {
-		return err
-	}
-	return g.Save(path, meta)
-}
-
 func (j *ganJob) free() {
-	j.gopt.free()
+	j.adversarial.free()
 	j.feat.free()
-	if j.adv != nil {
-		j.adv.free()
-		j.adv.d.Free()
-	}
-	if j.g != nil {
-		j.g.Free()
-	}
 	j.real.Free()
 	j.z.Free()
 }

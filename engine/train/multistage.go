@@ -8,11 +8,8 @@ import (
 	"github.com/hirez-ml/hirez/engine/backend"
 	"github.com/hirez-ml/hirez/engine/dataset"
 	"github.com/hirez-ml/hirez/engine/imageio"
-	"github.com/hirez-ml/hirez/engine/layer"
 	"github.com/hirez-ml/hirez/engine/loss"
 	"github.com/hirez-ml/hirez/engine/model"
-	"github.com/hirez-ml/hirez/engine/optim"
-	"github.com/hirez-ml/hirez/engine/safetensors"
 	"github.com/hirez-ml/hirez/engine/tensor"
 )
 
@@ -36,19 +33,10 @@ func (c *MultiStageConfig) defaults() error {
 	if c.Upsampler == "" {
 		c.Upsampler = "upsampler-stable"
 	}
-	if c.Discriminator == "" {
-		c.Discriminator = "dcgan-d-stable"
-	}
-	if c.Side == 0 {
-		c.Side = 32
-	}
-	if c.Recipe == (Recipe{}) {
-		c.Recipe = DefaultRecipe()
-	}
 	if c.ContentWeight < 0 {
 		return fmt.Errorf("%w: content weight %v", ErrBadOptions, c.ContentWeight)
 	}
-	return c.Recipe.check()
+	return adversarialDefaults(&c.Discriminator, &c.Side, &c.Recipe)
 }
 
 // MultiStage trains the Up Sampler. Real images are brought to 2h as for GAN (box
@@ -58,31 +46,19 @@ func (c *MultiStageConfig) defaults() error {
 // on (real 2h, U(h)) and one U update through D, plus the optional content term.
 // The published weights are the Up Sampler's (EMA when set), "upsampler" by default.
 func MultiStage(ctx context.Context, c MultiStageConfig, o Options) (Result, error) {
-	if err := o.check(); err != nil {
-		return Result{}, err
-	}
-	if err := c.defaults(); err != nil {
-		return Result{}, err
-	}
-	j, err := newMultiStageJob(ctx, c, o)
-	if err != nil {
-		return Result{}, err
-	}
-	return run(ctx, o, j, "upsampler")
+	return launch(ctx, o, "upsampler", func(*Options) error { return c.defaults() },
+		func(o Options) (*multiStageJob, error) { return newMultiStageJob(ctx, c, o) })
 }
 
 type multiStageJob struct {
+	adversarial  // net is the Up Sampler
 	c            MultiStageConfig
 	b            backend.Backend
-	u            *model.Network
-	gopt         *generatorOpt
-	adv          *adversary
 	mse          *loss.MSE
 	lContent     loss.Result
 	hi, lo, grad *tensor.Tensor
 	loHost       []float32
-	fixed        []*imageio.RGB // low-resolution inputs of the sample grid
-	fixedHi      []*imageio.RGB
+	fixed        upscaleSamples
 }
 
 func newMultiStageJob(ctx context.Context, c MultiStageConfig, o Options) (_ *multiStageJob, err error) {
@@ -92,49 +68,21 @@ func newMultiStageJob(ctx context.Context, c MultiStageConfig, o Options) (_ *mu
 			j.free()
 		}
 	}()
-	build := func() (*model.Network, error) {
-		return buildNet(c.Upsampler, c.UpsamplerConfig, c.Side, o)
-	}
-	if j.u, err = build(); err != nil {
-		return nil, err
-	}
-	if uc := j.u.Config(); uc.Role != model.Upscaler || uc.Scale != 2 || uc.Range != model.Signed {
-		return nil, fmt.Errorf("%w: %s is not a ×2 upscaler on [−1, 1] images", ErrBadOptions, c.Upsampler)
-	}
-	d, err := buildNet(c.Discriminator, c.DiscriminatorConfig, 2*c.Side, withSeed(o, o.Seed+1))
-	if err != nil {
-		return nil, err
-	}
-	if d.Config().Role != model.Discriminator {
-		d.Free()
-		return nil, fmt.Errorf("%w: %s is a %s, not a discriminator", ErrBadOptions, c.Discriminator, d.Config().Role)
-	}
-	if j.adv, err = newAdversary(c.Recipe, d); err != nil {
-		d.Free()
-		return nil, err
-	}
-	if j.gopt, err = newGeneratorOpt(c.Recipe, j.u, build); err != nil {
+	if err = j.setUp(c.Recipe, netSpec{c.Upsampler, c.UpsamplerConfig, c.Side, 0}, func(uc model.Config) error {
+		if uc.Role != model.Upscaler || uc.Scale != 2 || uc.Range != model.Signed {
+			return fmt.Errorf("%w: %s is not a ×2 upscaler on [−1, 1] images", ErrBadOptions, c.Upsampler)
+		}
+		return nil
+	}, netSpec{c.Discriminator, c.DiscriminatorConfig, 2 * c.Side, 0}, o); err != nil {
 		return nil, err
 	}
 	// The fixed sample inputs: the first images of the data in file order.
-	fl, err := dataset.NewLoader(dataset.Options{Dir: o.Data, Size: 2 * c.Side, Resample: dataset.Box, BatchSize: o.Samples, Workers: o.Workers})
-	if err != nil {
+	j.fixed.scale = 2
+	if err := j.fixed.load(ctx, dataset.Options{Dir: o.Data, Size: 2 * c.Side, Resample: dataset.Box, BatchSize: o.Samples, Workers: o.Workers},
+		imageio.FromCHWSigned, func(b *dataset.Batch) ([]float32, []float32, int, int) {
+			return boxHalf(nil, b.X, b.N, 2*c.Side), b.X, c.Side, 2 * c.Side
+		}); err != nil {
 		return nil, err
-	}
-	defer fl.Close()
-	fb, err := fl.Next(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("sample inputs: %w", err)
-	}
-	lo := boxHalf(nil, fb.X, fb.N, 2*c.Side)
-	for i := range fb.N {
-		s, h := 3*c.Side*c.Side, 3*4*c.Side*c.Side
-		l, err1 := imageio.FromCHWSigned(lo[i*s:(i+1)*s], c.Side, c.Side)
-		r, err2 := imageio.FromCHWSigned(fb.X[i*h:(i+1)*h], 2*c.Side, 2*c.Side)
-		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("sample inputs: %v %v", err1, err2)
-		}
-		j.fixed, j.fixedHi = append(j.fixed, l), append(j.fixedHi, r)
 	}
 	return j, nil
 }
@@ -156,8 +104,6 @@ func boxHalf(dst, x []float32, n, s int) []float32 {
 
 func (j *multiStageJob) kind() string { return "multistage" }
 
-func (j *multiStageJob) trained() (*model.Network, *optim.EMA) { return j.u, j.gopt.ema }
-
 func (j *multiStageJob) signature() string {
 	return fmt.Sprintf("u=%s d=%s side=%d content=%v recipe=%s", netName(j.c.Upsampler, j.c.UpsamplerConfig), netName(j.c.Discriminator, j.c.DiscriminatorConfig), j.c.Side, j.c.ContentWeight, j.c.Recipe)
 }
@@ -175,42 +121,32 @@ func (j *multiStageJob) step(_ context.Context, b *dataset.Batch, rng *rand.Rand
 	if err := upload(&j.lo, j.b, j.loHost, b.N, 3, s, s); err != nil {
 		return err
 	}
-	fake, err := j.u.Forward(j.lo, layer.Train)
-	if err != nil {
-		return err
+	return j.update(j.lo, j.hi, rng, j.content)
+}
+
+// content adds λ·∇MSE(fake, real 2h) to the adversarial gradient dfake (none
+// at λ = 0, the study's reading).
+func (j *multiStageJob) content(fake, dfake *tensor.Tensor) (*tensor.Tensor, error) {
+	if j.c.ContentWeight <= 0 {
+		return dfake, nil
 	}
-	if err := j.adv.stepD(j.hi, fake, rng); err != nil {
-		return err
+	var err error
+	if j.lContent, err = j.mse.Compute(fake, j.hi); err != nil {
+		return nil, err
 	}
-	if err := j.u.ZeroGrad(); err != nil {
-		return err
-	}
-	dfake, err := j.adv.gradG(fake, rng)
-	if err != nil {
-		return err
-	}
-	if j.c.ContentWeight > 0 {
-		if j.lContent, err = j.mse.Compute(fake, j.hi); err != nil {
-			return err
+	if j.grad == nil || !j.grad.HasShape(dfake.Shape()...) {
+		j.grad.Free()
+		if j.grad, err = tensor.New(j.b, dfake.Shape()...); err != nil {
+			return nil, err
 		}
-		if j.grad == nil || !j.grad.HasShape(dfake.Shape()...) {
-			j.grad.Free()
-			if j.grad, err = tensor.New(j.b, dfake.Shape()...); err != nil {
-				return err
-			}
-		}
-		if err := j.b.Copy(j.grad.Buffer(), dfake.Buffer()); err != nil {
-			return err
-		}
-		if err := j.b.Axpby(j.c.ContentWeight, j.lContent.Grad.Buffer(), 1, j.grad.Buffer()); err != nil {
-			return err
-		}
-		dfake = j.grad
 	}
-	if _, err := j.u.Backward(dfake); err != nil {
-		return err
+	if err := j.b.Copy(j.grad.Buffer(), dfake.Buffer()); err != nil {
+		return nil, err
 	}
-	return j.gopt.step()
+	if err := j.b.Axpby(j.c.ContentWeight, j.lContent.Grad.Buffer(), 1, j.grad.Buffer()); err != nil {
+		return nil, err
+	}
+	return j.grad, nil
 }
 
 func (j *multiStageJob) losses() (map[string]float64, error) {
@@ -228,35 +164,7 @@ func (j *multiStageJob) losses() (map[string]float64, error) {
 	return m, nil
 }
 
-func (j *multiStageJob) saveState(f *safetensors.File) error {
-	if err := addNet(f, "g.", j.u); err != nil {
-		return err
-	}
-	if err := addNet(f, "d.", j.adv.d); err != nil {
-		return err
-	}
-	st, err := j.adv.opt.State()
-	if err != nil {
-		return err
-	}
-	if err := addParams(f, "", st); err != nil {
-		return err
-	}
-	return j.gopt.save(f)
-}
-
-func (j *multiStageJob) loadState(f *safetensors.File) error {
-	if err := loadNet(f, "g.", j.u); err != nil {
-		return err
-	}
-	if err := loadNet(f, "d.", j.adv.d); err != nil {
-		return err
-	}
-	if err := j.adv.opt.Load(getter(f, "")); err != nil {
-		return err
-	}
-	return j.gopt.load(f)
-}
+func (j *multiStageJob) state() []ckptPart { return j.players() }
 
 // sample renders input (nearest 2×), output and real 2h image, one row each.
 func (j *multiStageJob) sample(ctx context.Context) (*imageio.RGB, error) {
@@ -264,35 +172,11 @@ func (j *multiStageJob) sample(ctx context.Context) (*imageio.RGB, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := u.Upscale(ctx, j.fixed)
-	if err != nil {
-		return nil, err
-	}
-	var cells []*imageio.RGB
-	for _, m := range j.fixed {
-		cells = append(cells, nearestN(m, 2))
-	}
-	cells = append(append(cells, out...), j.fixedHi...)
-	return imageio.Grid(cells, imageio.GridOptions{Cols: len(j.fixed), Pad: 2})
-}
-
-func (j *multiStageJob) publish(path string, meta map[string]string) error {
-	u, err := j.gopt.view()
-	if err != nil {
-		return err
-	}
-	return u.Save(path, meta)
+	return j.fixed.grid(ctx, u)
 }
 
 func (j *multiStageJob) free() {
-	j.gopt.free()
-	if j.adv != nil {
-		j.adv.free()
-		j.adv.d.Free()
-	}
-	if j.u != nil {
-		j.u.Free()
-	}
+	j.adversarial.free()
 	j.mse.Free()
 	j.hi.Free()
 	j.lo.Free()

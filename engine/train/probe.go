@@ -142,21 +142,27 @@ func (s *featureState) losses(m map[string]float64) {
 	}
 }
 
-func (s *featureState) save(f *safetensors.File) {
-	if s == nil || s.bestStep == 0 {
-		return
-	}
-	f.Tensors = append(f.Tensors, safetensors.Tensor{Name: probeBestTensor, DType: safetensors.F32, Shape: []int{2},
-		F32: []float32{float32(s.best), float32(s.bestStep)}})
-}
-
-func (s *featureState) load(f *safetensors.File) {
+// state is the best score so far and its step ("probe.best"), nothing before
+// a first evaluation; nothing at all without a probe (s nil).
+func (s *featureState) state() []ckptPart {
 	if s == nil {
-		return
+		return nil
 	}
-	if t, ok := f.Tensor(probeBestTensor); ok && len(t.F32) == 2 {
-		s.best, s.bestStep = float64(t.F32[0]), int(t.F32[1])
-	}
+	return []ckptPart{{
+		save: func(f *safetensors.File) error {
+			if s.bestStep > 0 {
+				f.Tensors = append(f.Tensors, safetensors.Tensor{Name: probeBestTensor, DType: safetensors.F32, Shape: []int{2},
+					F32: []float32{float32(s.best), float32(s.bestStep)}})
+			}
+			return nil
+		},
+		load: func(f *safetensors.File) error {
+			if t, ok := f.Tensor(probeBestTensor); ok && len(t.F32) == 2 {
+				s.best, s.bestStep = float64(t.F32[0]), int(t.F32[1])
+			}
+			return nil
+		},
+	}}
 }
 
 func (s *featureState) free() {

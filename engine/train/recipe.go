@@ -9,7 +9,6 @@ import (
 	"github.com/hirez-ml/hirez/engine/loss"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/engine/optim"
-	"github.com/hirez-ml/hirez/engine/safetensors"
 	"github.com/hirez-ml/hirez/engine/tensor"
 )
 
@@ -325,28 +324,13 @@ func (o *generatorOpt) view() (*model.Network, error) {
 	return o.shadow, nil
 }
 
-func (o *generatorOpt) save(f *safetensors.File) error {
-	st, err := o.opt.State()
-	if err != nil {
-		return err
-	}
-	if err := addParams(f, "", st); err != nil {
-		return err
-	}
+// state is G's optimizer and, when there is one, its EMA ("ema.").
+func (o *generatorOpt) state() []ckptPart {
+	ps := []ckptPart{adamPart(o.opt)}
 	if o.ema != nil {
-		return addParams(f, "ema.", o.ema.Params())
+		ps = append(ps, paramsPart("ema.", o.ema.Params()))
 	}
-	return nil
-}
-
-func (o *generatorOpt) load(f *safetensors.File) error {
-	if err := o.opt.Load(getter(f, "")); err != nil {
-		return err
-	}
-	if o.ema != nil {
-		return loadParams(f, "ema.", o.ema.Params())
-	}
-	return nil
+	return ps
 }
 
 func (o *generatorOpt) free() {
@@ -361,5 +345,115 @@ func (o *generatorOpt) free() {
 	}
 	if o.shadow != nil {
 		o.shadow.Free()
+	}
+}
+
+// adversarial is what the two GAN loops (GAN, MultiStage) share: the network
+// they train and publish (G, the Up Sampler) with its optimizer and EMA, and D
+// with its own. Embedded in their jobs, it gives them trained, publish and the
+// players of their checkpointed state.
+type adversarial struct {
+	net  *model.Network
+	gopt *generatorOpt
+	adv  *adversary
+}
+
+// netSpec is a network to build: a preset, or cfg when set, at side (0 = the
+// preset's), class-conditional over classes (0: not).
+type netSpec struct {
+	preset      string
+	cfg         *model.Config
+	side, class int
+}
+
+func (s netSpec) build(o Options) (*model.Network, error) {
+	return buildClassNet(s.preset, s.cfg, s.side, s.class, o)
+}
+
+// setUp builds the trained network from g with o's seed (check vets its
+// config), D from d with the next seed, and both optimizers.
+func (a *adversarial) setUp(r Recipe, g netSpec, check func(model.Config) error, d netSpec, o Options) error {
+	build := func() (*model.Network, error) { return g.build(o) }
+	var err error
+	if a.net, err = build(); err != nil {
+		return err
+	}
+	if err := check(a.net.Config()); err != nil {
+		return err
+	}
+	dn, err := d.build(withSeed(o, o.Seed+1))
+	if err != nil {
+		return err
+	}
+	if dn.Config().Role != model.Discriminator {
+		dn.Free()
+		return fmt.Errorf("%w: %s is a %s, not a discriminator", ErrBadOptions, d.preset, dn.Config().Role)
+	}
+	if a.adv, err = newAdversary(r, dn); err != nil {
+		dn.Free()
+		return err
+	}
+	a.gopt, err = newGeneratorOpt(r, a.net, build)
+	return err
+}
+
+// update is one step of both players: the trained network on in, one D update
+// on (real, fake), then one update of the trained network through the updated
+// D on the same fake batch. more, when set, adds a term of the job's own to
+// the gradient with respect to fake (the multi-stage content loss).
+func (a *adversarial) update(in, real *tensor.Tensor, rng *rand.Rand, more func(fake, dfake *tensor.Tensor) (*tensor.Tensor, error)) error {
+	fake, err := a.net.Forward(in, layer.Train)
+	if err != nil {
+		return err
+	}
+	if err := a.adv.stepD(real, fake, rng); err != nil {
+		return err
+	}
+	if err := a.net.ZeroGrad(); err != nil {
+		return err
+	}
+	dfake, err := a.adv.gradG(fake, rng)
+	if err != nil {
+		return err
+	}
+	if more != nil {
+		if dfake, err = more(fake, dfake); err != nil {
+			return err
+		}
+	}
+	if _, err := a.net.Backward(dfake); err != nil {
+		return err
+	}
+	return a.gopt.step()
+}
+
+func (a *adversarial) trained() (*model.Network, *optim.EMA) { return a.net, a.gopt.ema }
+
+// players is the checkpointed state of both players: the trained network
+// ("g."), D ("d.") and its optimizer, then extra (a job's own parts), then G's
+// optimizer and EMA.
+func (a *adversarial) players(extra ...ckptPart) []ckptPart {
+	ps := append([]ckptPart{netPart("g.", a.net), netPart("d.", a.adv.d), adamPart(a.adv.opt)}, extra...)
+	return append(ps, a.gopt.state()...)
+}
+
+// publish writes the published view of the trained network: its EMA when the
+// recipe has one.
+func (a *adversarial) publish(path string, meta map[string]string) error {
+	g, err := a.gopt.view()
+	if err != nil {
+		return err
+	}
+	return g.Save(path, meta)
+}
+
+func (a *adversarial) free() {
+	a.gopt.free()
+	if a.adv != nil {
+		a.adv.free()
+		a.adv.d.Free()
+	}
+	if a.net != nil {
+		a.net.Free()
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/hirez-ml/hirez/engine/loss"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/engine/optim"
-	"github.com/hirez-ml/hirez/engine/safetensors"
 	"github.com/hirez-ml/hirez/engine/tensor"
 )
 
@@ -70,30 +69,20 @@ func (c *SRConfig) defaults() error {
 // stage: random HR patches (with flips) of the images in o.Data and their MATLAB
 // bicubic downscales, in [0, 1]. The published weights are "sr" by default.
 func SR(ctx context.Context, c SRConfig, o Options) (Result, error) {
-	if err := o.check(); err != nil {
-		return Result{}, err
-	}
-	if err := c.defaults(); err != nil {
-		return Result{}, err
-	}
-	j, err := newSRJob(ctx, c, o)
-	if err != nil {
-		return Result{}, err
-	}
-	return run(ctx, o, j, "sr")
+	return launch(ctx, o, "sr", func(*Options) error { return c.defaults() },
+		func(o Options) (*srJob, error) { return newSRJob(ctx, c, o) })
 }
 
 type srJob struct {
-	c       SRConfig
-	b       backend.Backend
-	net     *model.Network
-	scale   int
-	opt     *optim.Adam
-	mse     *loss.MSE
-	last    loss.Result
-	x, y    *tensor.Tensor
-	fixedLR []*imageio.RGB
-	fixedHR []*imageio.RGB
+	c     SRConfig
+	b     backend.Backend
+	net   *model.Network
+	scale int
+	opt   *optim.Adam
+	mse   *loss.MSE
+	last  loss.Result
+	x, y  *tensor.Tensor
+	fixed upscaleSamples
 }
 
 func newSRJob(ctx context.Context, c SRConfig, o Options) (_ *srJob, err error) {
@@ -123,24 +112,13 @@ func newSRJob(ctx context.Context, c SRConfig, o Options) (_ *srJob, err error) 
 		return nil, err
 	}
 	// Fixed sample patches: the first patch of each of the first images, no flips.
-	fl, err := dataset.NewLoader(dataset.Options{Dir: o.Data, Range: dataset.Range01, BatchSize: min(o.Samples, 8), Seed: 1, Workers: o.Workers,
-		SR: &dataset.SROptions{Scale: j.scale, Patch: c.Patch, PatchesPerImage: 1}})
-	if err != nil {
+	j.fixed.scale = j.scale
+	if err := j.fixed.load(ctx, dataset.Options{Dir: o.Data, Range: dataset.Range01, BatchSize: min(o.Samples, 8), Seed: 1, Workers: o.Workers,
+		SR: &dataset.SROptions{Scale: j.scale, Patch: c.Patch, PatchesPerImage: 1}},
+		imageio.FromCHW01, func(b *dataset.Batch) ([]float32, []float32, int, int) {
+			return b.X, b.Y, b.XShape[3], b.YShape[3]
+		}); err != nil {
 		return nil, err
-	}
-	defer fl.Close()
-	fb, err := fl.Next(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("sample inputs: %w", err)
-	}
-	ls, hs := fb.XShape[3], fb.YShape[3]
-	for i := range fb.N {
-		l, err1 := imageio.FromCHW01(fb.X[i*3*ls*ls:(i+1)*3*ls*ls], ls, ls)
-		h, err2 := imageio.FromCHW01(fb.Y[i*3*hs*hs:(i+1)*3*hs*hs], hs, hs)
-		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("sample inputs: %v %v", err1, err2)
-		}
-		j.fixedLR, j.fixedHR = append(j.fixedLR, l), append(j.fixedHR, h)
 	}
 	return j, nil
 }
@@ -211,37 +189,10 @@ func (j *srJob) losses() (map[string]float64, error) {
 	return map[string]float64{"mse": float64(v), "psnr": 10 * math.Log10(1/math.Max(float64(v), 1e-12))}, nil
 }
 
-func (j *srJob) saveState(f *safetensors.File) error {
-	if err := addNet(f, "net.", j.net); err != nil {
-		return err
-	}
-	st, err := j.opt.State()
-	if err != nil {
-		return err
-	}
-	return addParams(f, "", st)
-}
-
-func (j *srJob) loadState(f *safetensors.File) error {
-	if err := loadNet(f, "net.", j.net); err != nil {
-		return err
-	}
-	return j.opt.Load(getter(f, ""))
-}
+func (j *srJob) state() []ckptPart { return []ckptPart{netPart("net.", j.net), adamPart(j.opt)} }
 
 // sample renders, per fixed patch, the LR input (nearest), the output and the HR.
-func (j *srJob) sample(ctx context.Context) (*imageio.RGB, error) {
-	out, err := j.net.Upscale(ctx, j.fixedLR)
-	if err != nil {
-		return nil, err
-	}
-	var cells []*imageio.RGB
-	for _, m := range j.fixedLR {
-		cells = append(cells, nearestN(m, j.scale))
-	}
-	cells = append(append(cells, out...), j.fixedHR...)
-	return imageio.Grid(cells, imageio.GridOptions{Cols: len(j.fixedLR), Pad: 2})
-}
+func (j *srJob) sample(ctx context.Context) (*imageio.RGB, error) { return j.fixed.grid(ctx, j.net) }
 
 func (j *srJob) publish(path string, meta map[string]string) error { return j.net.Save(path, meta) }
 
@@ -255,6 +206,54 @@ func (j *srJob) free() {
 	j.mse.Free()
 	j.x.Free()
 	j.y.Free()
+}
+
+// upscaleSamples are the fixed inputs of an upscaler's sample grid (the
+// multi-stage Up Sampler's, the SR network's) and the images they were made
+// from: the grid is a row of inputs (nearest-upscaled), a row of outputs and a
+// row of targets.
+type upscaleSamples struct {
+	lo, hi []*imageio.RGB
+	scale  int
+}
+
+// load takes the first batch of a loader with opts: pair gives its inputs and
+// targets as CHW values of sides ls and hs, and conv makes an image of each.
+func (s *upscaleSamples) load(ctx context.Context, opts dataset.Options, conv func(chw []float32, w, h int) (*imageio.RGB, error),
+	pair func(*dataset.Batch) (lo, hi []float32, ls, hs int)) error {
+	fl, err := dataset.NewLoader(opts)
+	if err != nil {
+		return err
+	}
+	defer fl.Close()
+	fb, err := fl.Next(ctx)
+	if err != nil {
+		return fmt.Errorf("sample inputs: %w", err)
+	}
+	lo, hi, ls, hs := pair(fb)
+	for i := range fb.N {
+		l, err1 := conv(lo[i*3*ls*ls:(i+1)*3*ls*ls], ls, ls)
+		h, err2 := conv(hi[i*3*hs*hs:(i+1)*3*hs*hs], hs, hs)
+		if err1 != nil || err2 != nil {
+			return fmt.Errorf("sample inputs: %v %v", err1, err2)
+		}
+		s.lo, s.hi = append(s.lo, l), append(s.hi, h)
+	}
+	return nil
+}
+
+// grid renders the inputs through net, one column per sample.
+func (s *upscaleSamples) grid(ctx context.Context, net *model.Network) (*imageio.RGB, error) {
+	out, err := net.Upscale(ctx, s.lo)
+	if err != nil {
+		return nil, err
+	}
+	var cells []*imageio.RGB
+	for _, m := range s.lo {
+		cells = append(cells, nearestN(m, s.scale))
+	}
+	cells = append(append(cells, out...), s.hi...)
+	return imageio.Grid(cells, imageio.GridOptions{Cols: len(s.lo), Pad: 2})
 }
 
 func nearestN(m *imageio.RGB, s int) *imageio.RGB {

@@ -25,7 +25,6 @@ import (
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/engine/optim"
-	"github.com/hirez-ml/hirez/engine/safetensors"
 )
 
 // Options are what every loop shares: data, where results go, when to stop, and
@@ -139,7 +138,12 @@ func (o *Options) check() error {
 	return nil
 }
 
-// job is one of the three loops as the shared runner sees it.
+// job is one loop (GAN, MultiStage, SR, Features) as the shared core sees it.
+// The core (launch, run, writeCheckpoint, readCheckpoint) owns the data
+// loader, the training RNG, the stop limits, the checkpoint, progress and
+// sample cadence, resume and cancellation; a job brings what differs: its
+// step, its losses, what its checkpoint holds (state), its sample grid and its
+// published weights.
 type job interface {
 	kind() string
 	// signature names what a checkpoint must agree on to be resumed.
@@ -147,8 +151,9 @@ type job interface {
 	loaderOptions() dataset.Options
 	step(ctx context.Context, b *dataset.Batch, rng *rand.Rand) error
 	losses() (map[string]float64, error)
-	saveState(f *safetensors.File) error
-	loadState(f *safetensors.File) error
+	// state is what the job checkpoints, in the order it is written: its
+	// networks, optimizers, EMA and probe state (see ckptPart).
+	state() []ckptPart
 	sample(ctx context.Context) (*imageio.RGB, error)
 	publish(path string, meta map[string]string) error
 	// trained is the network the run trains and publishes (G, the Up Sampler,
@@ -161,6 +166,23 @@ type job interface {
 // start, 1 at the first stop limit: steps, budget or epochs).
 type scheduled interface {
 	progress(frac float64)
+}
+
+// launch is every loop's entry point: it checks o, settles the loop's own
+// config (prepare, which may also adjust o), builds the job with the settled
+// options and runs it, publishing as name unless Options.Name says otherwise.
+func launch[J job](ctx context.Context, o Options, name string, prepare func(*Options) error, build func(Options) (J, error)) (Result, error) {
+	if err := o.check(); err != nil {
+		return Result{}, err
+	}
+	if err := prepare(&o); err != nil {
+		return Result{}, err
+	}
+	j, err := build(o)
+	if err != nil {
+		return Result{}, err
+	}
+	return run(ctx, o, j, name)
 }
 
 // run drives a job: loader, stop limits, hooks, checkpoints, publishing.
