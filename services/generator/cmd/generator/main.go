@@ -13,8 +13,8 @@ import (
 	"github.com/hirez-ml/hirez/engine/backends"
 	"github.com/hirez-ml/hirez/platform"
 	"github.com/hirez-ml/hirez/platform/batch"
-	"github.com/hirez-ml/hirez/platform/batch/swap"
 	"github.com/hirez-ml/hirez/platform/config"
+	"github.com/hirez-ml/hirez/platform/hotswap"
 	"github.com/hirez-ml/hirez/platform/log"
 	"github.com/hirez-ml/hirez/platform/modelsync"
 	"github.com/hirez-ml/hirez/platform/server"
@@ -57,8 +57,8 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	holder := swap.New(generate.Loader(be), generate.Release,
-		swap.OnSwap(func(v *swap.Version[*generate.Model]) {
+	holder := hotswap.New(generate.Loader(be), generate.Release,
+		hotswap.OnSwap(func(v *hotswap.Version[*generate.Model]) {
 			logger.Info("model loaded", zap.String("model", grpcapi.String(generate.Info(v))), zap.String("path", v.Path))
 			srv.SetServing(grpcapi.ServiceName, true)
 		}))

@@ -13,8 +13,8 @@ import (
 	"github.com/hirez-ml/hirez/engine/backends"
 	"github.com/hirez-ml/hirez/platform"
 	"github.com/hirez-ml/hirez/platform/batch"
-	"github.com/hirez-ml/hirez/platform/batch/swap"
 	"github.com/hirez-ml/hirez/platform/config"
+	"github.com/hirez-ml/hirez/platform/hotswap"
 	"github.com/hirez-ml/hirez/platform/log"
 	"github.com/hirez-ml/hirez/platform/modelsync"
 	"github.com/hirez-ml/hirez/platform/server"
@@ -61,8 +61,8 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	holder := swap.New(upscale.Loader(be), upscale.Release,
-		swap.OnSwap(func(v *swap.Version[*upscale.Model]) {
+	holder := hotswap.New(upscale.Loader(be), upscale.Release,
+		hotswap.OnSwap(func(v *hotswap.Version[*upscale.Model]) {
 			logger.Info("model loaded", zap.String("model", grpcapi.String(upscale.Info(v))), zap.String("path", v.Path))
 			srv.SetServing(grpcapi.ServiceName, true)
 		}))
