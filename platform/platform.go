@@ -2,7 +2,10 @@
 // subpackages hold the parts: config (shared flags with HIREZ_* environment
 // fallbacks), log (the zap logger), server (gRPC server assembly and
 // lifecycle), client (dialling with round-robin), fault (domain error kinds,
-// no gRPC) and rpcerr (the one error → status mapping), tlsconfig (TLS/mTLS).
+// no gRPC) and rpcerr (the one error → status mapping), tlsconfig (TLS/mTLS);
+// for the model-serving binaries batch (dynamic batching), hotswap (the
+// served model, swapped without dropping requests), modelsync (following a
+// registry alias) and modelserver (their whole main, on all of these).
 //
 // This package holds Main, the one place a binary exits. A main is:
 //

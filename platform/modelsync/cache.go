@@ -13,7 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/hirez-ml/hirez/platform/batch/swap"
+	"github.com/hirez-ml/hirez/platform/hotswap"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 )
 
@@ -25,7 +25,7 @@ const (
 
 // file is where version digest lives in the cache.
 func (s *Syncer) file(digest string) string {
-	return filepath.Join(s.dir, strings.TrimPrefix(digest, pb.DigestPrefix)+swap.Ext)
+	return filepath.Join(s.dir, strings.TrimPrefix(digest, pb.DigestPrefix)+hotswap.Ext)
 }
 
 type cachedFile struct {
@@ -42,10 +42,10 @@ func (s *Syncer) cachedFiles() []cachedFile {
 	var out []cachedFile
 	for _, e := range entries {
 		name := e.Name()
-		if e.IsDir() || !strings.HasSuffix(name, swap.Ext) || strings.HasPrefix(name, ".") {
+		if e.IsDir() || !strings.HasSuffix(name, hotswap.Ext) || strings.HasPrefix(name, ".") {
 			continue
 		}
-		d := pb.DigestPrefix + strings.TrimSuffix(name, swap.Ext)
+		d := pb.DigestPrefix + strings.TrimSuffix(name, hotswap.Ext)
 		if !pb.IsDigest(d) {
 			continue // not ours
 		}

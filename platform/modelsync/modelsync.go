@@ -6,7 +6,7 @@
 // version into a local cache (chunked; resumed from the partial file after a
 // broken stream or a restart; sha256 checked against the version's digest; fsync and
 // rename, so the cache only ever holds complete files under their digest) and
-// hands it to a Loader — a *swap.Holder, which loads it fully and then swaps
+// hands it to a Loader — a *hotswap.Holder, which loads it fully and then swaps
 // it in without dropping requests.
 //
 // The cache is what keeps a replica serving when the registry is not there:
@@ -42,19 +42,19 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/hirez-ml/hirez/platform/batch/swap"
 	"github.com/hirez-ml/hirez/platform/client"
+	"github.com/hirez-ml/hirez/platform/hotswap"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 )
 
-// Loader receives the versions the Syncer fetched; *swap.Holder implements it.
+// Loader receives the versions the Syncer fetched; *hotswap.Holder implements it.
 // Load must verify that path's content has digest (a mismatch wraps
-// swap.ErrDigestMismatch) and keep the current version on any error.
+// hotswap.ErrDigestMismatch) and keep the current version on any error.
 type Loader interface {
 	Load(ctx context.Context, path, digest string) (bool, error)
 }
 
-var _ Loader = (*swap.Holder[int])(nil)
+var _ Loader = (*hotswap.Holder[int])(nil)
 
 // Defaults for Options.
 const (
@@ -194,7 +194,7 @@ func (s *Syncer) serveCached(ctx context.Context) {
 			continue
 		}
 		_, err := s.loader.Load(ctx, path, d)
-		if errors.Is(err, swap.ErrDigestMismatch) {
+		if errors.Is(err, hotswap.ErrDigestMismatch) {
 			s.log.Warn("cached version is corrupt; removed", zap.String("version", d), zap.Error(err))
 			_ = os.Remove(path)
 			continue
@@ -411,7 +411,7 @@ func (s *Syncer) fetchAndLoad(ctx context.Context, digest string) error {
 			s.served(digest, digest)
 			s.log.Info("swapped to cached version", zap.String("version", digest))
 			return nil
-		case errors.Is(err, swap.ErrDigestMismatch):
+		case errors.Is(err, hotswap.ErrDigestMismatch):
 			s.log.Warn("cached version is corrupt; downloading it again", zap.String("version", digest), zap.Error(err))
 			_ = os.Remove(path)
 		default:
@@ -425,7 +425,7 @@ func (s *Syncer) fetchAndLoad(ctx context.Context, digest string) error {
 	}
 	s.log.Info("downloaded version", zap.String("version", digest), zap.Int64("bytes", size), zap.Duration("took", time.Since(start)))
 	if _, err := s.loader.Load(ctx, path, digest); err != nil {
-		if errors.Is(err, swap.ErrDigestMismatch) { // changed on disk since it was verified
+		if errors.Is(err, hotswap.ErrDigestMismatch) { // changed on disk since it was verified
 			_ = os.Remove(path)
 			return err
 		}
@@ -482,7 +482,7 @@ func (s *Syncer) download(ctx context.Context, digest, path string) (int64, erro
 	}
 	if got != digest {
 		_ = os.Remove(part) // start over: a resumed part may be what was wrong
-		return 0, fmt.Errorf("download %s: content is %s: %w", digest, got, swap.ErrDigestMismatch)
+		return 0, fmt.Errorf("download %s: content is %s: %w", digest, got, hotswap.ErrDigestMismatch)
 	}
 	if err := f.Close(); err != nil {
 		return 0, fmt.Errorf("download %s: %w", digest, err)
@@ -520,7 +520,7 @@ func (s *Syncer) fetch(ctx context.Context, digest string, f *os.File, off int64
 		}
 		switch {
 		case msg.GetSha256() != hexsum:
-			return 0, fmt.Errorf("the registry sent sha256 %q for %s: %w", msg.GetSha256(), digest, swap.ErrDigestMismatch)
+			return 0, fmt.Errorf("the registry sent sha256 %q for %s: %w", msg.GetSha256(), digest, hotswap.ErrDigestMismatch)
 		case total >= 0 && msg.GetTotalSize() != total:
 			return 0, fmt.Errorf("total size changed from %d to %d mid-stream", total, msg.GetTotalSize())
 		case msg.GetOffset() != off:

@@ -23,7 +23,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
-	"github.com/hirez-ml/hirez/platform/batch/swap"
+	"github.com/hirez-ml/hirez/platform/hotswap"
 	"github.com/hirez-ml/hirez/platform/tlsconfig"
 	"github.com/hirez-ml/hirez/platform/tlsconfig/tlstest"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
@@ -96,7 +96,7 @@ func (r *registry) stop() {
 
 // add stores a version and returns its digest.
 func (r *registry) add(content string) string {
-	d := swap.Digest([]byte(content))
+	d := hotswap.Digest([]byte(content))
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.files[d] = []byte(content)
@@ -228,10 +228,10 @@ func (l *loads) list() []string {
 	return slices.Clone(l.seen)
 }
 
-// syncer is a running Syncer feeding a real swap.Holder.
+// syncer is a running Syncer feeding a real hotswap.Holder.
 type syncer struct {
 	*Syncer
-	holder *swap.Holder[string]
+	holder *hotswap.Holder[string]
 	loads  *loads
 	logs   *observer.ObservedLogs
 	cancel context.CancelFunc
@@ -242,7 +242,7 @@ func startSyncer(t *testing.T, addr, cache string, mod func(*Options)) *syncer {
 	t.Helper()
 	core, logs := observer.New(zapcore.DebugLevel)
 	l := &loads{}
-	h := swap.New(l.load, nil)
+	h := hotswap.New(l.load, nil)
 	opts := Options{Registry: addr, Model: model, CacheDir: cache, ChunkSize: 7,
 		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Logger: zap.New(core)}
 	if mod != nil {
@@ -282,7 +282,7 @@ func (s *syncer) serving() string {
 
 func (s *syncer) waitServing(t *testing.T, content string) {
 	t.Helper()
-	d := swap.Digest([]byte(content))
+	d := hotswap.Digest([]byte(content))
 	waitFor(t, "serving "+content, func() bool { return s.serving() == content && s.Serving() == d })
 }
 
@@ -313,7 +313,7 @@ func cacheFiles(t *testing.T, cache string) []string {
 }
 
 func versionFile(cache, digest string) string {
-	return filepath.Join(cache, model, strings.TrimPrefix(digest, pb.DigestPrefix)+swap.Ext)
+	return filepath.Join(cache, model, strings.TrimPrefix(digest, pb.DigestPrefix)+hotswap.Ext)
 }
 
 func TestFollowsTheAliasAndSwaps(t *testing.T) {
@@ -548,7 +548,7 @@ func TestRestartResumesThePartialDownload(t *testing.T) {
 	if fi, err := os.Stat(part); err != nil || fi.Size() != 7 {
 		t.Fatalf("partial file after the broken download: %v, %v; want 7 bytes", fi, err)
 	}
-	stale := filepath.Join(cache, model, "."+strings.TrimPrefix(swap.Digest([]byte("abandoned")), pb.DigestPrefix)+partialExt)
+	stale := filepath.Join(cache, model, "."+strings.TrimPrefix(hotswap.Digest([]byte("abandoned")), pb.DigestPrefix)+partialExt)
 	if err := os.WriteFile(stale, []byte("aban"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -615,7 +615,7 @@ func TestCacheIsBounded(t *testing.T) {
 		s.waitServing(t, content)
 		var versions []string
 		for _, n := range cacheFiles(t, cache) {
-			if strings.HasSuffix(n, swap.Ext) {
+			if strings.HasSuffix(n, hotswap.Ext) {
 				versions = append(versions, n)
 			}
 		}

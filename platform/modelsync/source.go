@@ -48,7 +48,7 @@ func (s *Source) Validate() error {
 	return s.Follow.Validate()
 }
 
-// Holder is what a Source feeds; *swap.Holder[T] implements it for every T.
+// Holder is what a Source feeds; *hotswap.Holder[T] implements it for every T.
 type Holder interface {
 	Loader
 	Watch(ctx context.Context, path string, interval time.Duration, onErr func(error)) error

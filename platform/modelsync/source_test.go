@@ -10,7 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/hirez-ml/hirez/platform/batch/swap"
+	"github.com/hirez-ml/hirez/platform/hotswap"
 )
 
 func parseSource(t *testing.T, args ...string) *Source {
@@ -57,7 +57,7 @@ func TestSourceFeedsFromPath(t *testing.T) {
 	if err := src.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	h := swap.New(func(_ context.Context, _ string, data []byte) (string, error) { return string(data), nil }, nil)
+	h := hotswap.New(func(_ context.Context, _ string, data []byte) (string, error) { return string(data), nil }, nil)
 	defer h.Close()
 	f, err := src.Feeder(h, zap.NewNop())
 	if err != nil {

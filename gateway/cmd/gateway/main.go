@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,50 +29,6 @@ import (
 )
 
 func main() { platform.Main(run) }
-
-// pool is one downstream pool, named as in logs and metrics.
-type pool struct {
-	name     string
-	conn     *grpc.ClientConn
-	required bool // the default pipeline needs it: part of the gateway's readiness
-}
-
-// readiness is the gateway's readiness, derived from the states of the pools
-// it requires: ready while every one of them is.
-type readiness struct {
-	mu       sync.Mutex
-	pools    map[string]bool // required pool → ready
-	ready    bool
-	onChange func(ready bool) // called with mu held, so changes apply in order
-}
-
-func newReadiness(pools []pool, onChange func(bool)) *readiness {
-	r := &readiness{pools: map[string]bool{}, onChange: onChange}
-	for _, p := range pools {
-		if p.required {
-			r.pools[p.name] = false
-		}
-	}
-	return r
-}
-
-// set records pool's state; a pool that is not required changes nothing.
-func (r *readiness) set(pool string, ok bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, required := r.pools[pool]; !required {
-		return
-	}
-	r.pools[pool] = ok
-	all := true
-	for _, ready := range r.pools {
-		all = all && ready
-	}
-	if all != r.ready {
-		r.ready = all
-		r.onChange(all)
-	}
-}
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
@@ -147,7 +102,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer upConn.Close()
-	pools := []pool{{"generator", genConn, true}, {"upscaler", upConn, true}}
+	pools := []downstream.Pool{{Name: "generator", Conn: genConn, Required: true}, {Name: "upscaler", Conn: upConn, Required: true}}
 
 	// The optional pools serve the other two pipelines. They do not take
 	// part in the gateway's readiness (a gateway that can run the default
@@ -169,7 +124,7 @@ func run(ctx context.Context, args []string) error {
 		// public clients, and the target is an internal address.
 		opts = append(opts, pipeline.WithUpsampler(downstream.NewUpscaler(conn, downstream.DefaultRetry).WithHops(*hops).
 			InPool(fmt.Sprintf("the Up Sampler pool (%s)", pipeline.UpsamplerFlag))))
-		pools = append(pools, pool{"upsampler", conn, false})
+		pools = append(pools, downstream.Pool{Name: "upsampler", Conn: conn})
 	}
 	if *singleTarget != "" {
 		conn, err := dial("single-generator-target", *singleTarget, "hirez.v1.GeneratorService")
@@ -179,7 +134,7 @@ func run(ctx context.Context, args []string) error {
 		defer conn.Close()
 		opts = append(opts, pipeline.WithSingleGenerator(downstream.NewGenerator(conn, downstream.DefaultRetry).
 			InPool(fmt.Sprintf("the single-DCGAN pool (%s)", pipeline.SingleGeneratorFlag))))
-		pools = append(pools, pool{"single_generator", conn, false})
+		pools = append(pools, downstream.Pool{Name: "single_generator", Conn: conn})
 	}
 
 	svc := pipeline.New(
@@ -187,26 +142,22 @@ func run(ctx context.Context, args []string) error {
 		downstream.NewUpscaler(upConn, downstream.DefaultRetry).WithHops(*hops),
 		grpcapi.Limits, opts...)
 	pb.RegisterGatewayServiceServer(srv, grpcapi.New(svc))
-	// One watch per pool: its state goes to the log and the metric, and the
-	// required pools' states make the gateway's readiness.
-	gw := newReadiness(pools, func(ok bool) {
-		srv.SetServing(gwService, ok)
-		logger.Info("downstreams", zap.Bool("ready", ok))
-	})
-	for _, p := range pools {
-		srv.Go(func(ctx context.Context) error {
-			downstream.WatchReady(ctx, func(ok bool) {
-				v := 0.0
-				if ok {
-					v = 1
-				}
-				poolReady.WithLabelValues(p.name).Set(v)
-				logger.Info("pool", zap.String("pool", p.name), zap.Bool("ready", ok))
-				gw.set(p.name, ok)
-			}, p.conn)
-			return nil
+	// Each pool's state goes to the log and the metric; the required pools'
+	// states make the gateway's readiness.
+	srv.Go(func(ctx context.Context) error {
+		downstream.WatchReady(ctx, pools, func(name string, ok bool) {
+			v := 0.0
+			if ok {
+				v = 1
+			}
+			poolReady.WithLabelValues(name).Set(v)
+			logger.Info("pool", zap.String("pool", name), zap.Bool("ready", ok))
+		}, func(ok bool) {
+			srv.SetServing(gwService, ok)
+			logger.Info("downstreams", zap.Bool("ready", ok))
 		})
-	}
+		return nil
+	})
 
 	if *httpAddr != "" {
 		lis, err := net.Listen("tcp", *httpAddr)

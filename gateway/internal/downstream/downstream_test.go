@@ -14,7 +14,7 @@ import (
 
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/gateway/internal/pipeline"
-	"github.com/hirez-ml/hirez/platform/batch/swap"
+	"github.com/hirez-ml/hirez/platform/hotswap"
 	"github.com/hirez-ml/hirez/platform/rpcerr"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 )
@@ -85,7 +85,7 @@ func TestInPoolNamesTheDownPool(t *testing.T) {
 type notLoaded struct {
 	pb.UnimplementedGeneratorServiceServer
 	pb.UnimplementedUpscalerServiceServer
-	holder *swap.Holder[int]
+	holder *hotswap.Holder[int]
 }
 
 func (n notLoaded) err() error {
@@ -114,7 +114,7 @@ func TestInPoolKeepsTheReplicasStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	holder := swap.New(func(context.Context, string, []byte) (int, error) { return 0, nil }, nil)
+	holder := hotswap.New(func(context.Context, string, []byte) (int, error) { return 0, nil }, nil)
 	defer holder.Close()
 	srv := grpc.NewServer()
 	pb.RegisterUpscalerServiceServer(srv, notLoaded{holder: holder})
@@ -143,8 +143,8 @@ func TestInPoolKeepsTheReplicasStatus(t *testing.T) {
 		if got, msg := status.Code(tt.err), tt.pool+": "+wantMsg; got != codes.Unavailable || status.Convert(tt.err).Message() != msg {
 			t.Errorf("%s: %v; want UNAVAILABLE %q", tt.name, tt.err, msg)
 		}
-		if got := rpcerr.Reason(tt.err); got != swap.ReasonNotLoaded {
-			t.Errorf("%s: ErrorInfo reason %q, want %q (the replica's details were dropped)", tt.name, got, swap.ReasonNotLoaded)
+		if got := rpcerr.Reason(tt.err); got != hotswap.ReasonNotLoaded {
+			t.Errorf("%s: ErrorInfo reason %q, want %q (the replica's details were dropped)", tt.name, got, hotswap.ReasonNotLoaded)
 		}
 	}
 }

@@ -10,8 +10,8 @@ import (
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/platform/batch"
-	"github.com/hirez-ml/hirez/platform/batch/swap"
 	"github.com/hirez-ml/hirez/platform/fault"
+	"github.com/hirez-ml/hirez/platform/hotswap"
 )
 
 // Limits of one request; the transport passes the API's constants.
@@ -72,7 +72,7 @@ var currentAliases = map[string]bool{"": true, "production": true}
 
 // Service generates images; build it with New.
 type Service struct {
-	holder  *swap.Holder[*Model]
+	holder  *hotswap.Holder[*Model]
 	batcher *batch.Batcher[job, output]
 	lim     Limits
 }
@@ -93,7 +93,7 @@ type output struct {
 
 // New returns a service generating with the holder's current model, batching
 // as cfg says. obs may be nil.
-func New(holder *swap.Holder[*Model], cfg batch.Config, lim Limits, obs batch.Observer) (*Service, error) {
+func New(holder *hotswap.Holder[*Model], cfg batch.Config, lim Limits, obs batch.Observer) (*Service, error) {
 	if lim.MaxCount < 1 || lim.MaxLatentDim < 1 {
 		return nil, fmt.Errorf("generate: limits %+v must be positive", lim)
 	}
@@ -157,7 +157,7 @@ func (s *Service) Validate(r Request) error {
 }
 
 // Acquire pins the model version ref names; Release the result when done.
-func (s *Service) Acquire(ref ModelRef) (*swap.Ref[*Model], error) {
+func (s *Service) Acquire(ref ModelRef) (*hotswap.Ref[*Model], error) {
 	v, err := s.holder.Acquire()
 	if err != nil {
 		return nil, err
@@ -175,7 +175,7 @@ func (s *Service) Acquire(ref ModelRef) (*swap.Ref[*Model], error) {
 }
 
 // Info describes a held version.
-func Info(v *swap.Version[*Model]) ModelInfo {
+func Info(v *hotswap.Version[*Model]) ModelInfo {
 	m := v.Value
 	return ModelInfo{Name: m.Name, Preset: m.Preset, Version: v.Digest, Backend: m.Backend(), LatentDim: m.LatentDim, Side: m.Side, Labels: m.Labels}
 }

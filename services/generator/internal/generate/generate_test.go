@@ -20,8 +20,8 @@ import (
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/engine/safetensors"
 	"github.com/hirez-ml/hirez/platform/batch"
-	"github.com/hirez-ml/hirez/platform/batch/swap"
 	"github.com/hirez-ml/hirez/platform/fault"
+	"github.com/hirez-ml/hirez/platform/hotswap"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -49,7 +49,7 @@ func buildModel(t *testing.T, be backend.Backend, seed uint64, name string) *Mod
 	return m
 }
 
-func newService(t *testing.T, holder *swap.Holder[*Model], cfg batch.Config) *Service {
+func newService(t *testing.T, holder *hotswap.Holder[*Model], cfg batch.Config) *Service {
 	t.Helper()
 	s, err := New(holder, cfg, Limits{MaxCount: 64, MaxLatentDim: 512}, nil)
 	if err != nil {
@@ -72,7 +72,7 @@ func collect(s *Service, ctx context.Context, r Request) ([]Image, error) {
 
 func TestHotSwapFinishesInFlightOnOldVersion(t *testing.T) {
 	be := openBackend(t)
-	holder := swap.New[*Model](nil, Release)
+	holder := hotswap.New[*Model](nil, Release)
 	s := newService(t, holder, batch.Config{MaxBatch: 8, MaxWait: 300 * time.Millisecond, QueueSize: 16})
 	m1 := buildModel(t, be, 1, "g")
 	v1 := holder.Set(m1, "sha256:v1", "mem")
@@ -114,7 +114,7 @@ func TestHotSwapFinishesInFlightOnOldVersion(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	be := openBackend(t)
-	holder := swap.New[*Model](nil, Release)
+	holder := hotswap.New[*Model](nil, Release)
 	s := newService(t, holder, batch.Config{MaxBatch: 4, MaxWait: time.Millisecond, QueueSize: 16})
 	holder.Set(buildModel(t, be, 1, "g"), "sha256:v1", "mem")
 	inf := float32(math.Inf(1))
@@ -143,7 +143,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestNoModelIsUnavailable(t *testing.T) {
-	s := newService(t, swap.New[*Model](nil, Release), batch.Config{MaxBatch: 1, QueueSize: 1})
+	s := newService(t, hotswap.New[*Model](nil, Release), batch.Config{MaxBatch: 1, QueueSize: 1})
 	_, err := collect(s, context.Background(), Request{Seeds: []int64{1}})
 	if !errors.Is(err, fault.KindUnavailable) {
 		t.Fatalf("err = %v, want unavailable", err)
@@ -216,7 +216,7 @@ func TestLoaderReadsLabels(t *testing.T) {
 // is rejected, and Labels follows the swap.
 func TestLabelIsCheckedAgainstTheServingVersion(t *testing.T) {
 	be := openBackend(t)
-	holder := swap.New(Loader(be), Release)
+	holder := hotswap.New(Loader(be), Release)
 	s := newService(t, holder, batch.Config{MaxBatch: 4, MaxWait: time.Millisecond, QueueSize: 16})
 	load := func(meta map[string]string, seed uint64) {
 		t.Helper()

@@ -32,7 +32,7 @@ type Model struct {
 	Classes int
 }
 
-// Loader returns a swap.LoadFunc that builds generator networks on b.
+// Loader returns a hotswap.LoadFunc that builds generator networks on b.
 func Loader(b backend.Backend) func(ctx context.Context, path string, data []byte) (*Model, error) {
 	return func(ctx context.Context, path string, data []byte) (*Model, error) {
 		s, err := model.DecodeServed(path, data, b, model.Generator)

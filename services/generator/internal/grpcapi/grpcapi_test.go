@@ -22,8 +22,8 @@ import (
 	"github.com/hirez-ml/hirez/engine/backends"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/platform/batch"
-	"github.com/hirez-ml/hirez/platform/batch/swap"
 	"github.com/hirez-ml/hirez/platform/config"
+	"github.com/hirez-ml/hirez/platform/hotswap"
 	"github.com/hirez-ml/hirez/platform/rpcerr"
 	"github.com/hirez-ml/hirez/platform/server"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
@@ -35,7 +35,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type fixture struct {
 	client pb.GeneratorServiceClient
 	health healthpb.HealthClient
-	holder *swap.Holder[*generate.Model]
+	holder *hotswap.Holder[*generate.Model]
 	srv    *server.Server
 	be     backend.Backend
 }
@@ -56,7 +56,7 @@ func start(t *testing.T, cfg batch.Config) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	holder := swap.New(nil, generate.Release, swap.OnSwap(func(*swap.Version[*generate.Model]) { srv.SetServing(ServiceName, true) }))
+	holder := hotswap.New(nil, generate.Release, hotswap.OnSwap(func(*hotswap.Version[*generate.Model]) { srv.SetServing(ServiceName, true) }))
 	svc, err := generate.New(holder, cfg, generate.Limits{MaxCount: pb.MaxStreamGenerateCount, MaxLatentDim: pb.MaxLatentDim}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +87,7 @@ func start(t *testing.T, cfg batch.Config) *fixture {
 }
 
 // load puts a small, untrained but real generator into the holder.
-func (f *fixture) load(t *testing.T) *swap.Version[*generate.Model] {
+func (f *fixture) load(t *testing.T) *hotswap.Version[*generate.Model] {
 	t.Helper()
 	net, err := model.Build("dcgan-g-study", f.be, model.Options{Side: 32, Seed: 7})
 	if err != nil {
@@ -97,7 +97,7 @@ func (f *fixture) load(t *testing.T) *swap.Version[*generate.Model] {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return f.holder.Set(m, swap.Digest([]byte("tiny-g")), "mem")
+	return f.holder.Set(m, hotswap.Digest([]byte("tiny-g")), "mem")
 }
 
 func healthOf(t *testing.T, f *fixture, svc string) healthpb.HealthCheckResponse_ServingStatus {
@@ -248,7 +248,7 @@ func TestValidation(t *testing.T) {
 
 // loadLabelled puts a small generator trained (as its metadata says) on one
 // emoji group into the holder.
-func (f *fixture) loadLabelled(t *testing.T, groups string) *swap.Version[*generate.Model] {
+func (f *fixture) loadLabelled(t *testing.T, groups string) *hotswap.Version[*generate.Model] {
 	t.Helper()
 	net, err := model.Build("dcgan-g-study", f.be, model.Options{Side: 32, Seed: 8})
 	if err != nil {
@@ -258,7 +258,7 @@ func (f *fixture) loadLabelled(t *testing.T, groups string) *swap.Version[*gener
 	if err != nil {
 		t.Fatal(err)
 	}
-	return f.holder.Set(m, swap.Digest([]byte("tiny-smileys")), "mem")
+	return f.holder.Set(m, hotswap.Digest([]byte("tiny-smileys")), "mem")
 }
 
 func TestLabels(t *testing.T) {
@@ -354,7 +354,7 @@ func TestConditionalLabels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.holder.Set(m, swap.Digest([]byte("tiny-cond")), "mem")
+	f.holder.Set(m, hotswap.Digest([]byte("tiny-cond")), "mem")
 
 	got, err := f.client.ListLabels(ctx, &pb.ListLabelsRequest{})
 	if err != nil || strings.Join(got.GetLabels(), "|") != strings.Join(labels, "|") {

@@ -3,95 +3,48 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"flag"
 	"fmt"
 
 	"go.uber.org/zap"
 
+	"github.com/hirez-ml/hirez/engine/backend"
 	"github.com/hirez-ml/hirez/engine/backends"
 	"github.com/hirez-ml/hirez/platform"
-	"github.com/hirez-ml/hirez/platform/batch"
-	"github.com/hirez-ml/hirez/platform/batch/swap"
-	"github.com/hirez-ml/hirez/platform/config"
-	"github.com/hirez-ml/hirez/platform/log"
-	"github.com/hirez-ml/hirez/platform/modelsync"
+	"github.com/hirez-ml/hirez/platform/hotswap"
+	"github.com/hirez-ml/hirez/platform/modelserver"
 	"github.com/hirez-ml/hirez/platform/server"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 	"github.com/hirez-ml/hirez/services/upscaler/internal/grpcapi"
 	"github.com/hirez-ml/hirez/services/upscaler/internal/upscale"
 )
 
-func main() { platform.Main(run) }
+func main() { platform.Main(spec().Run) }
 
-func run(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("upscaler", flag.ContinueOnError)
-	shared := config.Register(fs, ":9002")
-	backendName := fs.String("backend", "", "engine backend: "+backends.Describe(false)+" (empty picks the default)")
-	bcfg := batch.RegisterFlags(fs)
-	mem := upscale.RegisterMemoryFlags(fs)
-	source := modelsync.RegisterSource(fs, "an upscaler")
-	if err := config.Parse(fs, args); err != nil {
-		return err
+func spec() modelserver.Spec[backend.Backend, *upscale.Model] {
+	var mem *upscale.Memory // --tile, --max-inflight-bytes
+	return modelserver.Spec[backend.Backend, *upscale.Model]{
+		Name: "upscaler", GRPCAddr: ":9002", What: "an upscaler",
+		Service: grpcapi.ServiceName, Stage: "upscale",
+		Backends: backends.Describe(false), OpenBackend: backends.Open,
+		Load: upscale.Loader, Release: upscale.Release,
+		Describe: func(v *hotswap.Version[*upscale.Model]) string { return grpcapi.String(upscale.Info(v)) },
+		Flags:    func(fs *flag.FlagSet) { mem = upscale.RegisterMemoryFlags(fs) },
+		Validate: func() error { return mem.Validate() },
+		Fields: func() []zap.Field {
+			return []zap.Field{zap.Int("tile", mem.TileSide), zap.Int64("max_inflight_bytes", mem.MaxInFlightBytes)}
+		},
+		ServerOptions: []server.Option{server.WithGRPCOptions(grpcapi.ServerOptions()...)},
+		Start: func(d modelserver.Deps[*upscale.Model]) (modelserver.Service, error) {
+			svc, err := upscale.New(d.Holder, d.Batch, grpcapi.Limits, *mem, d.Observer)
+			if err != nil {
+				return nil, err
+			}
+			if err := d.Server.Registry().Register(upscale.NewCollector(svc)); err != nil {
+				return nil, fmt.Errorf("register in-flight metrics: %w", err)
+			}
+			pb.RegisterUpscalerServiceServer(d.Server, grpcapi.New(svc))
+			return svc, nil
+		},
 	}
-	if err := source.Validate(); err != nil {
-		return &config.UsageError{Err: err}
-	}
-	if err := bcfg.Validate(); err != nil {
-		return &config.UsageError{Err: err}
-	}
-	if err := mem.Validate(); err != nil {
-		return &config.UsageError{Err: err}
-	}
-	logger, err := log.New(shared.LogFormat, shared.LogLevel)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = logger.Sync() }()
-
-	be, err := backends.Open(*backendName)
-	if err != nil {
-		return &config.UsageError{Err: fmt.Errorf("--backend: %w", err)}
-	}
-	defer be.Close()
-
-	srv, err := server.New(*shared, logger, server.WithModelServices(grpcapi.ServiceName),
-		server.WithMaxMsgSize(pb.MaxMessageBytes, pb.MaxMessageBytes), server.WithGRPCOptions(grpcapi.ServerOptions()...))
-	if err != nil {
-		return err
-	}
-	holder := swap.New(upscale.Loader(be), upscale.Release,
-		swap.OnSwap(func(v *swap.Version[*upscale.Model]) {
-			logger.Info("model loaded", zap.String("model", grpcapi.String(upscale.Info(v))), zap.String("path", v.Path))
-			srv.SetServing(grpcapi.ServiceName, true)
-		}))
-	defer holder.Close()
-	obs, err := batch.NewPrometheusObserver(srv.Registry(), "upscale")
-	if err != nil {
-		return err
-	}
-	svc, err := upscale.New(holder, *bcfg, grpcapi.Limits, *mem, obs)
-	if err != nil {
-		return err
-	}
-	if err := srv.Registry().Register(upscale.NewCollector(svc)); err != nil {
-		return fmt.Errorf("register in-flight metrics: %w", err)
-	}
-	pb.RegisterUpscalerServiceServer(srv, grpcapi.New(svc))
-	feeder, err := source.Feeder(holder, logger)
-	if err != nil {
-		return &config.UsageError{Err: err}
-	}
-	defer feeder.Close()
-	srv.Go(feeder.Run)
-	logger.Info("starting", append(source.Fields(), zap.String("backend", be.Name()),
-		zap.Int("max_batch", bcfg.MaxBatch), zap.Duration("max_wait", bcfg.MaxWait), zap.Int("queue_size", bcfg.QueueSize),
-		zap.Int("tile", mem.TileSide), zap.Int64("max_inflight_bytes", mem.MaxInFlightBytes))...)
-
-	runErr := srv.Run(ctx)
-	// The gRPC server has drained: nothing submits any more.
-	closeCtx, cancel := context.WithTimeout(context.Background(), shared.ShutdownTimeout)
-	defer cancel()
-	return errors.Join(runErr, svc.Close(closeCtx))
 }

@@ -15,8 +15,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/hirez-ml/hirez/engine/imageio"
-	"github.com/hirez-ml/hirez/platform/batch/swap"
 	"github.com/hirez-ml/hirez/platform/fault"
+	"github.com/hirez-ml/hirez/platform/hotswap"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 	"github.com/hirez-ml/hirez/services/upscaler/internal/upscale"
 )
@@ -101,7 +101,7 @@ func (s *Server) StreamUpscale(stream pb.UpscalerService_StreamUpscaleServer) er
 	ctx, cancel := context.WithCancelCause(stream.Context())
 	defer cancel(nil)
 
-	pinned := map[upscale.ModelRef]*swap.Ref[*upscale.Model]{}
+	pinned := map[upscale.ModelRef]*hotswap.Ref[*upscale.Model]{}
 	defer func() {
 		for _, r := range pinned {
 			r.Release()

@@ -23,8 +23,8 @@ import (
 	"github.com/hirez-ml/hirez/engine/backends"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/platform/batch"
-	"github.com/hirez-ml/hirez/platform/batch/swap"
 	"github.com/hirez-ml/hirez/platform/config"
+	"github.com/hirez-ml/hirez/platform/hotswap"
 	"github.com/hirez-ml/hirez/platform/server"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 	"github.com/hirez-ml/hirez/services/upscaler/internal/upscale"
@@ -35,7 +35,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type fixture struct {
 	client pb.UpscalerServiceClient
 	health healthpb.HealthClient
-	holder *swap.Holder[*upscale.Model]
+	holder *hotswap.Holder[*upscale.Model]
 	srv    *server.Server
 	svc    *upscale.Service
 	be     backend.Backend
@@ -73,7 +73,7 @@ func serve(t *testing.T, cfg batch.Config, mem upscale.Memory, lis net.Listener,
 	if err != nil {
 		t.Fatal(err)
 	}
-	holder := swap.New(nil, upscale.Release, swap.OnSwap(func(*swap.Version[*upscale.Model]) { srv.SetServing(ServiceName, true) }))
+	holder := hotswap.New(nil, upscale.Release, hotswap.OnSwap(func(*hotswap.Version[*upscale.Model]) { srv.SetServing(ServiceName, true) }))
 	svc, err := upscale.New(holder, cfg, Limits, mem, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +102,7 @@ func serve(t *testing.T, cfg batch.Config, mem upscale.Memory, lis net.Listener,
 }
 
 // load puts a small, untrained but real upscaler into the holder.
-func (f *fixture) load(t *testing.T) *swap.Version[*upscale.Model] {
+func (f *fixture) load(t *testing.T) *hotswap.Version[*upscale.Model] {
 	t.Helper()
 	net, err := model.Build("espcn-x2", f.be, model.Options{Side: 32, Seed: 7})
 	if err != nil {
@@ -112,7 +112,7 @@ func (f *fixture) load(t *testing.T) *swap.Version[*upscale.Model] {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return f.holder.Set(m, swap.Digest([]byte("tiny-sr")), "mem")
+	return f.holder.Set(m, hotswap.Digest([]byte("tiny-sr")), "mem")
 }
 
 func healthOf(t *testing.T, f *fixture, svc string) healthpb.HealthCheckResponse_ServingStatus {

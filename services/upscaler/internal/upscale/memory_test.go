@@ -7,13 +7,13 @@ import (
 	"github.com/hirez-ml/hirez/engine/backends"
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/model"
-	"github.com/hirez-ml/hirez/platform/batch/swap"
+	"github.com/hirez-ml/hirez/platform/hotswap"
 )
 
 // bundled is a real, trained upscaler (engine/tile tests tiling in depth).
 const bundled = "../../../../models/espcn-residual-x2-emoji.safetensors"
 
-func bundledService(t *testing.T, mem Memory) (*Service, *swap.Version[*Model]) {
+func bundledService(t *testing.T, mem Memory) (*Service, *hotswap.Version[*Model]) {
 	t.Helper()
 	be, err := backends.Open("")
 	if err != nil {

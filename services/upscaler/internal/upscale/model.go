@@ -21,7 +21,7 @@ type Model struct {
 	Scale int
 }
 
-// Loader returns a swap.LoadFunc that builds upscaler networks on b.
+// Loader returns a hotswap.LoadFunc that builds upscaler networks on b.
 func Loader(b backend.Backend) func(ctx context.Context, path string, data []byte) (*Model, error) {
 	return func(ctx context.Context, path string, data []byte) (*Model, error) {
 		s, err := model.DecodeServed(path, data, b, model.Upscaler)

@@ -12,8 +12,8 @@ import (
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/tile"
 	"github.com/hirez-ml/hirez/platform/batch"
-	"github.com/hirez-ml/hirez/platform/batch/swap"
 	"github.com/hirez-ml/hirez/platform/fault"
+	"github.com/hirez-ml/hirez/platform/hotswap"
 )
 
 // Limits of one request; the transport passes the API's constants.
@@ -107,7 +107,7 @@ type Result struct {
 
 // Service upscales images; build it with New.
 type Service struct {
-	holder  *swap.Holder[*Model]
+	holder  *hotswap.Holder[*Model]
 	batcher *batch.Batcher[job, output]
 	lim     Limits
 	mem     Memory
@@ -127,7 +127,7 @@ type output struct {
 }
 
 // New returns a service upscaling with the holder's current model. obs may be nil.
-func New(holder *swap.Holder[*Model], cfg batch.Config, lim Limits, mem Memory, obs batch.Observer) (*Service, error) {
+func New(holder *hotswap.Holder[*Model], cfg batch.Config, lim Limits, mem Memory, obs batch.Observer) (*Service, error) {
 	if lim.MaxImages < 1 || lim.MaxInputSide < 1 || lim.MaxOutputSide < 1 || lim.MaxCallOutputPixels < 1 {
 		return nil, fmt.Errorf("upscale: limits %+v must be positive", lim)
 	}
@@ -247,7 +247,7 @@ func (s *Service) Validate(r Request) error {
 }
 
 // Acquire pins the model version ref names; Release the result when done.
-func (s *Service) Acquire(ref ModelRef) (*swap.Ref[*Model], error) {
+func (s *Service) Acquire(ref ModelRef) (*hotswap.Ref[*Model], error) {
 	v, err := s.holder.Acquire()
 	if err != nil {
 		return nil, err
@@ -265,7 +265,7 @@ func (s *Service) Acquire(ref ModelRef) (*swap.Ref[*Model], error) {
 }
 
 // Info describes a held version.
-func Info(v *swap.Version[*Model]) ModelInfo {
+func Info(v *hotswap.Version[*Model]) ModelInfo {
 	m := v.Value
 	return ModelInfo{Name: m.Name, Preset: m.Preset, Version: v.Digest, Backend: m.Backend(), Scale: m.Scale}
 }
@@ -323,7 +323,7 @@ func rgbBytes(w, h int) int64 { return 3 * int64(w) * int64(h) }
 // function that gives it back once the images are delivered. When ctx ends
 // first it returns ctx.Err(); a request larger than the whole budget fails at
 // once with a fault.KindOverloaded error, since waiting would never help.
-func (s *Service) Admit(ctx context.Context, v *swap.Version[*Model], imgs []*imageio.RGB, scale int) (release func(), err error) {
+func (s *Service) Admit(ctx context.Context, v *hotswap.Version[*Model], imgs []*imageio.RGB, scale int) (release func(), err error) {
 	var n int64
 	for _, img := range imgs {
 		c, err := s.Cost(v.Value, img.W, img.H, scale)
@@ -353,7 +353,7 @@ func (s *Service) tiler(m *Model) (tile.Tiler, error) {
 
 // UpscaleWith upscales already validated images with a version the caller
 // holds, each image in its own goroutine so that equal sizes batch together.
-func (s *Service) UpscaleWith(ctx context.Context, v *swap.Version[*Model], imgs []*imageio.RGB, scale int) ([]Result, error) {
+func (s *Service) UpscaleWith(ctx context.Context, v *hotswap.Version[*Model], imgs []*imageio.RGB, scale int) ([]Result, error) {
 	info := Info(v)
 	passes, err := CheckScale(scale, v.Value.Scale)
 	if err != nil {

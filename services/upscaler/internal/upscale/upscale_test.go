@@ -14,8 +14,8 @@ import (
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/platform/batch"
-	"github.com/hirez-ml/hirez/platform/batch/swap"
 	"github.com/hirez-ml/hirez/platform/fault"
+	"github.com/hirez-ml/hirez/platform/hotswap"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -64,7 +64,7 @@ func TestBatchesOnlyEqualSizes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	holder := swap.New[*Model](nil, Release)
+	holder := hotswap.New[*Model](nil, Release)
 	defer holder.Close()
 	holder.Set(m, "sha256:x", "mem")
 	s, err := New(holder, batch.Config{MaxBatch: 8, MaxWait: 100 * time.Millisecond, QueueSize: 32}, lim, DefaultMemory, nil)
@@ -124,7 +124,7 @@ func TestCPUBatchesAreCappedByPixels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	holder := swap.New[*Model](nil, Release)
+	holder := hotswap.New[*Model](nil, Release)
 	defer holder.Close()
 	holder.Set(m, "sha256:x", "mem")
 	s, err := New(holder, batch.Config{MaxBatch: 8, MaxWait: time.Second, QueueSize: 32}, lim, DefaultMemory, nil)
@@ -160,13 +160,13 @@ func serviceFor(t *testing.T, net *model.Network) *Service {
 
 // serviceWith serves net under the name "m" with a small batcher and mem's
 // bounds, and returns the version it serves.
-func serviceWith(t *testing.T, net *model.Network, mem Memory) (*Service, *swap.Version[*Model]) {
+func serviceWith(t *testing.T, net *model.Network, mem Memory) (*Service, *hotswap.Version[*Model]) {
 	t.Helper()
 	m, err := NewModel(net, "m")
 	if err != nil {
 		t.Fatal(err)
 	}
-	holder := swap.New[*Model](nil, Release)
+	holder := hotswap.New[*Model](nil, Release)
 	t.Cleanup(holder.Close)
 	v := holder.Set(m, "sha256:x", "mem")
 	s, err := New(holder, batch.Config{MaxBatch: 4, MaxWait: time.Millisecond, QueueSize: 16}, lim, mem, nil)

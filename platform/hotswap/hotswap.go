@@ -1,4 +1,4 @@
-// Package swap holds the model a serving process runs and swaps in new
+// Package hotswap holds the model a serving process runs and swaps in new
 // versions without dropping requests.
 //
 // A Holder watches a path: a weights file, or a directory whose newest
@@ -17,7 +17,7 @@
 //
 // The version of a model is the sha256 digest of its file ("sha256:<hex>"),
 // the form the API's provenance carries.
-package swap
+package hotswap
 
 import (
 	"context"
@@ -287,7 +287,7 @@ func (h *Holder[T]) loadLocked(ctx context.Context, file, want string) (bool, er
 // takes the served version away. Watch returns nil when ctx ends.
 func (h *Holder[T]) Watch(ctx context.Context, path string, interval time.Duration, onErr func(error)) error {
 	if interval <= 0 {
-		return errors.New("swap: watch interval must be positive")
+		return errors.New("hotswap: watch interval must be positive")
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
