@@ -114,7 +114,8 @@ func (c Conv2D) FLOPs() float64 {
 	return 2 * float64(o.Size()) * float64(c.In.C*c.KH*c.KW)
 }
 
-// Validate reports a shape that no backend can run.
+// Validate reports a shape that no backend can run. The rules for the other
+// ops' arguments are beside it, in check.go.
 func (c Conv2D) Validate() error {
 	if err := c.In.Check(); err != nil {
 		return fmt.Errorf("conv2d: input: %w", err)
@@ -171,10 +172,16 @@ type Adam struct {
 	Step                      int // 1 for the first update
 }
 
-// Backend allocates buffers and runs primitive operations on them.
+// Backend allocates buffers and runs primitive operations on them. An op a
+// backend does not run yet returns an error wrapping ErrNotImplemented; every
+// op checks its arguments with the rules of check.go first.
 type Backend interface {
 	// Name is how the backend is chosen at run time: "ref", "cpu", "cuda".
+	// It is for messages and choosing; callers that need to know what the
+	// backend can do ask Capabilities.
 	Name() string
+	// Capabilities says what the backend offers beyond the ops below.
+	Capabilities() Capabilities
 
 	// Alloc returns a zeroed buffer of n float32 values (n > 0).
 	Alloc(n int) (Buffer, error)

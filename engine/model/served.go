@@ -82,6 +82,9 @@ func (s *Served) Config() Config { return s.net.Config() }
 // Backend names the engine backend the network runs on.
 func (s *Served) Backend() string { return s.net.Backend().Name() }
 
+// Capabilities are those of the engine backend the network runs on.
+func (s *Served) Capabilities() backend.Capabilities { return s.net.Backend().Capabilities() }
+
 // SideMultiple is what an input side must be a multiple of for the layers
 // to give back an image of exactly Scale× the size: 2 for every max-pool, the
 // stride of every strided conv (an Up Sampler pools twice: 4). It is 1 for a

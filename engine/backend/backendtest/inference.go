@@ -25,12 +25,11 @@ func InferenceParity(t *testing.T, oracle, candidate backend.Backend, o Options,
 		o.Seed = 0x6869_7265_7a
 	}
 	e := &env{bk: [2]backend.Backend{oracle, candidate}, rng: rand.New(rand.NewPCG(o.Seed, 2)), opt: o}
-	t.Run("memory", e.memory)
-	t.Run("matmul", e.matmul)
-	t.Run("conv2d", e.convForward)
-	t.Run("chains", e.chains)
-	t.Run("refuses_training", func(t *testing.T) { e.refusesTraining(t, trainErr) })
-	t.Run("bad_input", func(t *testing.T) { badInput(t, candidate, oracle) })
+	e.groups(t, []group{
+		{"memory", e.memory}, {"matmul", e.matmul}, {"conv2d", e.convForward}, {"chains", e.chains},
+		{"refuses_training", func(t *testing.T) { e.refusesTraining(t, trainErr) }},
+		{"bad_input", func(t *testing.T) { badInput(t, e, candidate, oracle) }},
+	})
 }
 
 func (e *env) convForward(t *testing.T) {

@@ -45,14 +45,6 @@ func (b *Backend) conv(kind int, c backend.Conv2D, bias bool) (prim, error) {
 // narrow outputs such as 3-channel images are stored faster and exactly as fp32.
 func bf16Out(c backend.Conv2D) bool { return c.Out%16 == 0 }
 
-// convCheck validates the shape.
-func (b *Backend) convCheck(op string, c backend.Conv2D) error {
-	if err := c.Validate(); err != nil {
-		return fmt.Errorf("cpu: %s: %w", op, err)
-	}
-	return nil
-}
-
 // cropped returns c with its input cut to the rows and columns the convolution
 // reads, and whether that differs from c. At stride 2, PyTorch's floor division
 // can leave trailing input unused; oneDNN would see that as negative right
@@ -179,35 +171,17 @@ func (b *Backend) Conv2DForward(c backend.Conv2D, x, w, bias, y backend.Buffer) 
 	}
 	defer b.mu.Unlock()
 	op := convOpName[convFwd]
-	if err := b.convCheck(op, c); err != nil {
+	xb, wb, bb, yb, err := backend.ConvForwardArgs[*buffer](b, "cpu", c, x, w, bias, y)
+	if err != nil {
 		return err
 	}
 	od := c.OutDims()
-	xb, err := b.get(op, "x", x, c.In.Size())
-	if err != nil {
-		return err
-	}
-	wb, err := b.get(op, "w", w, c.WeightLen())
-	if err != nil {
-		return err
-	}
-	yb, err := b.get(op, "y", y, od.Size())
-	if err != nil {
-		return err
-	}
-	var bb *buffer
 	var bp unsafe.Pointer
-	if bias != nil {
-		if bb, err = b.get(op, "bias", bias, c.Out); err != nil {
-			return err
-		}
+	if bb != nil {
 		if err := b.setLayout(bb, plain); err != nil {
 			return err
 		}
 		bp = bb.p
-	}
-	if yb == xb || yb == wb || yb == bb {
-		return fmt.Errorf("cpu: %s: y aliases an input", op)
 	}
 	cc, _ := cropped(c)
 	p, err := b.conv(convFwd, cc, bb != nil)
@@ -244,25 +218,11 @@ func (b *Backend) Conv2DBackwardData(c backend.Conv2D, dy, w, dx backend.Buffer)
 	if err := b.refuse(op); err != nil {
 		return err
 	}
-	if err := b.convCheck(op, c); err != nil {
+	dyb, wb, dxb, err := backend.ConvBackwardDataArgs[*buffer](b, "cpu", c, dy, w, dx)
+	if err != nil {
 		return err
 	}
 	od := c.OutDims()
-	dyb, err := b.get(op, "dy", dy, od.Size())
-	if err != nil {
-		return err
-	}
-	wb, err := b.get(op, "w", w, c.WeightLen())
-	if err != nil {
-		return err
-	}
-	dxb, err := b.get(op, "dx", dx, c.In.Size())
-	if err != nil {
-		return err
-	}
-	if dxb == dyb || dxb == wb {
-		return fmt.Errorf("cpu: %s: dx aliases an input", op)
-	}
 	cc, crop := cropped(c)
 	p, err := b.conv(convBwdData, cc, false)
 	if err != nil {
@@ -309,32 +269,14 @@ func (b *Backend) Conv2DBackwardWeights(c backend.Conv2D, x, dy, dw, db backend.
 	if err := b.refuse(op); err != nil {
 		return err
 	}
-	if err := b.convCheck(op, c); err != nil {
+	xb, dyb, dwb, dbb, err := backend.ConvBackwardWeightsArgs[*buffer](b, "cpu", c, x, dy, dw, db)
+	if err != nil {
 		return err
 	}
 	od := c.OutDims()
-	xb, err := b.get(op, "x", x, c.In.Size())
-	if err != nil {
-		return err
-	}
-	dyb, err := b.get(op, "dy", dy, od.Size())
-	if err != nil {
-		return err
-	}
-	dwb, err := b.get(op, "dw", dw, c.WeightLen())
-	if err != nil {
-		return err
-	}
-	var dbb *buffer
 	var dbp unsafe.Pointer
-	if db != nil {
-		if dbb, err = b.get(op, "db", db, c.Out); err != nil {
-			return err
-		}
+	if dbb != nil {
 		dbp = dbb.p
-	}
-	if dwb == xb || dwb == dyb || dwb == dbb || (dbb != nil && (dbb == xb || dbb == dyb)) {
-		return fmt.Errorf("cpu: %s: an output aliases an input or the other output", op)
 	}
 	cc, _ := cropped(c)
 	p, err := b.conv(convBwdWeights, cc, dbb != nil)

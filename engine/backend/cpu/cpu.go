@@ -117,6 +117,10 @@ type packed struct {
 
 func (b *buffer) Len() int { return b.n }
 
+// Owner and Live implement backend.Owned.
+func (b *buffer) Owner() backend.Backend { return b.owner }
+func (b *buffer) Live() bool             { return b.p != nil }
+
 // wrote records a write that left the buffer in layout l.
 func (b *buffer) wrote(l layout) {
 	b.lay = l
@@ -160,6 +164,17 @@ func (b *Backend) Name() string {
 	return "cpu"
 }
 
+// Capabilities implements backend.Backend: a host backend.
+func (b *Backend) Capabilities() backend.Capabilities { return backend.Capabilities{} }
+
+// rule prefixes the error of a shared argument rule (package backend).
+func rule(err error) error {
+	if err != nil {
+		return fmt.Errorf("cpu: %w", err)
+	}
+	return nil
+}
+
 // Threads is the OpenMP team size the backend uses.
 func (b *Backend) Threads() int { return b.nthr }
 
@@ -167,8 +182,8 @@ var errClosed = errors.New("cpu: backend is closed")
 
 // Alloc implements backend.Backend.
 func (b *Backend) Alloc(n int) (backend.Buffer, error) {
-	if n <= 0 {
-		return nil, fmt.Errorf("cpu: alloc %d values", n)
+	if err := rule(backend.CheckAlloc(n)); err != nil {
+		return nil, err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -250,18 +265,7 @@ func (b *Backend) Sync() error {
 // get resolves a Buffer argument of op to this backend's live buffer holding
 // exactly n values (n < 0: any length).
 func (b *Backend) get(op, name string, x backend.Buffer, n int) (*buffer, error) {
-	buf, ok := x.(*buffer)
-	switch {
-	case x == nil || (ok && buf == nil):
-		return nil, fmt.Errorf("cpu: %s: %s is nil", op, name)
-	case !ok || buf.owner != b:
-		return nil, fmt.Errorf("cpu: %s: %s is not a cpu buffer of this backend", op, name)
-	case buf.p == nil:
-		return nil, fmt.Errorf("cpu: %s: %s was freed", op, name)
-	case n >= 0 && buf.n != n:
-		return nil, fmt.Errorf("cpu: %s: %s has %d values, want %d", op, name, buf.n, n)
-	}
-	return buf, nil
+	return backend.Resolve[*buffer](b, "cpu", op, name, x, n)
 }
 
 // lock takes the backend lock and reports a closed backend.

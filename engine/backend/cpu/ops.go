@@ -128,6 +128,9 @@ func (b *Backend) Clamp(x, y backend.Buffer, lo, hi float32) error {
 		return err
 	}
 	defer b.mu.Unlock()
+	if err := rule(backend.CheckClamp(lo, hi)); err != nil {
+		return err
+	}
 	xb, err := b.get("clamp", "x", x, -1)
 	if err != nil {
 		return err
@@ -135,9 +138,6 @@ func (b *Backend) Clamp(x, y backend.Buffer, lo, hi float32) error {
 	yb, err := b.get("clamp", "y", y, xb.n)
 	if err != nil {
 		return err
-	}
-	if lo > hi {
-		return fmt.Errorf("cpu: clamp: lo %g > hi %g", lo, hi)
 	}
 	if err := b.fp32(xb); err != nil {
 		return err
@@ -207,6 +207,9 @@ func (b *Backend) Activate(f backend.Activation, alpha float32, x, y backend.Buf
 		return err
 	}
 	defer b.mu.Unlock()
+	if err := rule(backend.CheckActivation("activate", f)); err != nil {
+		return err
+	}
 	xb, err := b.get("activate", "x", x, -1)
 	if err != nil {
 		return err
@@ -247,6 +250,9 @@ func (b *Backend) ActivateBackward(f backend.Activation, alpha float32, x, y, dy
 	defer b.mu.Unlock()
 	const op = "activate backward"
 	if err := b.refuse(op); err != nil {
+		return err
+	}
+	if err := rule(backend.CheckActivation(op, f)); err != nil {
 		return err
 	}
 	dyb, err := b.get(op, "dy", dy, -1)
@@ -313,8 +319,10 @@ func (b *Backend) MatMul(g backend.Gemm, a, bb, c backend.Buffer) error {
 	if err != nil {
 		return err
 	}
-	if cb == ab || cb == bbb {
-		return fmt.Errorf("cpu: matmul: c aliases an input")
+	for i, in := range [...]*buffer{ab, bbb} {
+		if err := backend.NoAlias("cpu", "matmul", cb, "c", in, [...]string{"a", "b"}[i]); err != nil {
+			return err
+		}
 	}
 	for _, x := range [...]*buffer{ab, bbb} {
 		if err := b.setLayout(x, plain); err != nil {
@@ -330,14 +338,6 @@ func (b *Backend) MatMul(g backend.Gemm, a, bb, c backend.Buffer) error {
 		return err
 	}
 	cb.wrote(plain)
-	return nil
-}
-
-// checkDims reports a shape no op can take (backend.Dims.Check).
-func checkDims(op string, d backend.Dims) error {
-	if err := d.Check(); err != nil {
-		return fmt.Errorf("cpu: %s: %w", op, err)
-	}
 	return nil
 }
 
@@ -367,7 +367,7 @@ func (b *Backend) AddBias(d backend.Dims, x, bias backend.Buffer) error {
 		return err
 	}
 	defer b.mu.Unlock()
-	if err := checkDims("add bias", d); err != nil {
+	if err := rule(backend.CheckDims("add bias", d)); err != nil {
 		return err
 	}
 	xb, err := b.get("add bias", "x", x, d.Size())
@@ -396,7 +396,7 @@ func (b *Backend) BiasGrad(d backend.Dims, dy, db backend.Buffer) error {
 		return err
 	}
 	defer b.mu.Unlock()
-	if err := checkDims("bias grad", d); err != nil {
+	if err := rule(backend.CheckDims("bias grad", d)); err != nil {
 		return err
 	}
 	dyb, err := b.get("bias grad", "dy", dy, d.Size())
@@ -428,7 +428,7 @@ func (b *Backend) Upsample2x(d backend.Dims, x, y backend.Buffer) error {
 		return err
 	}
 	defer b.mu.Unlock()
-	if err := checkDims("upsample2x", d); err != nil {
+	if err := rule(backend.CheckUpsample2x("upsample2x", d)); err != nil {
 		return err
 	}
 	xb, err := b.get("upsample2x", "x", x, d.Size())
@@ -463,7 +463,7 @@ func (b *Backend) Upsample2xBackward(d backend.Dims, dy, dx backend.Buffer) erro
 	if err := b.refuse(op); err != nil {
 		return err
 	}
-	if err := checkDims(op, d); err != nil {
+	if err := rule(backend.CheckUpsample2x(op, d)); err != nil {
 		return err
 	}
 	dyb, err := b.get(op, "dy", dy, 4*d.Size())
@@ -483,23 +483,13 @@ func (b *Backend) Upsample2xBackward(d backend.Dims, dy, dx backend.Buffer) erro
 	return nil
 }
 
-func checkPool(op string, d backend.Dims) error {
-	if err := checkDims(op, d); err != nil {
-		return err
-	}
-	if d.H%2 != 0 || d.W%2 != 0 {
-		return fmt.Errorf("cpu: %s: shape %v has an odd side", op, d)
-	}
-	return nil
-}
-
 // MaxPool2 implements backend.Backend.
 func (b *Backend) MaxPool2(d backend.Dims, x, y backend.Buffer) error {
 	if err := b.lock(); err != nil {
 		return err
 	}
 	defer b.mu.Unlock()
-	if err := checkPool("maxpool2", d); err != nil {
+	if err := rule(backend.CheckMaxPool2("maxpool2", d)); err != nil {
 		return err
 	}
 	xb, err := b.get("maxpool2", "x", x, d.Size())
@@ -529,7 +519,7 @@ func (b *Backend) MaxPool2Backward(d backend.Dims, x, dy, dx backend.Buffer) err
 	if err := b.refuse(op); err != nil {
 		return err
 	}
-	if err := checkPool(op, d); err != nil {
+	if err := rule(backend.CheckMaxPool2(op, d)); err != nil {
 		return err
 	}
 	xb, err := b.get(op, "x", x, d.Size())
@@ -542,6 +532,9 @@ func (b *Backend) MaxPool2Backward(d backend.Dims, x, dy, dx backend.Buffer) err
 	}
 	dxb, err := b.get(op, "dx", dx, d.Size())
 	if err != nil {
+		return err
+	}
+	if err := backend.NoAlias("cpu", op, dxb, "dx", xb, "x"); err != nil {
 		return err
 	}
 	fm, err := b.spatial(xb, d)
@@ -562,21 +555,17 @@ func (b *Backend) shuffle(op string, inverse bool, d backend.Dims, r int, x, y b
 		return err
 	}
 	defer b.mu.Unlock()
-	if err := checkDims(op, d); err != nil {
-		return err
+	check := backend.CheckPixelShuffle
+	if inverse {
+		check = backend.CheckPixelUnshuffle
 	}
-	if r <= 0 {
-		return fmt.Errorf("cpu: %s: factor %d", op, r)
+	if err := rule(check(d, r)); err != nil {
+		return err
 	}
 	// (n, c, h, w): c the small channel count and h, w the small sides.
 	n, c, h, w := d.N, d.C/(r*r), d.H, d.W
 	if inverse {
-		if d.H%r != 0 || d.W%r != 0 {
-			return fmt.Errorf("cpu: %s: shape %v not divisible by %d", op, d, r)
-		}
 		c, h, w = d.C, d.H/r, d.W/r
-	} else if d.C%(r*r) != 0 {
-		return fmt.Errorf("cpu: %s: %d channels not divisible by %d²", op, d.C, r)
 	}
 	xb, err := b.get(op, "x", x, d.Size())
 	if err != nil {
@@ -586,8 +575,8 @@ func (b *Backend) shuffle(op string, inverse bool, d backend.Dims, r int, x, y b
 	if err != nil {
 		return err
 	}
-	if xb == yb {
-		return fmt.Errorf("cpu: %s: y aliases x", op)
+	if err := backend.NoAlias("cpu", op, yb, "y", xb, "x"); err != nil {
+		return err
 	}
 	if err := b.setLayout(xb, plain); err != nil {
 		return err
@@ -607,10 +596,11 @@ func (b *Backend) PixelUnshuffle(d backend.Dims, r int, x, y backend.Buffer) err
 	return b.shuffle("pixel unshuffle", true, d, r, x, y)
 }
 
-// bnArgs resolves BatchNorm buffers: the first nd have the data shape, the rest
-// one value per channel; all end up plain.
+// bnArgs checks a batch norm (BatchNorm.Validate) and resolves its buffers:
+// the first nd have the data shape, the rest one value per channel; all end up
+// plain.
 func (b *Backend) bnArgs(op string, bn backend.BatchNorm, names []string, xs []backend.Buffer, nd int, out []*buffer) error {
-	if err := checkDims(op, bn.Dims); err != nil {
+	if err := rule(bn.Validate(op, op == "batchnorm train")); err != nil {
 		return err
 	}
 	for i, x := range xs {
@@ -641,7 +631,7 @@ func (b *Backend) BatchNormTrain(bn backend.BatchNorm, x, gamma, beta, y, saveMe
 	}
 	var a [8]*buffer
 	if err := b.bnArgs("batchnorm train", bn,
-		[]string{"x", "y", "gamma", "beta", "saveMean", "saveInvStd", "runMean", "runVar"},
+		[]string{"x", "y", "gamma", "beta", "save_mean", "save_inv_std", "running_mean", "running_var"},
 		[]backend.Buffer{x, y, gamma, beta, saveMean, saveInvStd, runMean, runVar}, 2, a[:]); err != nil {
 		return err
 	}
@@ -661,7 +651,7 @@ func (b *Backend) BatchNormInfer(bn backend.BatchNorm, x, gamma, beta, runMean, 
 	defer b.mu.Unlock()
 	var a [6]*buffer
 	if err := b.bnArgs("batchnorm infer", bn,
-		[]string{"x", "y", "gamma", "beta", "runMean", "runVar"},
+		[]string{"x", "y", "gamma", "beta", "running_mean", "running_var"},
 		[]backend.Buffer{x, y, gamma, beta, runMean, runVar}, 2, a[:]); err != nil {
 		return err
 	}
@@ -682,7 +672,7 @@ func (b *Backend) BatchNormBackward(bn backend.BatchNorm, x, dy, gamma, saveMean
 	}
 	var a [8]*buffer
 	if err := b.bnArgs("batchnorm backward", bn,
-		[]string{"x", "dy", "dx", "gamma", "saveMean", "saveInvStd", "dgamma", "dbeta"},
+		[]string{"x", "dy", "dx", "gamma", "save_mean", "save_inv_std", "dgamma", "dbeta"},
 		[]backend.Buffer{x, dy, dx, gamma, saveMean, saveInvStd, dgamma, dbeta}, 3, a[:]); err != nil {
 		return err
 	}
@@ -694,20 +684,10 @@ func (b *Backend) BatchNormBackward(bn backend.BatchNorm, x, dy, gamma, saveMean
 	return nil
 }
 
-// loss resolves a loss's x, target (nil for Hinge), loss and grad buffers.
+// loss resolves a loss's x, target (unless hinge), loss and grad buffers
+// (backend.LossArgs) and brings x and target to one layout.
 func (b *Backend) loss(op string, x, target, loss, grad backend.Buffer) (xb, tb, lb, gb *buffer, l layout, err error) {
-	if xb, err = b.get(op, "x", x, -1); err != nil {
-		return
-	}
-	if target != nil {
-		if tb, err = b.get(op, "target", target, xb.n); err != nil {
-			return
-		}
-	}
-	if lb, err = b.get(op, "loss", loss, 1); err != nil {
-		return
-	}
-	if gb, err = b.get(op, "grad", grad, xb.n); err != nil {
+	if xb, tb, lb, gb, err = backend.LossArgs[*buffer](b, "cpu", op, x, target, loss, grad); err != nil {
 		return
 	}
 	l, err = b.agree(xb, tb)
@@ -720,9 +700,6 @@ func (b *Backend) BCEWithLogits(x, target, loss, grad backend.Buffer) error {
 		return err
 	}
 	defer b.mu.Unlock()
-	if target == nil {
-		return fmt.Errorf("cpu: bce with logits: target is nil")
-	}
 	xb, tb, lb, gb, l, err := b.loss("bce with logits", x, target, loss, grad)
 	if err != nil {
 		return err
@@ -739,9 +716,6 @@ func (b *Backend) MSE(x, target, loss, grad backend.Buffer) error {
 		return err
 	}
 	defer b.mu.Unlock()
-	if target == nil {
-		return fmt.Errorf("cpu: mse: target is nil")
-	}
 	xb, tb, lb, gb, l, err := b.loss("mse", x, target, loss, grad)
 	if err != nil {
 		return err
@@ -758,6 +732,9 @@ func (b *Backend) Hinge(x backend.Buffer, sign float32, loss, grad backend.Buffe
 		return err
 	}
 	defer b.mu.Unlock()
+	if err := rule(backend.CheckHinge(sign)); err != nil {
+		return err
+	}
 	xb, _, lb, gb, l, err := b.loss("hinge", x, nil, loss, grad)
 	if err != nil {
 		return err
@@ -774,26 +751,10 @@ func (b *Backend) AdamUpdate(a backend.Adam, param, grad, m, v backend.Buffer) e
 		return err
 	}
 	defer b.mu.Unlock()
-	const op = "adam"
-	if err := b.refuse(op); err != nil {
+	if err := b.refuse("adam update"); err != nil {
 		return err
 	}
-	if a.Step < 1 {
-		return fmt.Errorf("cpu: %s: step %d, want ≥ 1", op, a.Step)
-	}
-	pb, err := b.get(op, "param", param, -1)
-	if err != nil {
-		return err
-	}
-	gb, err := b.get(op, "grad", grad, pb.n)
-	if err != nil {
-		return err
-	}
-	mb, err := b.get(op, "m", m, pb.n)
-	if err != nil {
-		return err
-	}
-	vb, err := b.get(op, "v", v, pb.n)
+	pb, gb, mb, vb, err := backend.AdamArgs[*buffer](b, "cpu", a, param, grad, m, v)
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ const (
 func (b *Backend) gemm(op string, g backend.Gemm, a, bb, c ptr) error {
 	rows := (g.M + gemmTile - 1) / gemmTile
 	if rows > maxGridY {
-		return fmt.Errorf("cuda: %s: %d rows: the GEMM kernel takes at most %d (%w)", op, g.M, maxGridY*gemmTile, ErrNotImplemented)
+		return fmt.Errorf("cuda: %s: %d rows: the GEMM kernel takes at most %d (%w)", op, g.M, maxGridY*gemmTile, backend.ErrNotImplemented)
 	}
 	return b.launch(op, "hz_sgemm", [2]int{(g.N + gemmTile - 1) / gemmTile, rows}, [2]int{gemmThreads, gemmThreads},
 		dev(a), dev(bb), dev(c), i64(g.M), i64(g.N), i64(g.K), boolArg(g.TransA), boolArg(g.TransB), f32(g.Alpha), f32(g.Beta))
@@ -85,16 +85,14 @@ type convGeom struct {
 	direct   bool
 }
 
+// geometry sizes c (already validated: backend.Conv*Args).
 func geometry(op string, c backend.Conv2D) (convGeom, error) {
-	if err := c.Validate(); err != nil {
-		return convGeom{}, fmt.Errorf("cuda: %s: %w", op, err)
-	}
 	o := c.OutDims()
 	g := convGeom{c: c, o: o, ckk: c.In.C * c.KH * c.KW, ohw: o.H * o.W, inImg: c.In.C * c.In.H * c.In.W, outImg: o.C * o.H * o.W}
 	// A 1×1 kernel at stride 1 without padding reads x as its own col.
 	g.direct = c.KH == 1 && c.KW == 1 && c.Stride == 1 && c.Pad == 0
 	if float64(g.ckk)*float64(g.ohw) > backend.MaxElements {
-		return convGeom{}, fmt.Errorf("cuda: %s: im2col of %d×%d values exceeds %d (%w)", op, g.ckk, g.ohw, backend.MaxElements, ErrNotImplemented)
+		return convGeom{}, fmt.Errorf("cuda: %s: im2col of %d×%d values exceeds %d (%w)", op, g.ckk, g.ohw, backend.MaxElements, backend.ErrNotImplemented)
 	}
 	return g, nil
 }
@@ -122,36 +120,17 @@ func (b *Backend) col(op string, g convGeom, x *buffer, n int, scratch ptr) (ptr
 // y[n] (Out × OH·OW) = w (Out × C·KH·KW) · col[n] (C·KH·KW × OH·OW).
 func (b *Backend) Conv2DForward(c backend.Conv2D, x, w, bias, y backend.Buffer) error {
 	const op = "conv2d forward"
-	g, err := geometry(op, c)
-	if err != nil {
-		return err
-	}
 	if err := b.enter(); err != nil {
 		return err
 	}
 	defer b.leave()
-	xb, err := b.get(op, "x", x, c.In.Size())
+	xb, wb, bb, yb, err := backend.ConvForwardArgs[*buffer](b, "cuda", c, x, w, bias, y)
 	if err != nil {
 		return err
 	}
-	wb, err := b.get(op, "w", w, c.WeightLen())
+	g, err := geometry(op, c)
 	if err != nil {
 		return err
-	}
-	var bb *buffer
-	if bias != nil {
-		if bb, err = b.get(op, "bias", bias, c.Out); err != nil {
-			return err
-		}
-	}
-	yb, err := b.get(op, "y", y, g.o.Size())
-	if err != nil {
-		return err
-	}
-	for _, in := range []*buffer{xb, wb, bb} {
-		if err := noAlias(op, yb, "y", in, "an input"); err != nil {
-			return err
-		}
 	}
 	var scratch ptr
 	if !g.direct {
@@ -179,30 +158,16 @@ func (b *Backend) Conv2DForward(c backend.Conv2D, x, w, bias, y backend.Buffer) 
 // dcol = wᵀ (C·KH·KW × Out) · dy[n] (Out × OH·OW), then col2im into dx[n].
 func (b *Backend) Conv2DBackwardData(c backend.Conv2D, dy, w, dx backend.Buffer) error {
 	const op = "conv2d backward data"
-	g, err := geometry(op, c)
-	if err != nil {
-		return err
-	}
 	if err := b.enter(); err != nil {
 		return err
 	}
 	defer b.leave()
-	dyb, err := b.get(op, "dy", dy, g.o.Size())
+	dyb, wb, dxb, err := backend.ConvBackwardDataArgs[*buffer](b, "cuda", c, dy, w, dx)
 	if err != nil {
 		return err
 	}
-	wb, err := b.get(op, "w", w, c.WeightLen())
+	g, err := geometry(op, c)
 	if err != nil {
-		return err
-	}
-	dxb, err := b.get(op, "dx", dx, c.In.Size())
-	if err != nil {
-		return err
-	}
-	if err := noAlias(op, dxb, "dx", dyb, "dy"); err != nil {
-		return err
-	}
-	if err := noAlias(op, dxb, "dx", wb, "w"); err != nil {
 		return err
 	}
 	mm := backend.Gemm{TransA: true, M: g.ckk, N: g.ohw, K: c.Out, Alpha: 1}
@@ -235,41 +200,17 @@ func (b *Backend) Conv2DBackwardData(c backend.Conv2D, dy, w, dx backend.Buffer)
 // dw (Out × C·KH·KW) += dy[n] (Out × OH·OW) · col[n]ᵀ; db from BiasGrad.
 func (b *Backend) Conv2DBackwardWeights(c backend.Conv2D, x, dy, dw, db backend.Buffer) error {
 	const op = "conv2d backward weights"
-	g, err := geometry(op, c)
-	if err != nil {
-		return err
-	}
 	if err := b.enter(); err != nil {
 		return err
 	}
 	defer b.leave()
-	xb, err := b.get(op, "x", x, c.In.Size())
+	xb, dyb, dwb, dbb, err := backend.ConvBackwardWeightsArgs[*buffer](b, "cuda", c, x, dy, dw, db)
 	if err != nil {
 		return err
 	}
-	dyb, err := b.get(op, "dy", dy, g.o.Size())
+	g, err := geometry(op, c)
 	if err != nil {
 		return err
-	}
-	dwb, err := b.get(op, "dw", dw, c.WeightLen())
-	if err != nil {
-		return err
-	}
-	var dbb *buffer
-	if db != nil {
-		if dbb, err = b.get(op, "db", db, c.Out); err != nil {
-			return err
-		}
-	}
-	for _, in := range []*buffer{xb, dyb} {
-		if err := noAlias(op, dwb, "dw", in, "an input"); err != nil {
-			return err
-		}
-		if dbb != nil {
-			if err := noAlias(op, dbb, "db", in, "an input"); err != nil {
-				return err
-			}
-		}
 	}
 	var scratch ptr
 	if !g.direct {

@@ -67,6 +67,10 @@ type buffer struct {
 
 func (b *buffer) Len() int { return b.n }
 
+// Owner and Live implement backend.Owned.
+func (b *buffer) Owner() backend.Backend { return b.owner }
+func (b *buffer) Live() bool             { return b.p != 0 }
+
 // at is the device address of element i.
 func (b *buffer) at(i int) ptr { return b.p + ptr(4*i) }
 
@@ -78,10 +82,6 @@ type scratch struct {
 }
 
 var errClosed = errors.New("cuda: backend is closed")
-
-// ErrNotImplemented is wrapped by the error of every op this backend does not
-// run yet.
-var ErrNotImplemented = errors.New("not implemented on the cuda backend yet")
 
 // New creates a backend on device o.Device: with the build tag cuda it
 // retains the device's primary context, creates a non-blocking stream and
@@ -96,6 +96,19 @@ func New(o Options) (*Backend, error) {
 
 // Name implements backend.Backend.
 func (b *Backend) Name() string { return "cuda" }
+
+// Capabilities implements backend.Backend: buffers in device memory.
+func (b *Backend) Capabilities() backend.Capabilities {
+	return backend.Capabilities{DeviceMemory: true}
+}
+
+// rule prefixes the error of a shared argument rule (package backend).
+func rule(err error) error {
+	if err != nil {
+		return fmt.Errorf("cuda: %w", err)
+	}
+	return nil
+}
 
 // Device describes the GPU: its name, ordinal, compute capability and driver.
 func (b *Backend) Device() string { return b.drv.describe() }
@@ -123,8 +136,8 @@ func (b *Backend) leave() {
 
 // Alloc implements backend.Backend. The buffer is zeroed on the stream.
 func (b *Backend) Alloc(n int) (backend.Buffer, error) {
-	if n <= 0 || n > backend.MaxElements {
-		return nil, fmt.Errorf("cuda: alloc of %d values (1 to %d)", n, backend.MaxElements)
+	if err := rule(backend.CheckAlloc(n)); err != nil {
+		return nil, err
 	}
 	if err := b.enter(); err != nil {
 		return nil, err
@@ -209,40 +222,13 @@ func (b *Backend) Close() error {
 // get resolves a Buffer argument of op to a live buffer of this backend holding
 // exactly n values (n < 0: any length).
 func (b *Backend) get(op, name string, x backend.Buffer, n int) (*buffer, error) {
-	buf, ok := x.(*buffer)
-	switch {
-	case x == nil || (ok && buf == nil):
-		return nil, fmt.Errorf("cuda: %s: %s is nil", op, name)
-	case !ok || buf.owner != b:
-		return nil, fmt.Errorf("cuda: %s: %s is not a buffer of this cuda backend", op, name)
-	case buf.p == 0:
-		return nil, fmt.Errorf("cuda: %s: %s was freed", op, name)
-	case n >= 0 && buf.n != n:
-		return nil, fmt.Errorf("cuda: %s: %s has %d values, want %d", op, name, buf.n, n)
-	}
-	return buf, nil
+	return backend.Resolve[*buffer](b, "cuda", op, name, x, n)
 }
 
 // noAlias reports an output that is the same buffer as an input the contract
 // does not let it alias.
 func noAlias(op string, out *buffer, outName string, in *buffer, inName string) error {
-	if out == in {
-		return fmt.Errorf("cuda: %s: %s must not alias %s", op, outName, inName)
-	}
-	return nil
-}
-
-// checkDims reports a shape no op can take, and one whose count (times
-// factor: 4 for the upsampled output) exceeds backend.MaxElements, so every
-// index a kernel computes fits 32 bits.
-func checkDims(op string, d backend.Dims, factor int) error {
-	if err := d.Check(); err != nil {
-		return fmt.Errorf("cuda: %s: %w", op, err)
-	}
-	if float64(d.Size())*float64(factor) > backend.MaxElements {
-		return fmt.Errorf("cuda: %s: shape %v: more than %d values", op, d, backend.MaxElements)
-	}
-	return nil
+	return backend.NoAlias("cuda", op, out, outName, in, inName)
 }
 
 // Upload implements backend.Backend. From pageable memory the driver stages

@@ -3,7 +3,6 @@
 package cuda
 
 import (
-	"fmt"
 	"math"
 
 	"github.com/hirez-ml/hirez/engine/backend"
@@ -79,8 +78,8 @@ func (b *Backend) Mul(x, y, out backend.Buffer) error {
 
 // Clamp implements backend.Backend.
 func (b *Backend) Clamp(x, y backend.Buffer, lo, hi float32) error {
-	if !(lo <= hi) {
-		return fmt.Errorf("cuda: clamp: lo %v > hi %v", lo, hi)
+	if err := rule(backend.CheckClamp(lo, hi)); err != nil {
+		return err
 	}
 	if err := b.enter(); err != nil {
 		return err
@@ -117,17 +116,9 @@ func (b *Backend) Sum(x, out backend.Buffer) error {
 	return b.reduce("sum", "hz_sum", 1, dev(xb.p), dev(ob.p), i64(xb.n))
 }
 
-func checkActivation(op string, f backend.Activation) error {
-	switch f {
-	case backend.Identity, backend.ReLU, backend.LeakyReLU, backend.Tanh, backend.Sigmoid:
-		return nil
-	}
-	return fmt.Errorf("cuda: %s: unknown activation %v", op, f)
-}
-
 // Activate implements backend.Backend.
 func (b *Backend) Activate(f backend.Activation, alpha float32, x, y backend.Buffer) error {
-	if err := checkActivation("activate", f); err != nil {
+	if err := rule(backend.CheckActivation("activate", f)); err != nil {
 		return err
 	}
 	if err := b.enter(); err != nil {
@@ -151,7 +142,7 @@ func (b *Backend) Activate(f backend.Activation, alpha float32, x, y backend.Buf
 // ActivateBackward implements backend.Backend.
 func (b *Backend) ActivateBackward(f backend.Activation, alpha float32, x, y, dy, dx backend.Buffer) error {
 	const op = "activate backward"
-	if err := checkActivation(op, f); err != nil {
+	if err := rule(backend.CheckActivation(op, f)); err != nil {
 		return err
 	}
 	if err := b.enter(); err != nil {
@@ -186,7 +177,7 @@ func (b *Backend) ActivateBackward(f backend.Activation, alpha float32, x, y, dy
 
 // AddBias implements backend.Backend.
 func (b *Backend) AddBias(d backend.Dims, x, bias backend.Buffer) error {
-	if err := checkDims("add bias", d, 1); err != nil {
+	if err := rule(backend.CheckDims("add bias", d)); err != nil {
 		return err
 	}
 	if err := b.enter(); err != nil {
@@ -210,7 +201,7 @@ func (b *Backend) addBias(d backend.Dims, x, bias *buffer) error {
 
 // BiasGrad implements backend.Backend: one block per channel.
 func (b *Backend) BiasGrad(d backend.Dims, dy, db backend.Buffer) error {
-	if err := checkDims("bias grad", d, 1); err != nil {
+	if err := rule(backend.CheckDims("bias grad", d)); err != nil {
 		return err
 	}
 	if err := b.enter(); err != nil {
@@ -235,10 +226,11 @@ func (b *Backend) biasGrad(d backend.Dims, dy, db *buffer) error {
 	return b.reduce("bias grad", "hz_bias_grad", d.C, dev(dy.p), dev(db.p), i64(d.N), i64(d.C), i64(d.H*d.W))
 }
 
-// dimsArgs checks d (and the other tensor's count, d.Size()·factor) and
-// returns x (d.Size() values) and y (ny values), which must not alias.
-func (b *Backend) dimsArgs(op string, d backend.Dims, factor int, x backend.Buffer, xName string, y backend.Buffer, yName string, ny int) (*buffer, *buffer, error) {
-	if err := checkDims(op, d, factor); err != nil {
+// dimsArgs checks d with check (one of package backend's rules, which also
+// keep every index a kernel computes within 32 bits) and returns x (d.Size()
+// values) and y (ny values), which must not alias.
+func (b *Backend) dimsArgs(op string, check error, d backend.Dims, x backend.Buffer, xName string, y backend.Buffer, yName string, ny int) (*buffer, *buffer, error) {
+	if err := rule(check); err != nil {
 		return nil, nil, err
 	}
 	xb, err := b.get(op, xName, x, d.Size())
@@ -261,7 +253,7 @@ func (b *Backend) Upsample2x(d backend.Dims, x, y backend.Buffer) error {
 		return err
 	}
 	defer b.leave()
-	xb, yb, err := b.dimsArgs("upsample2x", d, 4, x, "x", y, "y", 4*d.Size())
+	xb, yb, err := b.dimsArgs("upsample2x", backend.CheckUpsample2x("upsample2x", d), d, x, "x", y, "y", 4*d.Size())
 	if err != nil {
 		return err
 	}
@@ -275,30 +267,20 @@ func (b *Backend) Upsample2xBackward(d backend.Dims, dy, dx backend.Buffer) erro
 		return err
 	}
 	defer b.leave()
-	dxb, dyb, err := b.dimsArgs(op, d, 4, dx, "dx", dy, "dy", 4*d.Size())
+	dxb, dyb, err := b.dimsArgs(op, backend.CheckUpsample2x(op, d), d, dx, "dx", dy, "dy", 4*d.Size())
 	if err != nil {
 		return err
 	}
 	return b.each(op, "hz_upsample2x_backward", dxb.n, dev(dyb.p), dev(dxb.p), i64(d.H), i64(d.W), i64(dxb.n))
 }
 
-func checkEven(op string, d backend.Dims) error {
-	if d.H%2 != 0 || d.W%2 != 0 {
-		return fmt.Errorf("cuda: %s: shape %v needs even height and width", op, d)
-	}
-	return nil
-}
-
 // MaxPool2 implements backend.Backend.
 func (b *Backend) MaxPool2(d backend.Dims, x, y backend.Buffer) error {
-	if err := checkEven("maxpool2", d); err != nil {
-		return err
-	}
 	if err := b.enter(); err != nil {
 		return err
 	}
 	defer b.leave()
-	xb, yb, err := b.dimsArgs("maxpool2", d, 1, x, "x", y, "y", d.Size()/4)
+	xb, yb, err := b.dimsArgs("maxpool2", backend.CheckMaxPool2("maxpool2", d), d, x, "x", y, "y", d.Size()/4)
 	if err != nil {
 		return err
 	}
@@ -308,14 +290,11 @@ func (b *Backend) MaxPool2(d backend.Dims, x, y backend.Buffer) error {
 // MaxPool2Backward implements backend.Backend.
 func (b *Backend) MaxPool2Backward(d backend.Dims, x, dy, dx backend.Buffer) error {
 	const op = "maxpool2 backward"
-	if err := checkEven(op, d); err != nil {
-		return err
-	}
 	if err := b.enter(); err != nil {
 		return err
 	}
 	defer b.leave()
-	xb, dxb, err := b.dimsArgs(op, d, 1, x, "x", dx, "dx", d.Size())
+	xb, dxb, err := b.dimsArgs(op, backend.CheckMaxPool2(op, d), d, x, "x", dx, "dx", d.Size())
 	if err != nil {
 		return err
 	}
@@ -331,14 +310,11 @@ func (b *Backend) MaxPool2Backward(d backend.Dims, x, dy, dx backend.Buffer) err
 
 // PixelShuffle implements backend.Backend.
 func (b *Backend) PixelShuffle(d backend.Dims, r int, x, y backend.Buffer) error {
-	if r < 1 || d.C%(r*r) != 0 {
-		return fmt.Errorf("cuda: pixel shuffle: factor %d for shape %v (channels must divide by r²)", r, d)
-	}
 	if err := b.enter(); err != nil {
 		return err
 	}
 	defer b.leave()
-	xb, yb, err := b.dimsArgs("pixel shuffle", d, 1, x, "x", y, "y", d.Size())
+	xb, yb, err := b.dimsArgs("pixel shuffle", backend.CheckPixelShuffle(d, r), d, x, "x", y, "y", d.Size())
 	if err != nil {
 		return err
 	}
@@ -348,14 +324,11 @@ func (b *Backend) PixelShuffle(d backend.Dims, r int, x, y backend.Buffer) error
 
 // PixelUnshuffle implements backend.Backend; d is the shuffled (wide) shape.
 func (b *Backend) PixelUnshuffle(d backend.Dims, r int, x, y backend.Buffer) error {
-	if r < 1 || d.H%r != 0 || d.W%r != 0 {
-		return fmt.Errorf("cuda: pixel unshuffle: factor %d for shape %v (height and width must divide by r)", r, d)
-	}
 	if err := b.enter(); err != nil {
 		return err
 	}
 	defer b.leave()
-	xb, yb, err := b.dimsArgs("pixel unshuffle", d, 1, x, "x", y, "y", d.Size())
+	xb, yb, err := b.dimsArgs("pixel unshuffle", backend.CheckPixelUnshuffle(d, r), d, x, "x", y, "y", d.Size())
 	if err != nil {
 		return err
 	}
@@ -363,14 +336,11 @@ func (b *Backend) PixelUnshuffle(d backend.Dims, r int, x, y backend.Buffer) err
 		dev(xb.p), dev(yb.p), i64(d.C), i64(d.H/r), i64(d.W/r), i64(r), 1, i64(xb.n))
 }
 
-// bnArgs checks a batch norm and resolves its buffers: the first two hold
-// b.Dims.Size() values, the rest b.Dims.C.
+// bnArgs checks a batch norm (BatchNorm.Validate) and resolves its buffers:
+// the first two hold b.Dims.Size() values, the rest b.Dims.C.
 func (b *Backend) bnArgs(op string, bn backend.BatchNorm, names []string, bufs ...backend.Buffer) ([]*buffer, error) {
-	if err := checkDims(op, bn.Dims, 1); err != nil {
+	if err := rule(bn.Validate(op, op == "batchnorm train")); err != nil {
 		return nil, err
-	}
-	if !(bn.Epsilon > 0) {
-		return nil, fmt.Errorf("cuda: %s: epsilon %v", op, bn.Epsilon)
 	}
 	out := make([]*buffer, len(bufs))
 	for i, x := range bufs {
@@ -390,9 +360,6 @@ func (b *Backend) bnArgs(op string, bn backend.BatchNorm, names []string, bufs .
 // BatchNormTrain implements backend.Backend: one block per channel.
 func (b *Backend) BatchNormTrain(bn backend.BatchNorm, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar backend.Buffer) error {
 	const op = "batchnorm train"
-	if !(bn.Momentum >= 0 && bn.Momentum <= 1) {
-		return fmt.Errorf("cuda: %s: momentum %v", op, bn.Momentum)
-	}
 	if err := b.enter(); err != nil {
 		return err
 	}
@@ -406,9 +373,6 @@ func (b *Backend) BatchNormTrain(bn backend.BatchNorm, x, gamma, beta, y, saveMe
 		return err
 	}
 	d := bn.Dims
-	if d.N*d.H*d.W < 2 {
-		return fmt.Errorf("cuda: %s: shape %v has one value per channel", op, d)
-	}
 	return b.reduce(op, "hz_batchnorm_train", d.C, dev(s[0].p), dev(s[2].p), dev(s[3].p), dev(s[1].p),
 		dev(s[4].p), dev(s[5].p), dev(s[6].p), dev(s[7].p), i64(d.N), i64(d.C), i64(d.H*d.W), f32(bn.Epsilon), f32(bn.Momentum))
 }
@@ -474,34 +438,12 @@ func (b *Backend) loss(op string, kind int, x, target backend.Buffer, sign float
 		return err
 	}
 	defer b.leave()
-	xb, err := b.get(op, "x", x, -1)
+	xb, tb, lb, gb, err := backend.LossArgs[*buffer](b, "cuda", op, x, target, loss, grad)
 	if err != nil {
 		return err
 	}
-	tb := xb // unused by hinge; any valid address
-	if kind != lossHinge {
-		if tb, err = b.get(op, "target", target, xb.n); err != nil {
-			return err
-		}
-	}
-	lb, err := b.get(op, "loss", loss, 1)
-	if err != nil {
-		return err
-	}
-	gb, err := b.get(op, "grad", grad, xb.n)
-	if err != nil {
-		return err
-	}
-	for _, in := range []*buffer{xb, tb} {
-		if err := noAlias(op, lb, "loss", in, "an input"); err != nil {
-			return err
-		}
-		if err := noAlias(op, gb, "grad", in, "an input"); err != nil {
-			return err
-		}
-	}
-	if lb == gb {
-		return fmt.Errorf("cuda: %s: loss must not alias grad", op)
+	if tb == nil {
+		tb = xb // unused by hinge; any valid address
 	}
 	return b.reduce(op, "hz_loss", 1, i64(kind), dev(xb.p), dev(tb.p), f32(sign), dev(lb.p), dev(gb.p), i64(xb.n))
 }
@@ -518,8 +460,8 @@ func (b *Backend) MSE(x, target, loss, grad backend.Buffer) error {
 
 // Hinge implements backend.Backend.
 func (b *Backend) Hinge(x backend.Buffer, sign float32, loss, grad backend.Buffer) error {
-	if sign != 1 && sign != -1 {
-		return fmt.Errorf("cuda: hinge: sign %v, want +1 or −1", sign)
+	if err := rule(backend.CheckHinge(sign)); err != nil {
+		return err
 	}
 	return b.loss("hinge", lossHinge, x, nil, sign, loss, grad)
 }
@@ -528,29 +470,11 @@ func (b *Backend) Hinge(x backend.Buffer, sign float32, loss, grad backend.Buffe
 // here in float64, as ref does.
 func (b *Backend) AdamUpdate(a backend.Adam, param, grad, m, v backend.Buffer) error {
 	const op = "adam update"
-	switch {
-	case a.Step < 1:
-		return fmt.Errorf("cuda: %s: step %d, want ≥ 1", op, a.Step)
-	case !(a.LR >= 0), !(a.Beta1 >= 0 && a.Beta1 < 1), !(a.Beta2 >= 0 && a.Beta2 < 1), !(a.Epsilon >= 0):
-		return fmt.Errorf("cuda: %s: bad hyper-parameters %+v", op, a)
-	}
 	if err := b.enter(); err != nil {
 		return err
 	}
 	defer b.leave()
-	pb, err := b.get(op, "param", param, -1)
-	if err != nil {
-		return err
-	}
-	gb, err := b.get(op, "grad", grad, pb.n)
-	if err != nil {
-		return err
-	}
-	mb, err := b.get(op, "m", m, pb.n)
-	if err != nil {
-		return err
-	}
-	vb, err := b.get(op, "v", v, pb.n)
+	pb, gb, mb, vb, err := backend.AdamArgs[*buffer](b, "cuda", a, param, grad, m, v)
 	if err != nil {
 		return err
 	}

@@ -134,7 +134,7 @@ func (r *Backend) MatMul(g backend.Gemm, a, b, c backend.Buffer) error {
 
 // AddBias implements backend.Backend.
 func (r *Backend) AddBias(d backend.Dims, x, bias backend.Buffer) error {
-	if err := checkDims("add bias", d); err != nil {
+	if err := rule(backend.CheckDims("add bias", d)); err != nil {
 		return err
 	}
 	xs, err := r.get("add bias", "x", x, d.Size())
@@ -163,7 +163,7 @@ func addBias(d backend.Dims, x, bias []float32) {
 
 // BiasGrad implements backend.Backend.
 func (r *Backend) BiasGrad(d backend.Dims, dy, db backend.Buffer) error {
-	if err := checkDims("bias grad", d); err != nil {
+	if err := rule(backend.CheckDims("bias grad", d)); err != nil {
 		return err
 	}
 	dys, err := r.get("bias grad", "dy", dy, d.Size())
@@ -269,42 +269,34 @@ func (r *Backend) putScratch(s []float32) {
 	}
 }
 
-// convArgs validates a convolution and the lengths of its buffers; bias and db
-// may be nil.
-func (r *Backend) convArgs(op string, c backend.Conv2D, x, w, y, bias backend.Buffer, xName, yName, biasName string) (xs, ws, ys, bs []float32, err error) {
-	if err = c.Validate(); err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("ref: %s: %w", op, err)
-	}
-	if xs, err = r.get(op, xName, x, c.In.Size()); err != nil {
-		return
-	}
-	if ws, err = r.get(op, "w", w, c.WeightLen()); err != nil {
-		return
-	}
-	if ys, err = r.get(op, yName, y, c.OutDims().Size()); err != nil {
-		return
-	}
-	if bias != nil {
-		if bs, err = r.get(op, biasName, bias, c.Out); err != nil {
-			return
+// data returns the values of resolved buffers (nil for a nil one).
+func data(bufs ...*buffer) [4][]float32 {
+	var out [4][]float32
+	for i, b := range bufs {
+		if b != nil {
+			out[i] = b.data
 		}
 	}
-	return xs, ws, ys, bs, nil
+	return out
+}
+
+// live reports a closed backend (Resolve has checked the buffers).
+func (r *Backend) live(op string, err error) error {
+	if err == nil && r.closed.Load() {
+		return fmt.Errorf("ref: %s: backend is closed", op)
+	}
+	return err
 }
 
 // Conv2DForward implements backend.Backend as im2col → gemm → bias, one image
 // at a time: y[n] (Out × OH·OW) = W (Out × C·KH·KW) · cols (C·KH·KW × OH·OW).
 func (r *Backend) Conv2DForward(c backend.Conv2D, x, w, bias, y backend.Buffer) error {
-	xs, ws, ys, bs, err := r.convArgs("conv2d forward", c, x, w, y, bias, "x", "y", "bias")
-	if err != nil {
+	xb, wb, bb, yb, err := backend.ConvForwardArgs[*buffer](r, "ref", c, x, w, bias, y)
+	if err := r.live("conv2d forward", err); err != nil {
 		return err
 	}
-	if err := noAlias("conv2d forward", ys, "y", xs, "x"); err != nil {
-		return err
-	}
-	if err := noAlias("conv2d forward", ys, "y", ws, "w"); err != nil {
-		return err
-	}
+	v := data(xb, wb, bb, yb)
+	xs, ws, bs, ys := v[0], v[1], v[2], v[3]
 	in, o := c.In, c.OutDims()
 	k := in.C * c.KH * c.KW
 	cols := r.takeScratch(k * o.H * o.W)
@@ -322,16 +314,11 @@ func (r *Backend) Conv2DForward(c backend.Conv2D, x, w, bias, y backend.Buffer) 
 // Conv2DBackwardData implements backend.Backend: per image, dcols = Wᵀ·dy[n],
 // then col2im scatters dcols onto dx.
 func (r *Backend) Conv2DBackwardData(c backend.Conv2D, dy, w, dx backend.Buffer) error {
-	dxs, ws, dys, _, err := r.convArgs("conv2d backward data", c, dx, w, dy, nil, "dx", "dy", "")
-	if err != nil {
+	dyb, wb, dxb, err := backend.ConvBackwardDataArgs[*buffer](r, "ref", c, dy, w, dx)
+	if err := r.live("conv2d backward data", err); err != nil {
 		return err
 	}
-	if err := noAlias("conv2d backward data", dxs, "dx", dys, "dy"); err != nil {
-		return err
-	}
-	if err := noAlias("conv2d backward data", dxs, "dx", ws, "w"); err != nil {
-		return err
-	}
+	dys, ws, dxs := dyb.data, wb.data, dxb.data
 	in, o := c.In, c.OutDims()
 	k := in.C * c.KH * c.KW
 	cols := r.takeScratch(k * o.H * o.W)
@@ -349,18 +336,12 @@ func (r *Backend) Conv2DBackwardData(c backend.Conv2D, dy, w, dx backend.Buffer)
 // Conv2DBackwardWeights implements backend.Backend: dW = Σₙ dy[n]·cols[n]ᵀ,
 // db = Σ dy over n, h, w.
 func (r *Backend) Conv2DBackwardWeights(c backend.Conv2D, x, dy, dw, db backend.Buffer) error {
-	xs, dws, dys, dbs, err := r.convArgs("conv2d backward weights", c, x, dw, dy, db, "x", "dy", "db")
-	if err != nil {
+	xb, dyb, dwb, dbb, err := backend.ConvBackwardWeightsArgs[*buffer](r, "ref", c, x, dy, dw, db)
+	if err := r.live("conv2d backward weights", err); err != nil {
 		return err
 	}
-	for _, in := range [][]float32{xs, dys} {
-		if err := noAlias("conv2d backward weights", dws, "dw", in, "an input"); err != nil {
-			return err
-		}
-		if err := noAlias("conv2d backward weights", dbs, "db", in, "an input"); err != nil {
-			return err
-		}
-	}
+	v := data(xb, dyb, dwb, dbb)
+	xs, dys, dws, dbs := v[0], v[1], v[2], v[3]
 	in, o := c.In, c.OutDims()
 	k := in.C * c.KH * c.KW
 	cols := r.takeScratch(k * o.H * o.W)

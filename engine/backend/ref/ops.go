@@ -1,7 +1,6 @@
 package ref
 
 import (
-	"fmt"
 	"math"
 
 	"github.com/hirez-ml/hirez/engine/backend"
@@ -18,6 +17,9 @@ func sigmoid(x float64) float64 {
 // Activate implements backend.Backend. Comparisons are written so that NaN
 // passes through (NaN < 0 is false).
 func (r *Backend) Activate(f backend.Activation, alpha float32, x, y backend.Buffer) error {
+	if err := rule(backend.CheckActivation("activate", f)); err != nil {
+		return err
+	}
 	xs, err := r.get("activate", "x", x, -1)
 	if err != nil {
 		return err
@@ -51,8 +53,6 @@ func (r *Backend) Activate(f backend.Activation, alpha float32, x, y backend.Buf
 		for i, v := range xs {
 			ys[i] = float32(sigmoid(float64(v)))
 		}
-	default:
-		return fmt.Errorf("ref: activate: unknown activation %v", f)
 	}
 	return nil
 }
@@ -60,6 +60,9 @@ func (r *Backend) Activate(f backend.Activation, alpha float32, x, y backend.Buf
 // ActivateBackward implements backend.Backend. At ReLU's kink (x = 0) the
 // gradient is 0, as in PyTorch.
 func (r *Backend) ActivateBackward(f backend.Activation, alpha float32, x, y, dy, dx backend.Buffer) error {
+	if err := rule(backend.CheckActivation("activate backward", f)); err != nil {
+		return err
+	}
 	dys, err := r.get("activate backward", "dy", dy, -1)
 	if err != nil {
 		return err
@@ -75,10 +78,8 @@ func (r *Backend) ActivateBackward(f backend.Activation, alpha float32, x, y, dy
 		return nil
 	case backend.ReLU, backend.LeakyReLU:
 		in, err = r.get("activate backward", "x", x, len(dys))
-	case backend.Tanh, backend.Sigmoid:
+	default: // Tanh, Sigmoid
 		in, err = r.get("activate backward", "y", y, len(dys))
-	default:
-		return fmt.Errorf("ref: activate backward: unknown activation %v", f)
 	}
 	if err != nil {
 		return err
@@ -107,9 +108,10 @@ func (r *Backend) ActivateBackward(f backend.Activation, alpha float32, x, y, dy
 	return nil
 }
 
-// dimsArgs validates d and returns x (d.Size() values) and y (ny values).
-func (r *Backend) dimsArgs(op string, d backend.Dims, x backend.Buffer, xName string, y backend.Buffer, yName string, ny int) ([]float32, []float32, error) {
-	if err := checkDims(op, d); err != nil {
+// dimsArgs checks d with check (one of package backend's rules) and returns x
+// (d.Size() values) and y (ny values).
+func (r *Backend) dimsArgs(op string, check error, d backend.Dims, x backend.Buffer, xName string, y backend.Buffer, yName string, ny int) ([]float32, []float32, error) {
+	if err := rule(check); err != nil {
 		return nil, nil, err
 	}
 	xs, err := r.get(op, xName, x, d.Size())
@@ -128,7 +130,7 @@ func (r *Backend) dimsArgs(op string, d backend.Dims, x backend.Buffer, xName st
 
 // Upsample2x implements backend.Backend: y[n,c,h,w] = x[n,c,h/2,w/2].
 func (r *Backend) Upsample2x(d backend.Dims, x, y backend.Buffer) error {
-	xs, ys, err := r.dimsArgs("upsample2x", d, x, "x", y, "y", 4*d.Size())
+	xs, ys, err := r.dimsArgs("upsample2x", backend.CheckUpsample2x("upsample2x", d), d, x, "x", y, "y", 4*d.Size())
 	if err != nil {
 		return err
 	}
@@ -146,7 +148,7 @@ func (r *Backend) Upsample2x(d backend.Dims, x, y backend.Buffer) error {
 
 // Upsample2xBackward implements backend.Backend.
 func (r *Backend) Upsample2xBackward(d backend.Dims, dy, dx backend.Buffer) error {
-	dxs, dys, err := r.dimsArgs("upsample2x backward", d, dx, "dx", dy, "dy", 4*d.Size())
+	dxs, dys, err := r.dimsArgs("upsample2x backward", backend.CheckUpsample2x("upsample2x backward", d), d, dx, "dx", dy, "dy", 4*d.Size())
 	if err != nil {
 		return err
 	}
@@ -160,13 +162,6 @@ func (r *Backend) Upsample2xBackward(d backend.Dims, dy, dx backend.Buffer) erro
 				dst[h*d.W+w] = a + b
 			}
 		}
-	}
-	return nil
-}
-
-func checkEven(op string, d backend.Dims) error {
-	if d.H%2 != 0 || d.W%2 != 0 {
-		return fmt.Errorf("ref: %s: shape %v needs even height and width", op, d)
 	}
 	return nil
 }
@@ -186,10 +181,7 @@ func argmax2(x []float32, width, h, w0 int) int {
 
 // MaxPool2 implements backend.Backend.
 func (r *Backend) MaxPool2(d backend.Dims, x, y backend.Buffer) error {
-	if err := checkEven("maxpool2", d); err != nil {
-		return err
-	}
-	xs, ys, err := r.dimsArgs("maxpool2", d, x, "x", y, "y", d.Size()/4)
+	xs, ys, err := r.dimsArgs("maxpool2", backend.CheckMaxPool2("maxpool2", d), d, x, "x", y, "y", d.Size()/4)
 	if err != nil {
 		return err
 	}
@@ -208,10 +200,7 @@ func (r *Backend) MaxPool2(d backend.Dims, x, y backend.Buffer) error {
 // MaxPool2Backward implements backend.Backend.
 func (r *Backend) MaxPool2Backward(d backend.Dims, x, dy, dx backend.Buffer) error {
 	const op = "maxpool2 backward"
-	if err := checkEven(op, d); err != nil {
-		return err
-	}
-	xs, dxs, err := r.dimsArgs(op, d, x, "x", dx, "dx", d.Size())
+	xs, dxs, err := r.dimsArgs(op, backend.CheckMaxPool2(op, d), d, x, "x", dx, "dx", d.Size())
 	if err != nil {
 		return err
 	}
@@ -241,10 +230,7 @@ func (r *Backend) MaxPool2Backward(d backend.Dims, x, dy, dx backend.Buffer) err
 // PixelShuffle implements backend.Backend:
 // y[n, c, h·r+i, w·r+j] = x[n, c·r²+i·r+j, h, w].
 func (r *Backend) PixelShuffle(d backend.Dims, f int, x, y backend.Buffer) error {
-	if f < 1 || d.C%(f*f) != 0 {
-		return fmt.Errorf("ref: pixel shuffle: factor %d for shape %v (channels must divide by r²)", f, d)
-	}
-	xs, ys, err := r.dimsArgs("pixel shuffle", d, x, "x", y, "y", d.Size())
+	xs, ys, err := r.dimsArgs("pixel shuffle", backend.CheckPixelShuffle(d, f), d, x, "x", y, "y", d.Size())
 	if err != nil {
 		return err
 	}
@@ -254,10 +240,7 @@ func (r *Backend) PixelShuffle(d backend.Dims, f int, x, y backend.Buffer) error
 
 // PixelUnshuffle implements backend.Backend; d is the shuffled shape.
 func (r *Backend) PixelUnshuffle(d backend.Dims, f int, x, y backend.Buffer) error {
-	if f < 1 || d.H%f != 0 || d.W%f != 0 {
-		return fmt.Errorf("ref: pixel unshuffle: factor %d for shape %v (height and width must divide by r)", f, d)
-	}
-	xs, ys, err := r.dimsArgs("pixel unshuffle", d, x, "x", y, "y", d.Size())
+	xs, ys, err := r.dimsArgs("pixel unshuffle", backend.CheckPixelUnshuffle(d, f), d, x, "x", y, "y", d.Size())
 	if err != nil {
 		return err
 	}
@@ -291,14 +274,11 @@ func shuffle(d backend.Dims, f int, deep, wide []float32, inverse bool) {
 	}
 }
 
-// bnArgs validates a batch norm and fetches buffers: the first two are of
-// d.Size() values, the rest of d.C.
+// bnArgs validates a batch norm (BatchNorm.Validate) and fetches buffers: the
+// first two are of d.Size() values, the rest of d.C.
 func (r *Backend) bnArgs(op string, b backend.BatchNorm, names []string, bufs ...backend.Buffer) (out [8][]float32, err error) {
-	if err := checkDims(op, b.Dims); err != nil {
+	if err := rule(b.Validate(op, op == "batchnorm train")); err != nil {
 		return out, err
-	}
-	if !(b.Epsilon > 0) {
-		return out, fmt.Errorf("ref: %s: epsilon %v", op, b.Epsilon)
 	}
 	for i, buf := range bufs {
 		n := b.Dims.C
@@ -318,9 +298,6 @@ func (r *Backend) bnArgs(op string, b backend.BatchNorm, names []string, bufs ..
 // float64; var is the biased batch variance used for normalising.
 func (r *Backend) BatchNormTrain(b backend.BatchNorm, x, gamma, beta, y, saveMean, saveInvStd, runMean, runVar backend.Buffer) error {
 	const op = "batchnorm train"
-	if !(b.Momentum >= 0 && b.Momentum <= 1) {
-		return fmt.Errorf("ref: %s: momentum %v", op, b.Momentum)
-	}
 	s, err := r.bnArgs(op, b, []string{"x", "y", "gamma", "beta", "save_mean", "save_inv_std", "running_mean", "running_var"},
 		x, y, gamma, beta, saveMean, saveInvStd, runMean, runVar)
 	if err != nil {
@@ -332,9 +309,6 @@ func (r *Backend) BatchNormTrain(b backend.BatchNorm, x, gamma, beta, y, saveMea
 	}
 	d := b.Dims
 	m := d.N * d.H * d.W
-	if m < 2 {
-		return fmt.Errorf("ref: %s: shape %v has one value per channel", op, d)
-	}
 	hw := d.H * d.W
 	for c := 0; c < d.C; c++ {
 		var sum float64
@@ -438,38 +412,20 @@ func (r *Backend) BatchNormBackward(b backend.BatchNorm, x, dy, gamma, saveMean,
 	return nil
 }
 
-// lossArgs validates a loss: x and grad (and target when hasTarget) of equal
-// length, loss of one value.
-func (r *Backend) lossArgs(op string, x, target, loss, grad backend.Buffer, hasTarget bool) (xs, ts, ls, gs []float32, err error) {
-	if xs, err = r.get(op, "x", x, -1); err != nil {
-		return
+// lossArgs resolves a loss's buffers (backend.LossArgs); ts is nil for hinge.
+func (r *Backend) lossArgs(op string, x, target, loss, grad backend.Buffer) (xs, ts, ls, gs []float32, err error) {
+	xb, tb, lb, gb, err := backend.LossArgs[*buffer](r, "ref", op, x, target, loss, grad)
+	if err := r.live(op, err); err != nil {
+		return nil, nil, nil, nil, err
 	}
-	if hasTarget {
-		if ts, err = r.get(op, "target", target, len(xs)); err != nil {
-			return
-		}
-	}
-	if ls, err = r.get(op, "loss", loss, 1); err != nil {
-		return
-	}
-	if gs, err = r.get(op, "grad", grad, len(xs)); err != nil {
-		return
-	}
-	for _, in := range [][]float32{xs, ts} {
-		if err = noAlias(op, ls, "loss", in, "an input"); err != nil {
-			return
-		}
-		if err = noAlias(op, gs, "grad", in, "an input"); err != nil {
-			return
-		}
-	}
-	return xs, ts, ls, gs, nil
+	v := data(xb, tb, lb, gb)
+	return v[0], v[1], v[2], v[3], nil
 }
 
 // BCEWithLogits implements backend.Backend with the stable form
 // max(x, 0) − x·t + log(1 + e^−|x|); the gradient is (σ(x) − t)/n.
 func (r *Backend) BCEWithLogits(x, target, loss, grad backend.Buffer) error {
-	xs, ts, ls, gs, err := r.lossArgs("bce with logits", x, target, loss, grad, true)
+	xs, ts, ls, gs, err := r.lossArgs("bce with logits", x, target, loss, grad)
 	if err != nil {
 		return err
 	}
@@ -486,7 +442,7 @@ func (r *Backend) BCEWithLogits(x, target, loss, grad backend.Buffer) error {
 
 // MSE implements backend.Backend: gradient 2(x − t)/n.
 func (r *Backend) MSE(x, target, loss, grad backend.Buffer) error {
-	xs, ts, ls, gs, err := r.lossArgs("mse", x, target, loss, grad, true)
+	xs, ts, ls, gs, err := r.lossArgs("mse", x, target, loss, grad)
 	if err != nil {
 		return err
 	}
@@ -504,10 +460,10 @@ func (r *Backend) MSE(x, target, loss, grad backend.Buffer) error {
 // Hinge implements backend.Backend: gradient −sign/n where 1 − sign·x > 0,
 // else 0.
 func (r *Backend) Hinge(x backend.Buffer, sign float32, loss, grad backend.Buffer) error {
-	if sign != 1 && sign != -1 {
-		return fmt.Errorf("ref: hinge: sign %v, want +1 or −1", sign)
+	if err := rule(backend.CheckHinge(sign)); err != nil {
+		return err
 	}
-	xs, _, ls, gs, err := r.lossArgs("hinge", x, nil, loss, grad, false)
+	xs, _, ls, gs, err := r.lossArgs("hinge", x, nil, loss, grad)
 	if err != nil {
 		return err
 	}
@@ -533,29 +489,11 @@ func (r *Backend) Hinge(x backend.Buffer, sign float32, loss, grad backend.Buffe
 // m ← β1·m + (1−β1)·g, v ← β2·v + (1−β2)·g²,
 // p ← p − lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + ε).
 func (r *Backend) AdamUpdate(a backend.Adam, param, grad, m, v backend.Buffer) error {
-	const op = "adam update"
-	switch {
-	case a.Step < 1:
-		return fmt.Errorf("ref: %s: step %d, want ≥ 1", op, a.Step)
-	case !(a.LR >= 0), !(a.Beta1 >= 0 && a.Beta1 < 1), !(a.Beta2 >= 0 && a.Beta2 < 1), !(a.Epsilon >= 0):
-		return fmt.Errorf("ref: %s: bad hyper-parameters %+v", op, a)
-	}
-	ps, err := r.get(op, "param", param, -1)
-	if err != nil {
+	pb, gb, mb, vb, err := backend.AdamArgs[*buffer](r, "ref", a, param, grad, m, v)
+	if err := r.live("adam update", err); err != nil {
 		return err
 	}
-	gs, err := r.get(op, "grad", grad, len(ps))
-	if err != nil {
-		return err
-	}
-	ms, err := r.get(op, "m", m, len(ps))
-	if err != nil {
-		return err
-	}
-	vs, err := r.get(op, "v", v, len(ps))
-	if err != nil {
-		return err
-	}
+	ps, gs, ms, vs := pb.data, gb.data, mb.data, vb.data
 	b1, b2 := float64(a.Beta1), float64(a.Beta2)
 	bc1 := 1 - math.Pow(b1, float64(a.Step))
 	bc2 := 1 - math.Pow(b2, float64(a.Step))

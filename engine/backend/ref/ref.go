@@ -39,16 +39,31 @@ type buffer struct {
 
 func (b *buffer) Len() int { return b.n }
 
+// Owner and Live implement backend.Owned.
+func (b *buffer) Owner() backend.Backend { return b.owner }
+func (b *buffer) Live() bool             { return b.data != nil }
+
 // Name implements backend.Backend.
 func (r *Backend) Name() string { return "ref" }
+
+// Capabilities implements backend.Backend: a host backend.
+func (r *Backend) Capabilities() backend.Capabilities { return backend.Capabilities{} }
+
+// rule prefixes the error of a shared argument rule (package backend).
+func rule(err error) error {
+	if err != nil {
+		return fmt.Errorf("ref: %w", err)
+	}
+	return nil
+}
 
 // Alloc implements backend.Backend.
 func (r *Backend) Alloc(n int) (backend.Buffer, error) {
 	if r.closed.Load() {
 		return nil, fmt.Errorf("ref: alloc on a closed backend")
 	}
-	if n <= 0 {
-		return nil, fmt.Errorf("ref: alloc of %d values", n)
+	if err := rule(backend.CheckAlloc(n)); err != nil {
+		return nil, err
 	}
 	return &buffer{owner: r, data: make([]float32, n), n: n}, nil
 }
@@ -80,24 +95,12 @@ func (r *Backend) Close() error {
 // get checks that b is a live buffer of this backend holding n values (any
 // length when n < 0) and returns its values. what names the argument in errors.
 func (r *Backend) get(op, what string, b backend.Buffer, n int) ([]float32, error) {
-	if b == nil {
-		return nil, fmt.Errorf("ref: %s: %s is nil", op, what)
-	}
-	rb, ok := b.(*buffer)
-	if !ok || rb == nil {
-		return nil, fmt.Errorf("ref: %s: %s is a %T, not a ref buffer", op, what, b)
-	}
-	if rb.owner != r {
-		return nil, fmt.Errorf("ref: %s: %s belongs to another ref backend", op, what)
+	rb, err := backend.Resolve[*buffer](r, "ref", op, what, b, n)
+	if err != nil {
+		return nil, err
 	}
 	if r.closed.Load() {
 		return nil, fmt.Errorf("ref: %s: backend is closed", op)
-	}
-	if rb.data == nil {
-		return nil, fmt.Errorf("ref: %s: %s was freed", op, what)
-	}
-	if n >= 0 && rb.n != n {
-		return nil, fmt.Errorf("ref: %s: %s has %d values, want %d", op, what, rb.n, n)
 	}
 	return rb.data, nil
 }
@@ -107,13 +110,6 @@ func (r *Backend) get(op, what string, b backend.Buffer, n int) ([]float32, erro
 func noAlias(op string, out []float32, outName string, in []float32, inName string) error {
 	if len(out) > 0 && len(in) > 0 && &out[0] == &in[0] {
 		return fmt.Errorf("ref: %s: %s must not alias %s", op, outName, inName)
-	}
-	return nil
-}
-
-func checkDims(op string, d backend.Dims) error {
-	if err := d.Check(); err != nil {
-		return fmt.Errorf("ref: %s: %w", op, err)
 	}
 	return nil
 }
@@ -206,8 +202,8 @@ func (r *Backend) Mul(x, y, out backend.Buffer) error {
 
 // Clamp implements backend.Backend. NaN stays NaN.
 func (r *Backend) Clamp(x, y backend.Buffer, lo, hi float32) error {
-	if !(lo <= hi) {
-		return fmt.Errorf("ref: clamp: lo %v > hi %v", lo, hi)
+	if err := rule(backend.CheckClamp(lo, hi)); err != nil {
+		return err
 	}
 	xs, err := r.get("clamp", "x", x, -1)
 	if err != nil {

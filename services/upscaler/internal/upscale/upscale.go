@@ -154,14 +154,14 @@ func New(holder *hotswap.Holder[*Model], cfg batch.Config, lim Limits, mem Memor
 // (docs/serving.md, "Batching on a CPU"): at 32² a batch of 8 costs less per
 // image than one image alone (per-call overhead is amortised), from 64² on a
 // batch costs as much per image as single images or more (its activations
-// leave the cache), while every image of a batch waits for all of it. GPU
-// backends keep the full --max-batch: there a batch of one leaves the device
-// idle.
+// leave the cache), while every image of a batch waits for all of it. Backends
+// with device memory (a GPU) keep the full --max-batch: there a batch of one
+// leaves the device idle.
 const MaxBatchPixels = 8 * 32 * 32
 
 // batchLimit is how many images of j's size may share a batch.
 func batchLimit(j job) int {
-	if j.m.Backend() == "cuda" {
+	if j.m.Capabilities().DeviceMemory {
 		return math.MaxInt
 	}
 	return MaxBatchPixels / max(1, j.img.W*j.img.H)
