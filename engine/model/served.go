@@ -186,8 +186,9 @@ func (s *Served) Release() {
 }
 
 // servedName picks the served name: the metadata's, else the file's base name
-// when it is a valid model name (lower-case letters, digits, '-', starting
-// with a letter, at most 63 characters), else the preset's.
+// when it is a valid model name, else the preset's. The test is the rule of
+// limits.ValidName (proto/hirez/limits), written out here because the engine
+// module does not depend on the API's.
 func servedName(meta, path, preset string) string {
 	if meta != "" {
 		return meta

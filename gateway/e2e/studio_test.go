@@ -253,7 +253,7 @@ func TestStudioGallery(t *testing.T) {
 	p.do("ask for a badly named model", typeInto("#model", "Bad_Name"), chromedp.Click(chromedp.CSS("#go")))
 	p.waitFor("INVALID_ARGUMENT shown", errorCode+` === "INVALID_ARGUMENT"`, 15*time.Second)
 	e := eval[errorView](p, readError)
-	if !strings.Contains(e.Message, `generator.name "Bad_Name" is not a valid model name`) || !strings.Contains(e.Advice, "Correct the field") ||
+	if !strings.Contains(e.Message, `generator.name "Bad_Name" is not a valid name`) || !strings.Contains(e.Advice, "Correct the field") ||
 		eval[string](p, `document.getElementById("model").getAttribute("aria-invalid") || ""`) != "true" || e.RetryShown {
 		t.Errorf("bad model name: %+v", e)
 	}

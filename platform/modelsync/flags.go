@@ -10,7 +10,7 @@ import (
 
 	"github.com/hirez-ml/hirez/platform/client"
 	"github.com/hirez-ml/hirez/platform/config"
-	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
+	"github.com/hirez-ml/hirez/proto/hirez/limits"
 )
 
 // Flags are the serving binaries' registry flags (docs/operations.md).
@@ -26,7 +26,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	f := &Flags{}
 	fs.StringVar(&f.Registry, "registry", "", "gRPC address of the model registry (the trainer) to follow instead of --model")
 	fs.StringVar(&f.Model, "model-name", "", "with --registry: the registry model to serve")
-	fs.StringVar(&f.Alias, "model-alias", pb.AliasProduction, "with --registry: the alias to follow")
+	fs.StringVar(&f.Alias, "model-alias", limits.AliasProduction, "with --registry: the alias to follow")
 	fs.StringVar(&f.CacheDir, "model-cache", "", "with --registry: writable directory for downloaded versions (served while the registry is down)")
 	fs.IntVar(&f.Keep, "model-cache-keep", DefaultKeep, "with --registry: versions kept in --model-cache, the served one included")
 	f.TLS = client.RegisterTLSFlags(fs, "registry", "the registry")
@@ -55,11 +55,11 @@ func (f *Flags) Validate() error {
 	}
 	if f.Model == "" {
 		errs = append(errs, fmt.Errorf("%s is required with --registry: the registry model to serve", flagName("model-name")))
-	} else if !pb.ValidName(f.Model) {
-		errs = append(errs, fmt.Errorf("%s %q: use lower-case letters, digits and '-', starting with a letter", flagName("model-name"), f.Model))
+	} else if err := limits.CheckName(flagName("model-name"), f.Model); err != nil {
+		errs = append(errs, err)
 	}
-	if !pb.ValidName(f.Alias) {
-		errs = append(errs, fmt.Errorf("%s %q: use lower-case letters, digits and '-', starting with a letter", flagName("model-alias"), f.Alias))
+	if err := limits.CheckName(flagName("model-alias"), f.Alias); err != nil {
+		errs = append(errs, err)
 	}
 	if f.CacheDir == "" {
 		errs = append(errs, fmt.Errorf("%s is required with --registry: a writable directory that keeps downloaded versions", flagName("model-cache")))

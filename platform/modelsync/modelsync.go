@@ -44,6 +44,7 @@ import (
 
 	"github.com/hirez-ml/hirez/platform/client"
 	"github.com/hirez-ml/hirez/platform/hotswap"
+	"github.com/hirez-ml/hirez/proto/hirez/limits"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 )
 
@@ -70,7 +71,7 @@ type Options struct {
 	// Dial holds extra client options: TLS, and bufconn dialers in tests.
 	Dial []client.Option
 	// Model is the model name to follow; Alias the alias (default
-	// pb.AliasProduction).
+	// limits.AliasProduction).
 	Model, Alias string
 	// CacheDir holds downloaded versions (a sub-directory per model).
 	CacheDir string
@@ -102,9 +103,7 @@ type Syncer struct {
 // New checks opts and dials the registry (lazily: New succeeds while the
 // registry is down). Close the Syncer when done.
 func New(loader Loader, opts Options) (*Syncer, error) {
-	if opts.Alias == "" {
-		opts.Alias = pb.AliasProduction
-	}
+	opts.Alias = limits.DefaultVersion(opts.Alias)
 	if opts.Keep == 0 {
 		opts.Keep = DefaultKeep
 	}
@@ -118,10 +117,10 @@ func New(loader Loader, opts Options) (*Syncer, error) {
 	switch {
 	case opts.Registry == "":
 		return nil, errors.New("modelsync: no registry address")
-	case !pb.ValidName(opts.Model):
-		return nil, fmt.Errorf("modelsync: model name %q: use lower-case letters, digits and '-', starting with a letter", opts.Model)
-	case !pb.ValidName(opts.Alias):
-		return nil, fmt.Errorf("modelsync: alias %q: use lower-case letters, digits and '-', starting with a letter", opts.Alias)
+	case !limits.ValidName(opts.Model):
+		return nil, fmt.Errorf("modelsync: %w", limits.CheckName("model name", opts.Model))
+	case !limits.ValidName(opts.Alias):
+		return nil, fmt.Errorf("modelsync: %w", limits.CheckName("alias", opts.Alias))
 	case opts.CacheDir == "":
 		return nil, errors.New("modelsync: no cache directory")
 	case opts.Keep < 1:

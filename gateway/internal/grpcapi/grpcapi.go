@@ -14,6 +14,7 @@ import (
 
 	"github.com/hirez-ml/hirez/gateway/internal/pipeline"
 	"github.com/hirez-ml/hirez/platform/fault"
+	"github.com/hirez-ml/hirez/proto/hirez/limits"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 )
 
@@ -178,11 +179,8 @@ func fromStage(st pipeline.Stage) pb.PreviewStage {
 
 func modelRef(ref *pb.ModelRef, field string) (pipeline.ModelRef, error) {
 	name, version := ref.GetName(), ref.GetVersion()
-	if name != "" && !pb.ValidName(name) {
-		return pipeline.ModelRef{}, fault.Invalid("%s.name %q is not a valid model name (lower-case letters, digits and '-', starting with a letter, at most %d characters)", field, name, pb.MaxNameLength)
-	}
-	if version != "" && !pb.ValidName(version) && !pb.IsDigest(version) {
-		return pipeline.ModelRef{}, fault.Invalid("%s.version %q is neither a digest (%s<64 hex digits>) nor an alias such as %q", field, version, pb.DigestPrefix, pb.AliasProduction)
+	if err := limits.CheckRef(field, name, version); err != nil {
+		return pipeline.ModelRef{}, fault.Invalid("%w", err)
 	}
 	return pipeline.ModelRef{Name: name, Version: version}, nil
 }

@@ -222,8 +222,9 @@ func (x *RawImage) GetChannels() int32 {
 // ModelRef names a model in the registry and picks one of its versions.
 type ModelRef struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Model name: lower-case letters, digits and '-', starting with a letter,
-	// at most 63 characters (e.g. "dcgan-emoji-64", "srcnn-study").
+	// Model name: lower-case letters, digits and '-', starting with a letter
+	// and ending with a letter or digit, at most 63 characters (e.g.
+	// "dcgan-emoji-64", "srcnn-study").
 	// Empty in a request means "the model the server currently serves".
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Version: either a content digest "sha256:<64 lower-case hex>" of the

@@ -12,6 +12,7 @@ import (
 	"github.com/hirez-ml/hirez/platform/batch"
 	"github.com/hirez-ml/hirez/platform/fault"
 	"github.com/hirez-ml/hirez/platform/hotswap"
+	"github.com/hirez-ml/hirez/proto/hirez/limits"
 )
 
 // Limits of one request; the transport passes the API's constants.
@@ -23,7 +24,8 @@ type Limits struct {
 }
 
 // ModelRef picks a model: empty Name means the served model; empty Version or
-// an alias ("production") means the current version; a digest must match it.
+// "production" (limits.IsProduction) means the current version; a digest
+// must match it.
 type ModelRef struct {
 	Name, Version string
 }
@@ -66,9 +68,6 @@ type ModelInfo struct {
 // ReasonUnknownLabel is the ErrorInfo reason of a request whose label the
 // serving model does not know (INVALID_ARGUMENT).
 const ReasonUnknownLabel = "UNKNOWN_LABEL"
-
-// Aliases that mean "the version this server runs".
-var currentAliases = map[string]bool{"": true, "production": true}
 
 // Service generates images; build it with New.
 type Service struct {
@@ -167,7 +166,7 @@ func (s *Service) Acquire(ref ModelRef) (*hotswap.Ref[*Model], error) {
 		v.Release()
 		return nil, fault.NotFound("model %q is not served here; this generator serves %q", ref.Name, m.Name)
 	}
-	if !currentAliases[ref.Version] && ref.Version != v.Digest {
+	if !limits.IsProduction(ref.Version) && ref.Version != v.Digest {
 		v.Release()
 		return nil, fault.NotFound("version %q of model %q is not served here; the current version is %s", ref.Version, m.Name, v.Digest)
 	}

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/hirez-ml/hirez/platform/fault"
+	"github.com/hirez-ml/hirez/proto/hirez/limits"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 	"github.com/hirez-ml/hirez/services/generator/internal/generate"
 )
@@ -103,11 +104,8 @@ func toRequest(seeds []int64, latents []*pb.Latent, ref *pb.ModelRef, label stri
 // ModelRef checks a ModelRef's fields against the API's patterns.
 func ModelRef(ref *pb.ModelRef, field string) (generate.ModelRef, error) {
 	name, version := ref.GetName(), ref.GetVersion()
-	if name != "" && !pb.ValidName(name) {
-		return generate.ModelRef{}, fault.Invalid("%s.name %q is not a valid model name (lower-case letters, digits and '-', starting with a letter, at most %d characters)", field, name, pb.MaxNameLength)
-	}
-	if version != "" && !pb.ValidName(version) && !pb.IsDigest(version) {
-		return generate.ModelRef{}, fault.Invalid("%s.version %q is neither a digest (%s<64 hex digits>) nor an alias such as %q", field, version, pb.DigestPrefix, pb.AliasProduction)
+	if err := limits.CheckRef(field, name, version); err != nil {
+		return generate.ModelRef{}, fault.Invalid("%w", err)
 	}
 	return generate.ModelRef{Name: name, Version: version}, nil
 }

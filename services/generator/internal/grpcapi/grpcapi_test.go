@@ -228,7 +228,7 @@ func TestValidation(t *testing.T) {
 		{"latent length", &pb.GenerateRequest{Latents: []*pb.Latent{{Values: short}}}, codes.InvalidArgument, "has 99 values; model tiny-g takes latents of 100"},
 		{"latent too long", &pb.GenerateRequest{Latents: []*pb.Latent{{Values: make([]float32, 513)}}}, codes.InvalidArgument, "at most 512"},
 		{"nan", &pb.GenerateRequest{Latents: []*pb.Latent{{Values: append(make([]float32, 99), nan)}}}, codes.InvalidArgument, "must be finite"},
-		{"bad name", &pb.GenerateRequest{Seeds: []int64{1}, Model: &pb.ModelRef{Name: "Bad Name"}}, codes.InvalidArgument, "not a valid model name"},
+		{"bad name", &pb.GenerateRequest{Seeds: []int64{1}, Model: &pb.ModelRef{Name: "Bad Name"}}, codes.InvalidArgument, `model.name "Bad Name" is not a valid name`},
 		{"bad version", &pb.GenerateRequest{Seeds: []int64{1}, Model: &pb.ModelRef{Version: "sha256:xyz"}}, codes.InvalidArgument, "neither a digest"},
 		{"unknown model", &pb.GenerateRequest{Seeds: []int64{1}, Model: &pb.ModelRef{Name: "other"}}, codes.NotFound, `"other" is not served`},
 		{"unknown version", &pb.GenerateRequest{Seeds: []int64{1}, Model: &pb.ModelRef{Version: "sha256:" + strings.Repeat("0", 64)}}, codes.NotFound, "not served here"},

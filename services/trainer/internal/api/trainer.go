@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/hirez-ml/hirez/platform/fault"
+	"github.com/hirez-ml/hirez/proto/hirez/limits"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 
 	"github.com/hirez-ml/hirez/services/trainer/internal/job"
@@ -32,8 +33,8 @@ func NewTrainer(jobs *job.Manager, auth Auth) *Trainer { return &Trainer{jobs: j
 // jobID reads a resource name "jobs/{id}".
 func jobID(name string) (string, error) {
 	id, ok := strings.CutPrefix(name, "jobs/")
-	if !ok || !pb.ValidName(id) {
-		return "", fault.Invalid("name %q: want \"jobs/<id>\" with an id of lower-case letters, digits and '-'", name)
+	if !ok || !limits.ValidName(id) {
+		return "", fault.Invalid("name %q: want \"jobs/<id>\" with an id of %s", name, limits.NameRule)
 	}
 	return id, nil
 }

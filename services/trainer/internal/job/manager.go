@@ -16,7 +16,7 @@ import (
 
 	"github.com/hirez-ml/hirez/engine/safetensors"
 	"github.com/hirez-ml/hirez/platform/fault"
-	hirezv1 "github.com/hirez-ml/hirez/proto/hirez/v1"
+	"github.com/hirez-ml/hirez/proto/hirez/limits"
 
 	"github.com/hirez-ml/hirez/services/trainer/internal/atomicfile"
 	"github.com/hirez-ml/hirez/services/trainer/internal/pubsub"
@@ -159,8 +159,10 @@ func NewJobID() string {
 // Create validates spec and queues a job. With a non-empty id it is
 // idempotent: the same id and spec return the existing job.
 func (m *Manager) Create(ctx context.Context, id string, spec Spec) (Job, error) {
-	if id != "" && !hirezv1.ValidName(id) {
-		return Job{}, fault.Invalid("job_id %q: use lower-case letters, digits and '-', starting with a letter, at most %d characters", id, hirezv1.MaxNameLength)
+	if id != "" {
+		if err := limits.CheckName("job_id", id); err != nil {
+			return Job{}, fault.Invalid("%w", err)
+		}
 	}
 	if err := m.env.Validate(ctx, spec); err != nil {
 		return Job{}, err
@@ -228,8 +230,8 @@ func (m *Manager) Get(ctx context.Context, id string) (Job, error) {
 }
 
 func checkID(id string) error {
-	if !hirezv1.ValidName(id) {
-		return fault.Invalid("job name %q: want \"jobs/<id>\" with an id of lower-case letters, digits and '-'", "jobs/"+id)
+	if !limits.ValidName(id) {
+		return fault.Invalid("job name %q: want \"jobs/<id>\" with an id of %s", "jobs/"+id, limits.NameRule)
 	}
 	return nil
 }

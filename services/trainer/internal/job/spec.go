@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/hirez-ml/hirez/platform/fault"
-	hirezv1 "github.com/hirez-ml/hirez/proto/hirez/v1"
+	"github.com/hirez-ml/hirez/proto/hirez/limits"
 
 	"github.com/hirez-ml/hirez/services/trainer/internal/registry"
 )
@@ -146,11 +146,11 @@ func (e Env) Validate(ctx context.Context, s Spec) error {
 	}
 	if s.ImageSize != 0 {
 		n := s.ImageSize
-		if n < hirezv1.MinImageSize || n > hirezv1.MaxImageSize || n&(n-1) != 0 {
-			return fault.Invalid("spec.image_size %d: use a power of two from %d to %d, or 0 for the preset's %d", n, hirezv1.MinImageSize, hirezv1.MaxImageSize, rec.Side)
+		if n < limits.MinImageSize || n > limits.MaxImageSize || n&(n-1) != 0 {
+			return fault.Invalid("spec.image_size %d: use a power of two from %d to %d, or 0 for the preset's %d", n, limits.MinImageSize, limits.MaxImageSize, rec.Side)
 		}
-		if !s.Kind.Generator() && 2*n > hirezv1.MaxImageSize {
-			return fault.Invalid("spec.image_size %d: an x2 model's input side must be at most %d so that its output fits %d", n, hirezv1.MaxImageSize/2, hirezv1.MaxImageSize)
+		if !s.Kind.Generator() && 2*n > limits.MaxImageSize {
+			return fault.Invalid("spec.image_size %d: an x2 model's input side must be at most %d so that its output fits %d", n, limits.MaxImageSize/2, limits.MaxImageSize)
 		}
 	}
 	if err := validateHyper(s.Kind, rec, s.Hyper); err != nil {
@@ -161,15 +161,15 @@ func (e Env) Validate(ctx context.Context, s Spec) error {
 			return fault.Invalid("spec.backend %q: %s", s.Backend, why)
 		}
 	}
-	if !hirezv1.ValidName(s.ModelName) {
-		if s.ModelName == "" {
-			return fault.Invalid("spec.model_name is required: the registry name to publish under, e.g. \"dcgan-emoji-32\"")
-		}
-		return fault.Invalid("spec.model_name %q: use lower-case letters, digits and '-', starting with a letter, at most %d characters", s.ModelName, hirezv1.MaxNameLength)
+	if s.ModelName == "" {
+		return fault.Invalid("spec.model_name is required: the registry name to publish under, e.g. \"dcgan-emoji-32\"")
+	}
+	if err := limits.CheckName("spec.model_name", s.ModelName); err != nil {
+		return fault.Invalid("%w", err)
 	}
 	if s.InitFrom != nil {
-		if !hirezv1.ValidName(s.InitFrom.Name) {
-			return fault.Invalid("spec.init_from.name %q is not a valid model name", s.InitFrom.Name)
+		if err := limits.CheckName("spec.init_from.name", s.InitFrom.Name); err != nil {
+			return fault.Invalid("%w", err)
 		}
 	}
 	return nil
@@ -219,8 +219,8 @@ func validateHyper(kind registry.Kind, rec Recipe, h Hyper) error {
 		return fault.Invalid("spec.hyperparameters.discriminator_learning_rate: %s has no discriminator; leave it 0", kind)
 	}
 	switch {
-	case h.BatchSize < 0 || h.BatchSize > hirezv1.MaxTrainBatchSize:
-		return fault.Invalid("spec.hyperparameters.batch_size %d: use 1..%d, or 0 for the preset's %d", h.BatchSize, hirezv1.MaxTrainBatchSize, rec.Defaults.BatchSize)
+	case h.BatchSize < 0 || h.BatchSize > limits.MaxTrainBatchSize:
+		return fault.Invalid("spec.hyperparameters.batch_size %d: use 1..%d, or 0 for the preset's %d", h.BatchSize, limits.MaxTrainBatchSize, rec.Defaults.BatchSize)
 	case h.Epochs < 0 || h.Epochs > MaxEpochs:
 		return fault.Invalid("spec.hyperparameters.epochs %d: use 1..%d, or 0", h.Epochs, MaxEpochs)
 	case h.Steps < 0 || h.Steps > MaxSteps:
@@ -264,7 +264,7 @@ func (e Env) DatasetDir(ds string) (string, error) {
 		return "", fault.Invalid("spec.dataset %q is not a plain relative path inside the data dir", ds)
 	}
 	var cands []string
-	if hirezv1.ValidName(ds) {
+	if limits.ValidName(ds) {
 		cands = append(cands, filepath.Join(e.DataDir, "datasets", ds))
 	}
 	cands = append(cands, filepath.Join(e.DataDir, ds))

@@ -14,7 +14,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	hirezv1 "github.com/hirez-ml/hirez/proto/hirez/v1"
+	"github.com/hirez-ml/hirez/proto/hirez/limits"
 
 	"github.com/hirez-ml/hirez/services/trainer/internal/registry"
 )
@@ -44,7 +44,7 @@ func TestPublishStandsWhenRetentionFails(t *testing.T) {
 	if err != nil {
 		t.Fatalf("publish with a failing retention pass: %v; want the committed version", err)
 	}
-	if c, err := reg.Resolve(ctx, "sr", hirezv1.AliasCandidate); err != nil || c.Digest != v.Digest {
+	if c, err := reg.Resolve(ctx, "sr", limits.AliasCandidate); err != nil || c.Digest != v.Digest {
 		t.Fatalf("candidate = %v, %v; want %s", c.Digest, err, v.Digest)
 	}
 	if _, err := os.Stat(reg.Path("sr", v.Digest)); err != nil {
@@ -111,7 +111,7 @@ func TestRepublishDuringDeleteKeepsTheFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the version is in the registry but its file is not: %v", err)
 	}
-	if sum := sha256.Sum256(b); hirezv1.DigestPrefix+hex.EncodeToString(sum[:]) != v.Digest {
+	if sum := sha256.Sum256(b); limits.DigestPrefix+hex.EncodeToString(sum[:]) != v.Digest {
 		t.Fatal("the file does not hold the version's bytes")
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/hirez-ml/hirez/platform/fault"
-	hirezv1 "github.com/hirez-ml/hirez/proto/hirez/v1"
+	"github.com/hirez-ml/hirez/proto/hirez/limits"
 
 	"github.com/hirez-ml/hirez/services/trainer/internal/registry"
 )
@@ -46,7 +46,7 @@ func TestDeleteVersion(t *testing.T) {
 	reg, _ := newRegistry(t)
 	ctx := context.Background()
 	vs := publishN(t, reg, "sr", 0, 3) // candidate → vs[2]
-	for _, a := range []string{hirezv1.AliasProduction, "rollback"} {
+	for _, a := range []string{limits.AliasProduction, "rollback"} {
 		if _, _, err := reg.SetAlias(ctx, "sr", a, vs[1].Digest); err != nil {
 			t.Fatal(err)
 		}
@@ -68,7 +68,7 @@ func TestDeleteVersion(t *testing.T) {
 	}
 
 	// Refusals change nothing.
-	unknown := hirezv1.DigestPrefix + strings.Repeat("0", 64)
+	unknown := limits.DigestPrefix + strings.Repeat("0", 64)
 	for _, c := range []struct {
 		name, model, version string
 		kind                 fault.Kind
@@ -79,7 +79,7 @@ func TestDeleteVersion(t *testing.T) {
 		{"unknown digest", "sr", unknown, fault.KindNotFound, "no version"},
 		{"unknown model", "nope", unknown, fault.KindNotFound, `"nope"`},
 		{"an alias", "sr", "production", fault.KindInvalid, "not an alias"},
-		{"bad name", "../sr", vs[0].Digest, fault.KindInvalid, "not valid"},
+		{"bad name", "../sr", vs[0].Digest, fault.KindInvalid, "is not a valid name"},
 	} {
 		_, err := reg.Delete(ctx, c.model, c.version)
 		if fault.KindOf(err) != c.kind || !strings.Contains(err.Error(), c.msg) {
@@ -125,7 +125,7 @@ func TestKeepVersions(t *testing.T) {
 	reg, _ := newRegistry(t)
 	ctx := context.Background()
 	vs := publishN(t, reg, "sr", 0, 2)
-	if _, _, err := reg.SetAlias(ctx, "sr", hirezv1.AliasProduction, vs[0].Digest); err != nil {
+	if _, _, err := reg.SetAlias(ctx, "sr", limits.AliasProduction, vs[0].Digest); err != nil {
 		t.Fatal(err)
 	}
 	reg.Retain(nil, 2)

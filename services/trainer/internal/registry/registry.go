@@ -28,7 +28,7 @@ import (
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/engine/safetensors"
 	"github.com/hirez-ml/hirez/platform/fault"
-	hirezv1 "github.com/hirez-ml/hirez/proto/hirez/v1"
+	"github.com/hirez-ml/hirez/proto/hirez/limits"
 
 	"github.com/hirez-ml/hirez/services/trainer/internal/atomicfile"
 	"github.com/hirez-ml/hirez/services/trainer/internal/page"
@@ -201,15 +201,15 @@ func (r *Registry) Close() { r.topic.Close() }
 
 // Path is where a version's file lives.
 func (r *Registry) Path(name, digest string) string {
-	return filepath.Join(r.root, name, strings.TrimPrefix(digest, hirezv1.DigestPrefix)+".safetensors")
+	return filepath.Join(r.root, name, strings.TrimPrefix(digest, limits.DigestPrefix)+".safetensors")
 }
 
 // Publish copies the safetensors file src into the registry as a version of
 // name (created with kind when new), moves the "candidate" alias to it and
 // returns it. Publishing the same bytes again returns the existing version.
 func (r *Registry) Publish(ctx context.Context, name string, kind Kind, src, sourceJob string, meta map[string]string) (Version, error) {
-	if !hirezv1.ValidName(name) {
-		return Version{}, fault.Invalid("model name %q: use lower-case letters, digits and '-', starting with a letter, at most %d characters", name, hirezv1.MaxNameLength)
+	if err := limits.CheckName("model name", name); err != nil {
+		return Version{}, fault.Invalid("%w", err)
 	}
 	f, err := safetensors.ReadFile(src, safetensors.Options{CheckFinite: true})
 	if err != nil {
@@ -245,7 +245,7 @@ func (r *Registry) Publish(ctx context.Context, name string, kind Kind, src, sou
 	if err != nil {
 		return Version{}, fmt.Errorf("publish %s: copy: %w", name, err)
 	}
-	digest := hirezv1.DigestPrefix + hex.EncodeToString(h.Sum(nil))
+	digest := limits.DigestPrefix + hex.EncodeToString(h.Sum(nil))
 
 	md := map[string]string{}
 	for k, v := range f.Metadata {
@@ -299,12 +299,12 @@ func (r *Registry) Publish(ctx context.Context, name string, kind Kind, src, sou
 	if n, _ := res.RowsAffected(); n == 1 {
 		events = append(events, Event{Type: VersionCreated, Model: name, Version: digest, Time: now})
 	}
-	prev, err := setAliasTx(ctx, tx, name, hirezv1.AliasCandidate, digest, now)
+	prev, err := setAliasTx(ctx, tx, name, limits.AliasCandidate, digest, now)
 	if err != nil {
 		return Version{}, err
 	}
 	if prev != digest {
-		events = append(events, Event{Type: AliasSet, Model: name, Version: digest, Alias: hirezv1.AliasCandidate, Previous: prev, Time: now})
+		events = append(events, Event{Type: AliasSet, Model: name, Version: digest, Alias: limits.AliasCandidate, Previous: prev, Time: now})
 	}
 	if err := tx.Commit(); err != nil {
 		return Version{}, err
@@ -363,8 +363,8 @@ func (r *Registry) pruneLocked(ctx context.Context, name string) error {
 // version an alias points at, or one in use, is refused (FailedPrecondition
 // naming the alias or the user).
 func (r *Registry) Delete(ctx context.Context, name, digest string) (Version, error) {
-	if !hirezv1.IsDigest(digest) {
-		return Version{}, fault.Invalid("version %q: give the digest (sha256:<64 lower-case hex>) of the version to delete, not an alias", digest)
+	if err := limits.CheckDigest("version", digest); err != nil {
+		return Version{}, fault.Invalid("%w", err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -471,14 +471,12 @@ func (r *Registry) Pin(ctx context.Context, name, ref string, record func(Versio
 
 // Resolve returns the version ref names: a digest, an alias, or "" for production.
 func (r *Registry) Resolve(ctx context.Context, name, ref string) (Version, error) {
-	if !hirezv1.ValidName(name) {
-		return Version{}, fault.Invalid("model name %q is not valid (lower-case letters, digits and '-', starting with a letter)", name)
+	if err := limits.CheckName("model name", name); err != nil {
+		return Version{}, fault.Invalid("%w", err)
 	}
-	if ref == "" {
-		ref = hirezv1.AliasProduction
-	}
-	if !hirezv1.IsDigest(ref) && !hirezv1.ValidName(ref) {
-		return Version{}, fault.Invalid("version %q is neither a digest (sha256:<64 hex>) nor an alias", ref)
+	ref = limits.DefaultVersion(ref)
+	if err := limits.CheckVersion("version", ref); err != nil {
+		return Version{}, fault.Invalid("%w", err)
 	}
 	if err := r.db.QueryRowContext(ctx, `SELECT 1 FROM models WHERE name = ?`, name).Scan(new(int)); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
@@ -487,7 +485,7 @@ func (r *Registry) Resolve(ctx context.Context, name, ref string) (Version, erro
 		return Version{}, err
 	}
 	digest := ref
-	if !hirezv1.IsDigest(ref) {
+	if !limits.IsDigest(ref) {
 		err := r.db.QueryRowContext(ctx, `SELECT digest FROM aliases WHERE model = ? AND alias = ?`, name, ref).Scan(&digest)
 		if errors.Is(err, sql.ErrNoRows) {
 			return Version{}, fault.NotFound("model %q has no alias %q", name, ref)
@@ -547,8 +545,8 @@ func (r *Registry) aliasesOf(ctx context.Context, name, digest string) ([]string
 
 // ListVersions lists a model's versions newest first.
 func (r *Registry) ListVersions(ctx context.Context, name string, size int, token string) ([]Version, string, error) {
-	if !hirezv1.ValidName(name) {
-		return nil, "", fault.Invalid("model %q is not a valid model name", name)
+	if err := limits.CheckName("model name", name); err != nil {
+		return nil, "", fault.Invalid("%w", err)
 	}
 	tok, err := page.Decode(token, "versions:"+name)
 	if err != nil {
@@ -662,11 +660,11 @@ func (r *Registry) model(ctx context.Context, name string) (Model, error) {
 // SetAlias points alias at digest unconditionally and returns the version and
 // the digest it pointed at before ("" if new).
 func (r *Registry) SetAlias(ctx context.Context, name, alias, digest string) (Version, string, error) {
-	if !hirezv1.ValidName(alias) {
-		return Version{}, "", fault.Invalid("alias %q: use lower-case letters, digits and '-', starting with a letter", alias)
+	if err := limits.CheckName("alias", alias); err != nil {
+		return Version{}, "", fault.Invalid("%w", err)
 	}
-	if !hirezv1.IsDigest(digest) {
-		return Version{}, "", fault.Invalid("version %q must be a digest sha256:<64 lower-case hex> (not an alias)", digest)
+	if err := limits.CheckDigest("version", digest); err != nil {
+		return Version{}, "", fault.Invalid("%w", err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -707,7 +705,7 @@ func (r *Registry) setAliasLocked(ctx context.Context, name, alias, digest strin
 // A refusal is a result, not an error.
 func (r *Registry) Promote(ctx context.Context, name, ref string, force bool) (Promotion, error) {
 	if ref == "" {
-		ref = hirezv1.AliasCandidate
+		ref = limits.AliasCandidate
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -716,7 +714,7 @@ func (r *Registry) Promote(ctx context.Context, name, ref string, force bool) (P
 		return Promotion{}, err
 	}
 	var prod *Version
-	if p, err := r.Resolve(ctx, name, hirezv1.AliasProduction); err == nil {
+	if p, err := r.Resolve(ctx, name, limits.AliasProduction); err == nil {
 		prod = &p
 	} else if !errors.Is(err, fault.KindNotFound) {
 		return Promotion{}, err
@@ -762,7 +760,7 @@ func (r *Registry) Promote(ctx context.Context, name, ref string, force bool) (P
 			}
 		}
 	}
-	if _, err := r.setAliasLocked(ctx, name, hirezv1.AliasProduction, cand.Digest); err != nil {
+	if _, err := r.setAliasLocked(ctx, name, limits.AliasProduction, cand.Digest); err != nil {
 		return Promotion{}, err
 	}
 	out.Promoted = true
@@ -823,8 +821,8 @@ func (r *Registry) Open(ctx context.Context, name, ref string) (*os.File, Versio
 // first Change is a snapshot of them. Unknown names simply have no models yet.
 func (r *Registry) Watch(ctx context.Context, names []string) (*pubsub.Subscription[Change], error) {
 	for _, n := range names {
-		if !hirezv1.ValidName(n) {
-			return nil, fault.Invalid("model %q is not a valid model name", n)
+		if err := limits.CheckName("model name", n); err != nil {
+			return nil, fault.Invalid("%w", err)
 		}
 	}
 	r.mu.Lock()
@@ -832,7 +830,7 @@ func (r *Registry) Watch(ctx context.Context, names []string) (*pubsub.Subscript
 	var snap []Model
 	tok := ""
 	for {
-		ms, next, err := r.ListModels(ctx, KindUnspecified, hirezv1.MaxPageSize, tok)
+		ms, next, err := r.ListModels(ctx, KindUnspecified, limits.MaxPageSize, tok)
 		if err != nil {
 			return nil, err
 		}

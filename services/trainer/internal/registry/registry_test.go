@@ -22,7 +22,7 @@ import (
 	"github.com/hirez-ml/hirez/engine/backends"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/platform/fault"
-	hirezv1 "github.com/hirez-ml/hirez/proto/hirez/v1"
+	"github.com/hirez-ml/hirez/proto/hirez/limits"
 
 	"github.com/hirez-ml/hirez/services/trainer/internal/registry"
 	"github.com/hirez-ml/hirez/services/trainer/internal/store"
@@ -125,7 +125,7 @@ func TestPromotionRefusesAWorseModelUnlessForced(t *testing.T) {
 	}
 	data, _ := os.ReadFile(good)
 	sum := sha256.Sum256(data)
-	if gv.Digest != hirezv1.DigestPrefix+hex.EncodeToString(sum[:]) || gv.Preset != "srcnn-classic" || gv.ImageSize != 32 {
+	if gv.Digest != limits.DigestPrefix+hex.EncodeToString(sum[:]) || gv.Preset != "srcnn-classic" || gv.ImageSize != 32 {
 		t.Fatalf("published %+v", gv)
 	}
 	p, err := reg.Promote(ctx, "sr", "", false)
@@ -151,7 +151,7 @@ func TestPromotionRefusesAWorseModelUnlessForced(t *testing.T) {
 	if !strings.Contains(p.Canary.Refusal, "worse") || !strings.Contains(p.Canary.Refusal, "force") || p.Previous != gv.Digest {
 		t.Fatalf("refusal %q, previous %s", p.Canary.Refusal, p.Previous)
 	}
-	if prod, _ := reg.Resolve(ctx, "sr", hirezv1.AliasProduction); prod.Digest != gv.Digest {
+	if prod, _ := reg.Resolve(ctx, "sr", limits.AliasProduction); prod.Digest != gv.Digest {
 		t.Fatalf("production moved to %s after a refusal", prod.Digest)
 	}
 	p, err = reg.Promote(ctx, "sr", bv.Digest, true)
@@ -190,7 +190,7 @@ func TestPromotionRefusesAWorseModelUnlessForced(t *testing.T) {
 	}
 	defer late.Close()
 	c, err := next(late)
-	if err != nil || len(c.Snapshot) != 1 || c.Snapshot[0].Aliases[hirezv1.AliasProduction] != bv.Digest || c.Snapshot[0].VersionCount != 2 {
+	if err != nil || len(c.Snapshot) != 1 || c.Snapshot[0].Aliases[limits.AliasProduction] != bv.Digest || c.Snapshot[0].VersionCount != 2 {
 		t.Fatalf("late snapshot %+v, %v", c.Snapshot, err)
 	}
 }
@@ -225,7 +225,7 @@ func TestRegistryErrors(t *testing.T) {
 	}
 	_, err := reg.Publish(ctx, "sr", registry.KindESPCN, f, "", nil)
 	add("other kind under a name", err, fault.KindFailedPrecondition)
-	_, err = reg.Resolve(ctx, "sr", hirezv1.AliasProduction)
+	_, err = reg.Resolve(ctx, "sr", limits.AliasProduction)
 	add("no production yet", err, fault.KindNotFound)
 	_, err = reg.Resolve(ctx, "nope", "")
 	add("unknown model", err, fault.KindNotFound)
@@ -233,7 +233,7 @@ func TestRegistryErrors(t *testing.T) {
 	add("bad name", err, fault.KindInvalid)
 	_, _, err = reg.SetAlias(ctx, "sr", "production", "candidate")
 	add("alias to an alias", err, fault.KindInvalid)
-	_, _, err = reg.SetAlias(ctx, "sr", "rollback", hirezv1.DigestPrefix+strings.Repeat("0", 64))
+	_, _, err = reg.SetAlias(ctx, "sr", "rollback", limits.DigestPrefix+strings.Repeat("0", 64))
 	add("alias to an unknown digest", err, fault.KindNotFound)
 	_, err = reg.Promote(ctx, "sr", "", false)
 	add("no evaluation set", err, fault.KindFailedPrecondition)

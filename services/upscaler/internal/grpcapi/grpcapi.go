@@ -17,6 +17,7 @@ import (
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/platform/fault"
 	"github.com/hirez-ml/hirez/platform/hotswap"
+	"github.com/hirez-ml/hirez/proto/hirez/limits"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 	"github.com/hirez-ml/hirez/services/upscaler/internal/upscale"
 )
@@ -196,11 +197,8 @@ func (s *Server) StreamUpscale(stream pb.UpscalerService_StreamUpscaleServer) er
 
 func modelRef(ref *pb.ModelRef) (upscale.ModelRef, error) {
 	name, version := ref.GetName(), ref.GetVersion()
-	if name != "" && !pb.ValidName(name) {
-		return upscale.ModelRef{}, fault.Invalid("model.name %q is not a valid model name (lower-case letters, digits and '-', starting with a letter, at most %d characters)", name, pb.MaxNameLength)
-	}
-	if version != "" && !pb.ValidName(version) && !pb.IsDigest(version) {
-		return upscale.ModelRef{}, fault.Invalid("model.version %q is neither a digest (%s<64 hex digits>) nor an alias such as %q", version, pb.DigestPrefix, pb.AliasProduction)
+	if err := limits.CheckRef("model", name, version); err != nil {
+		return upscale.ModelRef{}, fault.Invalid("%w", err)
 	}
 	return upscale.ModelRef{Name: name, Version: version}, nil
 }

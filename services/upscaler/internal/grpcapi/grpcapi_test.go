@@ -230,7 +230,7 @@ func TestValidation(t *testing.T) {
 		{"huge header, no pixels", &pb.UpscaleRequest{Images: []*pb.RawImage{{Width: 100000, Height: 100000, Channels: 3}}}, "is 100000×100000"},
 		{"output too big", &pb.UpscaleRequest{Images: []*pb.RawImage{{Width: 300, Height: 8, Channels: 3}}, Scale: 4}, "over the largest output side 1024"},
 		{"byte count", &pb.UpscaleRequest{Images: []*pb.RawImage{bad}}, "has 10 bytes of pixels"},
-		{"bad model name", &pb.UpscaleRequest{Images: []*pb.RawImage{raw(8, 8, 0)}, Model: &pb.ModelRef{Name: "-x"}}, "not a valid model name"},
+		{"bad model name", &pb.UpscaleRequest{Images: []*pb.RawImage{raw(8, 8, 0)}, Model: &pb.ModelRef{Name: "-x"}}, `model.name "-x" is not a valid name`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

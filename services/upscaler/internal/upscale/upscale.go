@@ -14,6 +14,7 @@ import (
 	"github.com/hirez-ml/hirez/platform/batch"
 	"github.com/hirez-ml/hirez/platform/fault"
 	"github.com/hirez-ml/hirez/platform/hotswap"
+	"github.com/hirez-ml/hirez/proto/hirez/limits"
 )
 
 // Limits of one request; the transport passes the API's constants.
@@ -257,7 +258,7 @@ func (s *Service) Acquire(ref ModelRef) (*hotswap.Ref[*Model], error) {
 		v.Release()
 		return nil, fault.NotFound("model %q is not served here; this upscaler serves %q", ref.Name, m.Name)
 	}
-	if ref.Version != "" && ref.Version != "production" && ref.Version != v.Digest {
+	if !limits.IsProduction(ref.Version) && ref.Version != v.Digest {
 		v.Release()
 		return nil, fault.NotFound("version %q of model %q is not served here; the current version is %s", ref.Version, m.Name, v.Digest)
 	}
