@@ -10,6 +10,7 @@ import (
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 
 	"github.com/hirez-ml/hirez/platform/client"
+	"github.com/hirez-ml/hirez/platform/servertest"
 )
 
 // call makes one call carrying a and returns the replica's name.
@@ -26,11 +27,7 @@ func call(t *testing.T, conn *grpc.ClientConn, a *client.Attempt) string {
 
 func dialBoth(t *testing.T, a, b string) *grpc.ClientConn {
 	t.Helper()
-	conn, err := client.Dial("static:///" + a + "," + b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := servertest.Dial(t, "static:///"+a+","+b)
 	deadline := time.Now().Add(5 * time.Second)
 	for len(callNames(t, conn, 2)) < 2 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
