@@ -14,7 +14,7 @@
 // The pieces serve tests that run the rest themselves: a main run in-process
 // (ListenBufconn or ListenTCP, Go, Listener.Dial), a built binary (FreeAddr,
 // Dial, Buffer for its output), or a bare grpc.Server without the platform's
-// interceptors and health (ServeBare).
+// interceptors and health (ServeBare, ServeBareAt).
 //
 // Every wait here (a health check to answer, SERVING, Run to return) is
 // bounded by Timeout: a bound on a failing test, never what a passing one
@@ -265,8 +265,26 @@ type Bare struct {
 // on a free loopback port until Stop or the test's end.
 func ServeBare(t testing.TB, register func(*grpc.Server), opts ...grpc.ServerOption) *Bare {
 	t.Helper()
-	lis := ListenTCP(t)
-	b := &Bare{Addr: lis.Target, srv: grpc.NewServer(opts...), done: make(chan struct{})}
+	return ServeBareAt(t, "127.0.0.1:0", register, opts...)
+}
+
+// ServeBareAt is ServeBare on addr: a restart on the address a stopped
+// server had (whose port may take a moment to be free) or, with port 0, a
+// free one.
+func ServeBareAt(t testing.TB, addr string, register func(*grpc.Server), opts ...grpc.ServerOption) *Bare {
+	t.Helper()
+	var lis net.Listener
+	var err error
+	for range 50 {
+		if lis, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &Bare{Addr: lis.Addr().String(), srv: grpc.NewServer(opts...), done: make(chan struct{})}
 	register(b.srv)
 	go func() { defer close(b.done); _ = b.srv.Serve(lis) }()
 	t.Cleanup(b.Stop)
