@@ -346,12 +346,14 @@ type Buffer struct {
 	b  bytes.Buffer
 }
 
+// Write appends p.
 func (s *Buffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
+// String is all that was written.
 func (s *Buffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

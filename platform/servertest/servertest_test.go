@@ -10,8 +10,8 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
 
 	"github.com/hirez-ml/hirez/platform/server"
@@ -20,27 +20,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-const testService = "grpc.testing.TestService"
-
-type named struct {
-	testpb.UnimplementedTestServiceServer
-	name string
-}
-
-func (n named) UnaryCall(context.Context, *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
-	return &testpb.SimpleResponse{Username: n.name}, nil
-}
-
-func call(t *testing.T, conn grpc.ClientConnInterface) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	resp, err := testpb.NewTestServiceClient(conn).UnaryCall(ctx, &testpb.SimpleRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.GetUsername()
-}
+const model = "test.Model" // a service that needs a model to serve
 
 func TestStartServesOverBufconnAndTCP(t *testing.T) {
 	for _, tt := range []struct {
@@ -49,23 +29,20 @@ func TestStartServesOverBufconnAndTCP(t *testing.T) {
 		tcp  bool
 	}{{"bufconn", nil, false}, {"tcp", []servertest.Option{servertest.TCP()}, true}} {
 		t.Run(tt.name, func(t *testing.T) {
-			opts := append(tt.opts, servertest.WithServerOptions(server.WithModelServices(testService)))
-			s := servertest.Start(t, func(srv *server.Server) { testpb.RegisterTestServiceServer(srv, named{name: tt.name}) }, opts...)
-			if got := call(t, s.Conn); got != tt.name {
-				t.Fatalf("call answered by %q", got)
-			}
-			if got := call(t, s.Dial(t)); got != tt.name {
-				t.Fatalf("second connection answered by %q", got)
+			opts := append(tt.opts, servertest.WithServerOptions(server.WithModelServices(model)))
+			s := servertest.Start(t, nil, opts...)
+			if got := servertest.HealthOf(t, s.Dial(t), server.LivenessService); got != healthpb.HealthCheckResponse_SERVING {
+				t.Fatalf("liveness over a second connection: %v", got)
 			}
 			if isTCP := !strings.Contains(s.Listener.Target, "bufnet"); isTCP != tt.tcp {
 				t.Fatalf("target %q", s.Listener.Target)
 			}
-			for _, svc := range []string{"", testService} {
+			for _, svc := range []string{"", model} {
 				if got := servertest.HealthOf(t, s.Conn, svc); got != healthpb.HealthCheckResponse_NOT_SERVING {
 					t.Fatalf("health %q before SetServing: %v", svc, got)
 				}
 			}
-			s.SetServing(testService, true)
+			s.SetServing(model, true)
 			servertest.WaitServing(t, s.Conn, "")
 			if err := s.Stop(); err != nil {
 				t.Fatalf("Stop: %v", err)
@@ -126,17 +103,22 @@ func TestHealthOfFailsFastOnUnknownService(t *testing.T) {
 }
 
 func TestServeBare(t *testing.T) {
-	b := servertest.ServeBare(t, func(srv *grpc.Server) { testpb.RegisterTestServiceServer(srv, named{name: "bare"}) })
+	hs := health.NewServer()
+	hs.SetServingStatus(model, healthpb.HealthCheckResponse_SERVING)
+	b := servertest.ServeBare(t, func(srv *grpc.Server) { healthpb.RegisterHealthServer(srv, hs) })
 	conn := servertest.Dial(t, b.Addr)
-	if got := call(t, conn); got != "bare" {
-		t.Fatalf("answered by %q", got)
-	}
+	servertest.WaitServing(t, conn, model)
 	b.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if _, err := testpb.NewTestServiceClient(conn).UnaryCall(ctx, &testpb.SimpleRequest{}); err == nil {
+	if _, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: model}); err == nil {
 		t.Fatal("a call succeeded after Stop")
 	}
+	again := servertest.ServeBareAt(t, b.Addr, func(srv *grpc.Server) { healthpb.RegisterHealthServer(srv, hs) })
+	if again.Addr != b.Addr {
+		t.Fatalf("restarted on %s, want %s", again.Addr, b.Addr)
+	}
+	servertest.WaitServing(t, conn, model)
 }
 
 func TestFreeAddrAndBuffer(t *testing.T) {
