@@ -63,13 +63,7 @@ func TestOverloadIsShedAtTheDoor(t *testing.T) {
 	// HTTP is refused the same way, with Retry-After in whole seconds.
 	long, cancelLong := context.WithCancel(ctx)
 	defer cancelLong()
-	stream, err := s.gateway.GenerateImages(long, &pb.GenerateImagesRequest{Count: 256, Seed: 7})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := stream.Recv(); err != nil {
-		t.Fatal(err)
-	}
+	openStream(t, long, s.gateway, &pb.GenerateImagesRequest{Count: 256, Seed: 7})
 	resp, err := http.Post("http://"+s.httpAddr+"/v1/images:generate", "application/json", strings.NewReader(`{"count": 1}`))
 	if err != nil {
 		t.Fatal(err)

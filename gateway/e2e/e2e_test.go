@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,13 +22,14 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	"github.com/hirez-ml/hirez/engine/backends"
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/model"
+	"github.com/hirez-ml/hirez/platform/client"
+	"github.com/hirez-ml/hirez/platform/servertest"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 )
 
@@ -143,41 +143,14 @@ type proc struct {
 	name string
 	addr string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *servertest.Buffer
 	done chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lis.Close()
-	return lis.Addr().String()
 }
 
 // startProc runs a binary until the test ends (SIGTERM, then SIGKILL).
 func startProc(t testing.TB, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, addr: freeAddr(t), out: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{name: name, addr: servertest.FreeAddr(t), out: &servertest.Buffer{}, done: make(chan struct{})}
 	args = append([]string{"--grpc-addr", p.addr, "--metrics-addr", "", "--log-format", "console", "--shutdown-timeout", "5s"}, args...)
 	p.cmd = exec.Command(filepath.Join(binDir, name), args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
@@ -209,15 +182,11 @@ func (p *proc) stop(sig syscall.Signal) {
 	}
 }
 
+// dial is a plaintext connection to addr for messages up to
+// pb.MaxMessageBytes, closed at the test's end.
 func dial(t testing.TB, addr string) *grpc.ClientConn {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(pb.MaxMessageBytes), grpc.MaxCallSendMsgSize(pb.MaxMessageBytes)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
+	return servertest.Dial(t, addr, client.WithMaxMsgSize(pb.MaxMessageBytes, pb.MaxMessageBytes))
 }
 
 // waitServing waits for the process's health to be SERVING.
@@ -276,15 +245,24 @@ func startStackWith(t testing.TB, upscalerModel, maxBatch string, upArgs ...stri
 // startStackGateway is startStackWith with more flags for the gateway.
 func startStackGateway(t testing.TB, upscalerModel, maxBatch string, gwArgs []string, upArgs ...string) *stack {
 	t.Helper()
+	return startStackArgs(t, []string{"--model", genModel, "--max-batch", maxBatch, "--max-wait", "2ms"},
+		append([]string{"--model", upscalerModel, "--max-batch", maxBatch, "--max-wait", "2ms"}, upArgs...), gwArgs)
+}
+
+// startStackArgs runs a generator with genArgs, two upscalers with upArgs
+// and a gateway in front of them (gwArgs after its targets and HTTP
+// address) over loopback TCP, and returns once all four serve.
+func startStackArgs(t testing.TB, genArgs, upArgs, gwArgs []string) *stack {
+	t.Helper()
 	s := &stack{}
-	s.gen = startProc(t, "generator", "--model", genModel, "--max-batch", maxBatch, "--max-wait", "2ms")
+	s.gen = startProc(t, "generator", genArgs...)
 	var upAddrs []string
 	for range 2 {
-		u := startProc(t, "upscaler", append([]string{"--model", upscalerModel, "--max-batch", maxBatch, "--max-wait", "2ms"}, upArgs...)...)
+		u := startProc(t, "upscaler", upArgs...)
 		s.ups = append(s.ups, u)
 		upAddrs = append(upAddrs, u.addr)
 	}
-	s.httpAddr = freeAddr(t)
+	s.httpAddr = servertest.FreeAddr(t)
 	s.gw = startProc(t, "gateway", append([]string{"--generator-target", s.gen.addr, "--upscaler-target", strings.Join(upAddrs, ","), "--http-addr", s.httpAddr}, gwArgs...)...)
 	waitServing(t, s.gen, "hirez.v1.GeneratorService")
 	for _, u := range s.ups {
@@ -293,6 +271,21 @@ func startStackGateway(t testing.TB, upscalerModel, maxBatch string, gwArgs []st
 	waitServing(t, s.gw, "")
 	s.gateway = pb.NewGatewayServiceClient(dial(t, s.gw.addr))
 	return s
+}
+
+// openStream starts a GenerateImages call of req on ctx and returns it once
+// its first message has come: a call in flight, holding the gateway's
+// backlog until ctx ends or it is read to its end.
+func openStream(t testing.TB, ctx context.Context, c pb.GatewayServiceClient, req *pb.GenerateImagesRequest) pb.GatewayService_GenerateImagesClient {
+	t.Helper()
+	stream, err := c.GenerateImages(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	return stream
 }
 
 func generate(ctx context.Context, c pb.GatewayServiceClient, req *pb.GenerateImagesRequest, each func(*pb.GenerateImagesResponse)) (map[int32]*pb.GenerateImagesResponse, error) {
@@ -338,14 +331,7 @@ func TestEndToEnd(t *testing.T) {
 				len(p.GetUpscalers()) != 3 || p.GetUpscalers()[0].GetName() != "e2e-sr" || p.GetPipeline() != pb.Pipeline_PIPELINE_DCGAN_SRCNN {
 				t.Fatalf("image %d: %dx%d, provenance %v", i, img.W, img.H, p)
 			}
-			texts, err := imageio.ReadText(bytes.NewReader(m.GetPng()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			kv := map[string]string{}
-			for _, tx := range texts {
-				kv[tx.Key] = tx.Value
-			}
+			kv := textChunks(t, m.GetPng())
 			if kv["hirez:seed"] != fmt.Sprint(m.GetSeed()) || kv["hirez:generator"] != "e2e-gen@"+p.GetGenerator().GetVersion() || kv["hirez:pipeline"] != "DCGAN_SRCNN" {
 				t.Fatalf("image %d tEXt %v", i, kv)
 			}

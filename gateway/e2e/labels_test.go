@@ -17,9 +17,9 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/hirez-ml/hirez/engine/backends"
-	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/platform/rpcerr"
+	"github.com/hirez-ml/hirez/platform/servertest"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 )
 
@@ -65,7 +65,7 @@ func TestLabels(t *testing.T) {
 		map[string]string{model.MetaName: "e2e-gen", model.MetaTrainGroups: smileys, "hirez.train.data": "data/noto128/train"}, -time.Minute)
 	gen := startProc(t, "generator", "--model", dir, "--model-poll-interval", "50ms", "--max-wait", "1ms")
 	up := startProc(t, "upscaler", "--model", upModel, "--max-wait", "1ms")
-	httpAddr := freeAddr(t)
+	httpAddr := servertest.FreeAddr(t)
 	gw := startProc(t, "gateway", "--generator-target", gen.addr, "--upscaler-target", up.addr, "--http-addr", httpAddr)
 	waitServing(t, gen, "hirez.v1.GeneratorService")
 	waitServing(t, up, "hirez.v1.UpscalerService")
@@ -88,14 +88,7 @@ func TestLabels(t *testing.T) {
 		t.Fatalf("with its label: %d images, %v", len(imgs), err)
 	}
 	for i, m := range imgs {
-		texts, err := imageio.ReadText(bytes.NewReader(m.GetPng()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		kv := map[string]string{}
-		for _, tx := range texts {
-			kv[tx.Key] = tx.Value
-		}
+		kv := textChunks(t, m.GetPng())
 		if m.GetProvenance().GetLabel() != smileys || kv["hirez:label"] != smileys || m.GetWidth() != 64 || kv["hirez:generator"] != "e2e-gen@"+v1 {
 			t.Fatalf("image %d: %dpx, provenance %v, tEXt %v", i, m.GetWidth(), m.GetProvenance(), kv)
 		}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/hirez-ml/hirez/platform/servertest"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 )
 
@@ -85,7 +86,7 @@ func eventually(t *testing.T, addr, what string, ok func(map[string]float64) boo
 func TestAdmissionMetrics(t *testing.T) {
 	gen := startProc(t, "generator", "--model", genModel, "--max-wait", "2ms")
 	up := startProc(t, "upscaler", "--model", upModel, "--max-wait", "2ms")
-	metrics := freeAddr(t)
+	metrics := servertest.FreeAddr(t)
 	gw := startProc(t, "gateway", "--generator-target", gen.addr, "--upscaler-target", up.addr, "--http-addr", "",
 		"--metrics-addr", metrics, "--max-chains", "2", "--max-backlog", "16", "--max-inflight-bytes", "100000000")
 	for _, p := range []*proc{gen, up} {
@@ -104,13 +105,7 @@ func TestAdmissionMetrics(t *testing.T) {
 	long, stopLong := context.WithCancel(ctx)
 	defer stopLong()
 	const n = 64
-	stream, err := client.GenerateImages(long, &pb.GenerateImagesRequest{Count: n, Seed: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := stream.Recv(); err != nil {
-		t.Fatal(err)
-	}
+	openStream(t, long, client, &pb.GenerateImagesRequest{Count: n, Seed: 3})
 	// 256 px chains: 4 × 3·256² accounted bytes each (pipeline.ChainBytes).
 	chain := float64(4 * 3 * 256 * 256)
 	eventually(t, metrics, "one request admitted with its chains running and waiting", func(m map[string]float64) bool {
@@ -136,7 +131,7 @@ func TestAdmissionMetrics(t *testing.T) {
 func TestUpscalerBudgetMetrics(t *testing.T) {
 	// One 128² image at ×2 costs its input and output: 3·128² + 3·256².
 	const cost = 3*128*128 + 3*256*256
-	metrics := freeAddr(t)
+	metrics := servertest.FreeAddr(t)
 	up := startProc(t, "upscaler", "--model", upModel, "--max-wait", "1ms", "--metrics-addr", metrics,
 		"--max-inflight-bytes", fmt.Sprint(cost+cost/2))
 	waitServing(t, up, "hirez.v1.UpscalerService")

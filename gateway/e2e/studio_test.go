@@ -130,24 +130,9 @@ func startBundledStack(t *testing.T, gwArgs ...string) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &stack{}
-	s.gen = startProc(t, "generator", "--model", filepath.Join(models, "dcgan32-smileys.safetensors"), "--max-wait", "2ms")
-	var upAddrs []string
-	for range 2 {
-		u := startProc(t, "upscaler", "--model", filepath.Join(models, "espcn-residual-x2-emoji.safetensors"), "--max-wait", "2ms")
-		s.ups = append(s.ups, u)
-		upAddrs = append(upAddrs, u.addr)
-	}
-	s.httpAddr = freeAddr(t)
-	s.gw = startProc(t, "gateway", append([]string{"--generator-target", s.gen.addr, "--upscaler-target", strings.Join(upAddrs, ","),
-		"--http-addr", s.httpAddr, "--max-backlog", "64"}, gwArgs...)...)
-	waitServing(t, s.gen, "hirez.v1.GeneratorService")
-	for _, u := range s.ups {
-		waitServing(t, u, "hirez.v1.UpscalerService")
-	}
-	waitServing(t, s.gw, "")
-	s.gateway = pb.NewGatewayServiceClient(dial(t, s.gw.addr))
-	return s
+	return startStackArgs(t, []string{"--model", filepath.Join(models, "dcgan32-smileys.safetensors"), "--max-wait", "2ms"},
+		[]string{"--model", filepath.Join(models, "espcn-residual-x2-emoji.safetensors"), "--max-wait", "2ms"},
+		append([]string{"--max-backlog", "64"}, gwArgs...))
 }
 
 // TestStudioGallery opens the studio in headless Chromium against the real
@@ -278,13 +263,7 @@ func TestStudioGallery(t *testing.T) {
 	// and then gets the images.
 	long, cancelLong := context.WithCancel(context.Background())
 	defer cancelLong()
-	stream, err := s.gateway.GenerateImages(long, &pb.GenerateImagesRequest{Count: 256, Seed: 7})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := stream.Recv(); err != nil {
-		t.Fatal(err)
-	}
+	openStream(t, long, s.gateway, &pb.GenerateImagesRequest{Count: 256, Seed: 7})
 	p.do("ask while the gateway is busy", typeInto("#count", "2"), chromedp.Click(chromedp.CSS("#go")))
 	p.waitFor("RESOURCE_EXHAUSTED shown", errorCode+` === "RESOURCE_EXHAUSTED"`, 15*time.Second)
 	e = eval[errorView](p, readError)

@@ -16,13 +16,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hirez-ml/hirez/platform/servertest"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 )
 
 // upRun is one run of scripts/up.sh (make up) with the e2e models.
 type upRun struct {
 	cmd      *exec.Cmd
-	out      *syncBuffer
+	out      *servertest.Buffer
 	done     chan struct{}
 	seen     int // output already matched by next
 	gateway  string
@@ -40,13 +41,13 @@ func startUp(t *testing.T, upscalers []string) *upRun {
 	buildOnDemand(t, "../../cli", "hirez")
 	buildOnDemand(t, "..", "freeports")
 	if upscalers == nil {
-		upscalers = []string{freeAddr(t), freeAddr(t)}
+		upscalers = []string{servertest.FreeAddr(t), servertest.FreeAddr(t)}
 	}
-	r := &upRun{out: &syncBuffer{}, done: make(chan struct{}), gateway: freeAddr(t), upscaler: upscalers}
+	r := &upRun{out: &servertest.Buffer{}, done: make(chan struct{}), gateway: servertest.FreeAddr(t), upscaler: upscalers}
 	r.cmd = exec.Command("bash", "../../scripts/up.sh")
 	r.cmd.Env = append(os.Environ(),
 		"BIN_DIR="+binDir, "MODELS_DIR="+filepath.Dir(genModel), "OUT_DIR="+t.TempDir(),
-		"GATEWAY_ADDR="+r.gateway, "HTTP_ADDR="+freeAddr(t), "GENERATOR_ADDR="+freeAddr(t),
+		"GATEWAY_ADDR="+r.gateway, "HTTP_ADDR="+servertest.FreeAddr(t), "GENERATOR_ADDR="+servertest.FreeAddr(t),
 		"UPSCALER_ADDRS="+strings.Join(upscalers, ","), "SHUTDOWN_TIMEOUT=10")
 	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
 	// Its own process group, so that cleanup can kill the script and its
@@ -146,13 +147,7 @@ func TestUpRestartsAReplicaAndDrainsInOrder(t *testing.T) {
 	// SIGTERM once the stream has begun; its reader then pauses, so that the
 	// rest of it is still being made while the gateway drains.
 	const n = 24
-	stream, err := gw.GenerateImages(ctx, &pb.GenerateImagesRequest{Count: n, Seed: 9})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := stream.Recv(); err != nil {
-		t.Fatal(err)
-	}
+	stream := openStream(t, ctx, gw, &pb.GenerateImagesRequest{Count: n, Seed: 9})
 	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +190,7 @@ func TestUpGivesUpOnACrashLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	r := startUp(t, []string{freeAddr(t), busy.Addr().String()})
+	r := startUp(t, []string{servertest.FreeAddr(t), busy.Addr().String()})
 	for i := 1; i < 5; i++ {
 		r.next(t, fmt.Sprintf(`upscaler-2 \(pid \d+\) exited with status 1 .*fast exit %d of 5`, i), 20*time.Second)
 	}

@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 
 	"github.com/hirez-ml/hirez/platform/client"
+	"github.com/hirez-ml/hirez/platform/servertest"
 )
 
 // call makes one call carrying a and returns the replica's name.
@@ -26,11 +26,7 @@ func call(t *testing.T, conn *grpc.ClientConn, a *client.Attempt) string {
 
 func dialBoth(t *testing.T, a, b string) *grpc.ClientConn {
 	t.Helper()
-	conn, err := client.Dial("static:///" + a + "," + b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := servertest.Dial(t, "static:///"+a+","+b)
 	deadline := time.Now().Add(5 * time.Second)
 	for len(callNames(t, conn, 2)) < 2 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
@@ -72,19 +68,11 @@ func TestEjectedReplicaGetsNoCalls(t *testing.T) {
 // ejection, and soon (the reconnect backoff is at most a second).
 func TestRestartedReplicaIsUnejected(t *testing.T) {
 	a, _ := replica(t, "a", false)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	serve := func(addr string) *servertest.Bare {
+		return servertest.ServeBareAt(t, addr, func(srv *grpc.Server) { testpb.RegisterTestServiceServer(srv, named{name: "b"}) })
 	}
-	b := lis.Addr().String()
-	serve := func(lis net.Listener) (stop func()) {
-		srv := grpc.NewServer()
-		testpb.RegisterTestServiceServer(srv, named{name: "b"})
-		done := make(chan struct{})
-		go func() { defer close(done); _ = srv.Serve(lis) }()
-		return func() { srv.Stop(); <-done }
-	}
-	stop := serve(lis)
+	first := serve("127.0.0.1:0")
+	b := first.Addr
 	conn := dialBoth(t, a, b)
 	for {
 		at := &client.Attempt{}
@@ -95,18 +83,14 @@ func TestRestartedReplicaIsUnejected(t *testing.T) {
 			break
 		}
 	}
-	stop()
+	first.Stop()
 	// Down for two seconds: gRPC's default backoff would now wait 2.6 s
 	// before its next try, ours at most a second.
 	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 		call(t, conn, &client.Attempt{}) // served by a meanwhile
 	}
-	lis, err = net.Listen("tcp", b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	serve(b)
 	restarted := time.Now()
-	defer serve(lis)()
 	for call(t, conn, &client.Attempt{}) != "b" {
 		if time.Since(restarted) > 10*time.Second {
 			t.Fatal("the restarted replica got no call in 10 s")

@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"context"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -10,13 +9,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
-	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 
 	"github.com/hirez-ml/hirez/platform/client"
-	"github.com/hirez-ml/hirez/platform/config"
 	"github.com/hirez-ml/hirez/platform/server"
+	"github.com/hirez-ml/hirez/platform/servertest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -35,31 +33,13 @@ func (n named) UnaryCall(context.Context, *testpb.SimpleRequest) (*testpb.Simple
 // replica runs a platform server on 127.0.0.1 answering with name.
 func replica(t *testing.T, name string, needsModel bool) (addr string, srv *server.Server) {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Defaults("127.0.0.1:0")
-	cfg.MetricsAddr = ""
 	var opts []server.Option
 	if needsModel {
 		opts = append(opts, server.WithModelServices(testService))
 	}
-	srv, err = server.New(cfg, zaptest.NewLogger(t), append(opts, server.WithListener(lis))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testpb.RegisterTestServiceServer(srv, named{name: name})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	return lis.Addr().String(), srv
+	s := servertest.Start(t, func(srv *server.Server) { testpb.RegisterTestServiceServer(srv, named{name: name}) },
+		servertest.TCP(), servertest.WithServerOptions(opts...))
+	return s.Listener.Target, s.Server
 }
 
 func callNames(t *testing.T, conn *grpc.ClientConn, n int) map[string]int {

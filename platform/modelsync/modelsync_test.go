@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/hirez-ml/hirez/platform/hotswap"
+	"github.com/hirez-ml/hirez/platform/servertest"
 	"github.com/hirez-ml/hirez/platform/tlsconfig"
 	"github.com/hirez-ml/hirez/platform/tlsconfig/tlstest"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
@@ -51,8 +51,7 @@ type registry struct {
 
 	addr    string
 	srvOpts []grpc.ServerOption
-	srv     *grpc.Server
-	done    chan struct{}
+	srv     *servertest.Bare
 }
 
 func newRegistry(t *testing.T, opts ...grpc.ServerOption) *registry {
@@ -66,22 +65,8 @@ func newRegistry(t *testing.T, opts ...grpc.ServerOption) *registry {
 // start serves on addr (again, after stop, on the address it had).
 func (r *registry) start(t *testing.T, addr string) {
 	t.Helper()
-	var lis net.Listener
-	var err error
-	for range 50 { // the old listener's port may take a moment to be free
-		if lis, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.addr = lis.Addr().String()
-	r.srv = grpc.NewServer(r.srvOpts...)
-	pb.RegisterModelRegistryServiceServer(r.srv, r)
-	r.done = make(chan struct{})
-	go func(srv *grpc.Server, done chan struct{}) { _ = srv.Serve(lis); close(done) }(r.srv, r.done)
+	r.srv = servertest.ServeBareAt(t, addr, func(srv *grpc.Server) { pb.RegisterModelRegistryServiceServer(srv, r) }, r.srvOpts...)
+	r.addr = r.srv.Addr
 }
 
 // stop takes the registry down: open streams break, connections are refused.
@@ -90,7 +75,6 @@ func (r *registry) stop() {
 		return
 	}
 	r.srv.Stop()
-	<-r.done
 	r.srv = nil
 }
 

@@ -22,13 +22,13 @@ import (
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/hirez-ml/hirez/platform/client"
 	"github.com/hirez-ml/hirez/platform/config"
 	"github.com/hirez-ml/hirez/platform/fault"
 	"github.com/hirez-ml/hirez/platform/rpcerr"
 	"github.com/hirez-ml/hirez/platform/server"
+	"github.com/hirez-ml/hirez/platform/servertest"
 	"github.com/hirez-ml/hirez/platform/tlsconfig/tlstest"
 )
 
@@ -85,66 +85,33 @@ func (s *testServer) StreamingOutputCall(req *testpb.StreamingOutputCallRequest,
 	return stream.Send(&testpb.StreamingOutputCallResponse{})
 }
 
+// harness is a server with the test service registered, and that service.
 type harness struct {
-	srv    *server.Server
-	impl   *testServer
-	conn   *grpc.ClientConn
-	cancel context.CancelFunc
-	done   chan error // Run's result
+	*servertest.Server
+	impl *testServer
 }
 
-// stop cancels Run and returns its error; idempotent through t.Cleanup.
-func (h *harness) stop(t *testing.T) error {
+// serve runs a server with a testServer called name registered until the
+// test ends; see servertest.Start.
+func serve(t *testing.T, name string, opts ...servertest.Option) *harness {
 	t.Helper()
-	h.cancel()
-	select {
-	case err := <-h.done:
-		h.done <- err
-		return err
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return")
-		return nil
-	}
+	impl := newTestServer(name)
+	s := servertest.Start(t, func(srv *server.Server) { testpb.RegisterTestServiceServer(srv, impl) }, opts...)
+	return &harness{Server: s, impl: impl}
 }
 
 // start runs a server on a bufconn listener with the test service registered
-// and returns a connection to it made by client.Dial.
+// and returns it with a connection to it made by client.Dial (h.Conn).
 func start(t *testing.T, cfg config.Server, logger *zap.Logger, opts ...server.Option) *harness {
 	t.Helper()
-	lis := bufconn.Listen(1 << 20)
-	srv, err := server.New(cfg, logger, append([]server.Option{server.WithListener(lis)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	impl := newTestServer("bufnet")
-	testpb.RegisterTestServiceServer(srv, impl)
-	conn, err := client.Dial("passthrough:///bufnet", client.WithDialOptions(
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) })))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{srv: srv, impl: impl, conn: conn, cancel: cancel, done: make(chan error, 1)}
-	go func() { h.done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		_ = conn.Close()
-		_ = h.stop(t)
-	})
-	return h
-}
-
-func testConfig() config.Server {
-	c := config.Defaults("127.0.0.1:0")
-	c.MetricsAddr = ""
-	c.ShutdownTimeout = 5 * time.Second
-	return c
+	return serve(t, "bufnet", servertest.WithConfig(cfg), servertest.WithLogger(logger), servertest.WithServerOptions(opts...))
 }
 
 func TestHealth(t *testing.T) {
-	h := start(t, testConfig(), zaptest.NewLogger(t), server.WithModelServices(testService))
+	h := start(t, servertest.Config(), zaptest.NewLogger(t), server.WithModelServices(testService))
 	check := func(svc string) healthpb.HealthCheckResponse_ServingStatus {
 		t.Helper()
-		return healthStatus(t, h.conn, svc)
+		return servertest.HealthOf(t, h.Conn, svc)
 	}
 	tests := []struct {
 		name    string
@@ -159,7 +126,7 @@ func TestHealth(t *testing.T) {
 	}
 	for _, tt := range tests {
 		if tt.set != nil {
-			h.srv.SetServing(testService, *tt.set)
+			h.SetServing(testService, *tt.set)
 		}
 		if got := check(""); got != tt.overall {
 			t.Errorf("%s: overall %v, want %v", tt.name, got, tt.overall)
@@ -172,14 +139,14 @@ func TestHealth(t *testing.T) {
 	if got := check("grpc.health.v1.Health"); got != healthpb.HealthCheckResponse_SERVING {
 		t.Errorf("health service: %v", got)
 	}
-	if _, err := healthpb.NewHealthClient(h.conn).Check(t.Context(), &healthpb.HealthCheckRequest{Service: "nope"}); status.Code(err) != codes.NotFound {
+	if _, err := healthpb.NewHealthClient(h.Conn).Check(t.Context(), &healthpb.HealthCheckRequest{Service: "nope"}); status.Code(err) != codes.NotFound {
 		t.Errorf("unknown service: %v, want NotFound", err)
 	}
 }
 
 func TestReflection(t *testing.T) {
-	h := start(t, testConfig(), zaptest.NewLogger(t))
-	stream, err := reflectionpb.NewServerReflectionClient(h.conn).ServerReflectionInfo(t.Context())
+	h := start(t, servertest.Config(), zaptest.NewLogger(t))
+	stream, err := reflectionpb.NewServerReflectionClient(h.Conn).ServerReflectionInfo(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,8 +176,8 @@ func TestReflection(t *testing.T) {
 
 func TestErrorsAndPanics(t *testing.T) {
 	core, logs := observer.New(zap.DebugLevel)
-	h := start(t, testConfig(), zap.New(core))
-	tc := testpb.NewTestServiceClient(h.conn)
+	h := start(t, servertest.Config(), zap.New(core))
+	tc := testpb.NewTestServiceClient(h.Conn)
 	tests := []struct {
 		msg    string
 		code   codes.Code
@@ -230,7 +197,7 @@ func TestErrorsAndPanics(t *testing.T) {
 			t.Errorf("%q: reason %q, want %q", tt.msg, got, tt.reason)
 		}
 	}
-	if err := h.stop(t); err != nil {
+	if err := h.Stop(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -250,12 +217,9 @@ func TestErrorsAndPanics(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	mlis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := start(t, testConfig(), zaptest.NewLogger(t), server.WithMetricsListener(mlis))
-	tc := testpb.NewTestServiceClient(h.conn)
+	mlis := servertest.ListenTCP(t)
+	h := start(t, servertest.Config(), zaptest.NewLogger(t), server.WithMetricsListener(mlis))
+	tc := testpb.NewTestServiceClient(h.Conn)
 	if _, err := tc.UnaryCall(t.Context(), &testpb.SimpleRequest{}); err != nil {
 		t.Fatal(err)
 	}
@@ -319,36 +283,14 @@ func TestTLS(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			lis, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg := testConfig()
+			cfg := servertest.Config()
 			cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA = pki.ServerCert, pki.ServerKey, tt.clientCA
-			srv, err := server.New(cfg, zaptest.NewLogger(t), server.WithListener(lis))
-			if err != nil {
-				t.Fatal(err)
-			}
-			testpb.RegisterTestServiceServer(srv, newTestServer("tls"))
-			ctx, cancel := context.WithCancel(t.Context())
-			done := make(chan error, 1)
-			go func() { done <- srv.Run(ctx) }()
-			defer func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Error(err)
-				}
-			}()
-
+			h := serve(t, "tls", servertest.TCP(), servertest.WithConfig(cfg))
 			var opts []client.Option
 			if tt.creds != nil {
 				opts = append(opts, client.WithTLS(*tt.creds))
 			}
-			conn, err := client.Dial(lis.Addr().String(), opts...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
+			conn := h.Dial(t, opts...)
 			callCtx, callCancel := context.WithTimeout(t.Context(), 5*time.Second)
 			defer callCancel()
 			resp, err := testpb.NewTestServiceClient(conn).UnaryCall(callCtx, &testpb.SimpleRequest{})
@@ -374,10 +316,10 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := testConfig()
+			cfg := servertest.Config()
 			cfg.ShutdownTimeout = tt.timeout
 			h := start(t, cfg, zaptest.NewLogger(t))
-			stream, err := testpb.NewTestServiceClient(h.conn).StreamingOutputCall(t.Context(), &testpb.StreamingOutputCallRequest{})
+			stream, err := testpb.NewTestServiceClient(h.Conn).StreamingOutputCall(t.Context(), &testpb.StreamingOutputCallRequest{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -387,10 +329,10 @@ func TestGracefulShutdown(t *testing.T) {
 			<-h.impl.started
 
 			began := time.Now()
-			h.cancel()
+			h.Cancel()
 			// Draining: health says NOT_SERVING before the stream is done.
 			waitFor(t, func() bool {
-				resp, err := healthpb.NewHealthClient(h.conn).Check(t.Context(), &healthpb.HealthCheckRequest{})
+				resp, err := healthpb.NewHealthClient(h.Conn).Check(t.Context(), &healthpb.HealthCheckRequest{})
 				return err != nil || resp.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING
 			})
 			if tt.release {
@@ -405,7 +347,7 @@ func TestGracefulShutdown(t *testing.T) {
 					break
 				}
 			}
-			if err := h.stop(t); err != nil {
+			if err := h.Stop(); err != nil {
 				t.Fatal(err)
 			}
 			took := time.Since(began)
@@ -426,10 +368,10 @@ func TestGracefulShutdown(t *testing.T) {
 // check) lasts as long as the server; draining must end it rather than let it
 // hold GracefulStop to its deadline.
 func TestShutdownEndsHealthWatch(t *testing.T) {
-	cfg := testConfig()
+	cfg := servertest.Config()
 	cfg.ShutdownTimeout = 10 * time.Second
 	h := start(t, cfg, zaptest.NewLogger(t))
-	watch, err := healthpb.NewHealthClient(h.conn).Watch(t.Context(), &healthpb.HealthCheckRequest{Service: testService})
+	watch, err := healthpb.NewHealthClient(h.Conn).Watch(t.Context(), &healthpb.HealthCheckRequest{Service: testService})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -437,7 +379,7 @@ func TestShutdownEndsHealthWatch(t *testing.T) {
 		t.Fatalf("first watch update: %v, %v", resp, err)
 	}
 	began := time.Now()
-	h.cancel()
+	h.Cancel()
 	var last healthpb.HealthCheckResponse_ServingStatus
 	for {
 		resp, err := watch.Recv()
@@ -452,7 +394,7 @@ func TestShutdownEndsHealthWatch(t *testing.T) {
 	if last != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Errorf("last watch update %v, want NOT_SERVING before the end", last)
 	}
-	if err := h.stop(t); err != nil {
+	if err := h.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	if took := time.Since(began); took > 3*time.Second {
@@ -461,8 +403,8 @@ func TestShutdownEndsHealthWatch(t *testing.T) {
 }
 
 func TestTaskFailureStopsServer(t *testing.T) {
-	lis := bufconn.Listen(1 << 16)
-	srv, err := server.New(testConfig(), zaptest.NewLogger(t), server.WithListener(lis))
+	lis := servertest.ListenBufconn()
+	srv, err := server.New(servertest.Config(), zaptest.NewLogger(t), server.WithListener(lis))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,26 +427,16 @@ func TestTaskFailureStopsServer(t *testing.T) {
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	cfg := testConfig()
+	cfg := servertest.Config()
 	cfg.TLSCert = "cert.pem" // without a key
 	if _, err := server.New(cfg, zaptest.NewLogger(t)); err == nil || !strings.Contains(err.Error(), "--tls-key") {
 		t.Errorf("New: %v, want an error naming --tls-key", err)
 	}
-	cfg = testConfig()
+	cfg = servertest.Config()
 	cfg.TLSCert, cfg.TLSKey = "/nonexistent/cert.pem", "/nonexistent/key.pem"
 	if _, err := server.New(cfg, zaptest.NewLogger(t)); err == nil {
 		t.Error("New with missing TLS files succeeded")
 	}
-}
-
-// healthStatus is conn's server's health status of svc; failing to get it fails t.
-func healthStatus(t *testing.T, conn *grpc.ClientConn, svc string) healthpb.HealthCheckResponse_ServingStatus {
-	t.Helper()
-	resp, err := healthpb.NewHealthClient(conn).Check(t.Context(), &healthpb.HealthCheckRequest{Service: svc})
-	if err != nil {
-		t.Fatalf("Check(%q): %v", svc, err)
-	}
-	return resp.GetStatus()
 }
 
 func waitFor(t *testing.T, cond func() bool) {
@@ -522,16 +454,13 @@ func waitFor(t *testing.T, cond func() bool) {
 // the drain delay, while readiness (gRPC "" and the metrics port's /readyz)
 // follows the services and fails as soon as shutdown begins.
 func TestLivenessIsTheProcessReadinessFollowsDrain(t *testing.T) {
-	mlis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := testConfig()
+	mlis := servertest.ListenTCP(t)
+	cfg := servertest.Config()
 	cfg.DrainDelay = 3 * time.Second // the checks below take milliseconds
 	h := start(t, cfg, zaptest.NewLogger(t), server.WithModelServices(testService), server.WithMetricsListener(mlis))
 	check := func(svc string) healthpb.HealthCheckResponse_ServingStatus {
 		t.Helper()
-		return healthStatus(t, h.conn, svc)
+		return servertest.HealthOf(t, h.Conn, svc)
 	}
 	get := func(path string) int {
 		t.Helper()
@@ -556,7 +485,7 @@ func TestLivenessIsTheProcessReadinessFollowsDrain(t *testing.T) {
 		if got := check(""); got != w.ready {
 			t.Errorf("%s: readiness %v, want %v", stage, got, w.ready)
 		}
-		if got := h.srv.Ready(); got != w.readyFn {
+		if got := h.Ready(); got != w.readyFn {
 			t.Errorf("%s: Ready() = %v, want %v", stage, got, w.readyFn)
 		}
 		if got := get("/healthz"); got != w.healthz {
@@ -567,13 +496,13 @@ func TestLivenessIsTheProcessReadinessFollowsDrain(t *testing.T) {
 		}
 	}
 	expect("before the model", want{serving, notServing, 200, 503, false})
-	h.srv.SetServing(testService, true)
+	h.SetServing(testService, true)
 	expect("ready", want{serving, serving, 200, 200, true})
 
-	h.cancel()
-	waitFor(t, func() bool { return !h.srv.Ready() })
+	h.Cancel()
+	waitFor(t, func() bool { return !h.Ready() })
 	expect("draining", want{serving, notServing, 200, 503, false})
-	if err := h.stop(t); err != nil {
+	if err := h.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	http.DefaultClient.CloseIdleConnections()
@@ -583,33 +512,15 @@ func TestLivenessIsTheProcessReadinessFollowsDrain(t *testing.T) {
 // with its address; Run's error is checked at cleanup.
 func startTCP(t *testing.T, cfg config.Server) (*testServer, string) {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(cfg, zaptest.NewLogger(t), server.WithListener(lis))
-	if err != nil {
-		t.Fatal(err)
-	}
-	impl := newTestServer("tcp")
-	testpb.RegisterTestServiceServer(srv, impl)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return impl, lis.Addr().String()
+	h := serve(t, "tcp", servertest.TCP(), servertest.WithConfig(cfg))
+	return h.impl, h.Listener.Target
 }
 
 // A client that never reads a server stream: the send that finds its window
 // full fails after --send-timeout with DEADLINE_EXCEEDED, the handler ends,
 // and the client, once it reads, gets what was sent and then that status.
 func TestSendTimeoutEndsStreamOfSilentClient(t *testing.T) {
-	cfg := testConfig()
+	cfg := servertest.Config()
 	cfg.SendTimeout = 200 * time.Millisecond
 	impl, addr := startTCP(t, cfg)
 	// A fixed 64 KiB window (no BDP growth): 256 KiB messages fill it at once.
@@ -652,7 +563,7 @@ func TestSendTimeoutEndsStreamOfSilentClient(t *testing.T) {
 // --max-concurrent-streams bounds the RPCs of one connection: with 2 open,
 // a third waits (here until its deadline) and its handler never starts.
 func TestMaxConcurrentStreamsPerConnection(t *testing.T) {
-	cfg := testConfig()
+	cfg := servertest.Config()
 	cfg.MaxConcurrentStreams = 2
 	impl, addr := startTCP(t, cfg)
 	conn, err := client.Dial(addr)
@@ -693,7 +604,7 @@ func TestMaxConcurrentStreamsPerConnection(t *testing.T) {
 // GOAWAY ENHANCE_YOUR_CALM "too_many_pings" and dropped, so pings cannot keep
 // a server busy.
 func TestKeepaliveEnforcementDropsPingFlood(t *testing.T) {
-	_, addr := startTCP(t, testConfig())
+	_, addr := startTCP(t, servertest.Config())
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"math/big"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,7 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/hirez-ml/hirez/platform/client"
-	"github.com/hirez-ml/hirez/platform/server"
+	"github.com/hirez-ml/hirez/platform/servertest"
 	"github.com/hirez-ml/hirez/platform/tlsconfig/tlstest"
 )
 
@@ -30,39 +29,16 @@ func TestMTLSRotation(t *testing.T) {
 	pki := tlstest.New(t)
 	first, second := pki.Server(t, "first"), pki.Server(t, "second")
 	dir := pki.SecretDir(t, first)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	cfg := testConfig()
+	cfg := servertest.Config()
 	cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), filepath.Join(dir, "ca.crt")
 	core, logs := observer.New(zap.InfoLevel)
-	srv, err := server.New(cfg, zap.New(core), server.WithListener(lis))
-	if err != nil {
-		t.Fatal(err)
-	}
-	impl := newTestServer("mtls")
-	testpb.RegisterTestServiceServer(srv, impl)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	h := serve(t, "mtls", servertest.TCP(), servertest.WithConfig(cfg), servertest.WithLogger(zap.New(core)))
+	impl := h.impl
 
 	gateway := client.TLS{CA: pki.CA, Cert: pki.ClientCert, Key: pki.ClientKey}
 	dial := func(opts ...client.Option) testpb.TestServiceClient {
 		t.Helper()
-		conn, err := client.Dial(addr, opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = conn.Close() })
-		return testpb.NewTestServiceClient(conn)
+		return testpb.NewTestServiceClient(h.Dial(t, opts...))
 	}
 	// call makes a unary call and returns the serial of the server
 	// certificate its connection was made with.

@@ -3,7 +3,6 @@ package app
 import (
 	"bytes"
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/hirez-ml/hirez/engine/imageio"
+	"github.com/hirez-ml/hirez/platform/servertest"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 )
 
@@ -78,18 +78,12 @@ func (g *pipelineGateway) setLabels(labels ...string) {
 
 func startPipelineGateway(t *testing.T) (*pipelineGateway, string) {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	gw := &pipelineGateway{}
-	srv := grpc.NewServer()
-	pb.RegisterGatewayServiceServer(srv, gw)
-	healthpb.RegisterHealthServer(srv, health.NewServer())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(lis) }()
-	t.Cleanup(func() { srv.Stop(); <-done })
-	return gw, lis.Addr().String()
+	b := servertest.ServeBare(t, func(srv *grpc.Server) {
+		pb.RegisterGatewayServiceServer(srv, gw)
+		healthpb.RegisterHealthServer(srv, health.NewServer())
+	})
+	return gw, b.Addr
 }
 
 func TestGeneratePipelineFlag(t *testing.T) {

@@ -3,40 +3,31 @@ package main
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/hirez-ml/hirez/platform/server"
+	"github.com/hirez-ml/hirez/platform/servertest"
 )
 
-// replica is a real gRPC server on loopback TCP with the standard health
-// service: what the gateway's client-side health checks talk to.
+// replica is a real, bare gRPC server on loopback TCP with the standard
+// health service: what the gateway's client-side health checks talk to.
 type replica struct {
-	addr   string
-	srv    *grpc.Server
+	*servertest.Bare
 	health *health.Server
-	done   chan struct{}
 }
 
 func startReplica(t *testing.T, service string, serving bool) *replica {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &replica{addr: lis.Addr().String(), srv: grpc.NewServer(), health: health.NewServer(), done: make(chan struct{})}
-	healthpb.RegisterHealthServer(r.srv, r.health)
+	r := &replica{health: health.NewServer()}
 	r.set(service, serving)
-	go func() { defer close(r.done); _ = r.srv.Serve(lis) }()
-	t.Cleanup(r.stop)
+	r.Bare = servertest.ServeBare(t, func(srv *grpc.Server) { healthpb.RegisterHealthServer(srv, r.health) })
 	return r
 }
 
@@ -48,49 +39,24 @@ func (r *replica) set(service string, serving bool) {
 	r.health.SetServingStatus(service, st)
 }
 
-func (r *replica) stop() { r.srv.Stop(); <-r.done }
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lis.Close()
-	return lis.Addr().String()
-}
-
-// gateway is the gateway's real run on free loopback addresses.
+// gateway is the gateway's real run on free loopback addresses; Cancel stops
+// it as SIGTERM does.
 type gateway struct {
+	*servertest.Running
 	grpcAddr, metricsAddr, httpAddr string
 	health                          healthpb.HealthClient
-	ctx                             context.Context    // Run's
-	cancel                          context.CancelFunc // stops it as SIGTERM does
 }
 
 // startGateway runs run with the addresses, a 2 s shutdown timeout and args
 // (later flags win); cleanup stops it and checks its error.
 func startGateway(t *testing.T, args ...string) *gateway {
 	t.Helper()
-	g := &gateway{grpcAddr: freeAddr(t), metricsAddr: freeAddr(t), httpAddr: freeAddr(t)}
-	g.ctx, g.cancel = context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() {
-		runErr <- run(g.ctx, append([]string{"--grpc-addr", g.grpcAddr, "--metrics-addr", g.metricsAddr, "--http-addr", g.httpAddr,
+	g := &gateway{grpcAddr: servertest.FreeAddr(t), metricsAddr: servertest.FreeAddr(t), httpAddr: servertest.FreeAddr(t)}
+	g.Running = servertest.Go(t, func(ctx context.Context) error {
+		return run(ctx, append([]string{"--grpc-addr", g.grpcAddr, "--metrics-addr", g.metricsAddr, "--http-addr", g.httpAddr,
 			"--shutdown-timeout", "2s", "--log-level", "warn"}, args...))
-	}()
-	conn, err := grpc.NewClient(g.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		g.cancel()
-		if err := <-runErr; err != nil {
-			t.Errorf("run: %v", err)
-		}
 	})
-	g.health = healthpb.NewHealthClient(conn)
+	g.health = healthpb.NewHealthClient(servertest.Dial(t, g.grpcAddr))
 	return g
 }
 
@@ -103,8 +69,8 @@ func TestHealthFollowsDownstreams(t *testing.T) {
 	up1 := startReplica(t, upSvc, false)
 	up2 := startReplica(t, upSvc, false)
 
-	g := startGateway(t, "--generator-target", gen.addr, "--upscaler-target", up1.addr+","+up2.addr)
-	ctx, hc, metricsAddr, httpAddr := g.ctx, g.health, g.metricsAddr, g.httpAddr
+	g := startGateway(t, "--generator-target", gen.Addr, "--upscaler-target", up1.Addr+","+up2.Addr)
+	ctx, hc, metricsAddr, httpAddr := t.Context(), g.health, g.metricsAddr, g.httpAddr
 	status := func() (grpcServing, readyz, httpReady bool) {
 		cctx, ccancel := context.WithTimeout(ctx, time.Second)
 		defer ccancel()
@@ -158,7 +124,7 @@ func TestHealthFollowsDownstreams(t *testing.T) {
 	want("generator healthy, both upscalers NOT_SERVING", false)
 	up2.set(upSvc, true)
 	want("one upscaler turned SERVING", true)
-	up2.stop()
+	up2.Stop()
 	want("the healthy upscaler stopped", false)
 	live("no upscaler healthy")
 	up1.set(upSvc, true)
@@ -180,9 +146,9 @@ func TestOptionalPoolsStayOutOfReadiness(t *testing.T) {
 	ups := startReplica(t, upSvc, false)
 	single := startReplica(t, genSvc, false)
 
-	g := startGateway(t, "--http-addr", "", "--generator-target", gen.addr, "--upscaler-target", up.addr,
-		"--upsampler-target", ups.addr, "--single-generator-target", single.addr)
-	ctx, hc, metricsAddr := g.ctx, g.health, g.metricsAddr
+	g := startGateway(t, "--http-addr", "", "--generator-target", gen.Addr, "--upscaler-target", up.Addr,
+		"--upsampler-target", ups.Addr, "--single-generator-target", single.Addr)
+	ctx, hc, metricsAddr := t.Context(), g.health, g.metricsAddr
 	metrics := func() string {
 		r, err := http.Get("http://" + metricsAddr + "/metrics")
 		if err != nil {
@@ -236,10 +202,10 @@ func TestDrainFailsReadiness(t *testing.T) {
 	up := startReplica(t, upSvc, true)
 
 	// The drain delay only has to outlast a few loopback checks.
-	g := startGateway(t, "--generator-target", gen.addr, "--upscaler-target", up.addr, "--drain-delay", "3s")
+	g := startGateway(t, "--generator-target", gen.Addr, "--upscaler-target", up.Addr, "--drain-delay", "3s")
 	hc, metricsAddr, httpAddr := g.health, g.metricsAddr, g.httpAddr
 	grpcStatus := func(service string) healthpb.HealthCheckResponse_ServingStatus {
-		cctx, ccancel := context.WithTimeout(t.Context(), time.Second) // ctx is Run's, cancelled to drain
+		cctx, ccancel := context.WithTimeout(t.Context(), time.Second) // not Run's context, which Cancel ends to drain
 		defer ccancel()
 		resp, err := hc.Check(cctx, &healthpb.HealthCheckRequest{Service: service})
 		if err != nil {
@@ -272,7 +238,7 @@ func TestDrainFailsReadiness(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	g.cancel() // as SIGTERM does
+	g.Cancel() // as SIGTERM does
 	for grpcStatus("") == serving {
 		time.Sleep(10 * time.Millisecond)
 	}

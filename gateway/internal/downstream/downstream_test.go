@@ -2,7 +2,6 @@ package downstream
 
 import (
 	"context"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/hirez-ml/hirez/gateway/internal/pipeline"
 	"github.com/hirez-ml/hirez/platform/hotswap"
 	"github.com/hirez-ml/hirez/platform/rpcerr"
+	"github.com/hirez-ml/hirez/platform/servertest"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 )
 
@@ -33,25 +33,13 @@ func dial(t *testing.T, addr string) *grpc.ClientConn {
 // UNAVAILABLE names the pool; the default pools' and every other status pass
 // through unchanged.
 func TestInPoolNamesTheDownPool(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := lis.Addr().String()
-	lis.Close() // nothing listens here now
+	down := servertest.FreeAddr(t) // nothing listens here
 
 	// A real server that implements nothing: UNIMPLEMENTED for every call.
-	lis, err = net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	pb.RegisterUpscalerServiceServer(srv, pb.UnimplementedUpscalerServiceServer{})
-	pb.RegisterGeneratorServiceServer(srv, pb.UnimplementedGeneratorServiceServer{})
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(lis) }()
-	defer func() { srv.Stop(); <-done }()
-	up := lis.Addr().String()
+	up := servertest.ServeBare(t, func(srv *grpc.Server) {
+		pb.RegisterUpscalerServiceServer(srv, pb.UnimplementedUpscalerServiceServer{})
+		pb.RegisterGeneratorServiceServer(srv, pb.UnimplementedGeneratorServiceServer{})
+	}).Addr
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -110,19 +98,12 @@ func (n notLoaded) Upscale(context.Context, *pb.UpscaleRequest) (*pb.UpscaleResp
 // with the pool named in front of the replica's own message and the reason
 // intact, not replaced by a status of the gateway's making.
 func TestInPoolKeepsTheReplicasStatus(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	holder := hotswap.New(func(context.Context, string, []byte) (int, error) { return 0, nil }, nil)
 	defer holder.Close()
-	srv := grpc.NewServer()
-	pb.RegisterUpscalerServiceServer(srv, notLoaded{holder: holder})
-	pb.RegisterGeneratorServiceServer(srv, notLoaded{holder: holder})
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(lis) }()
-	defer func() { srv.Stop(); <-done }()
-	addr := lis.Addr().String()
+	addr := servertest.ServeBare(t, func(srv *grpc.Server) {
+		pb.RegisterUpscalerServiceServer(srv, notLoaded{holder: holder})
+		pb.RegisterGeneratorServiceServer(srv, notLoaded{holder: holder})
+	}).Addr
 	_, want := holder.Acquire()
 	wantMsg := rpcerr.Status(want).Message()
 
@@ -177,22 +158,14 @@ func (f flaky) StreamGenerate(req *pb.StreamGenerateRequest, stream pb.Generator
 // is resumed with the seeds not yet received; the caller gets every index
 // once, each from its own seed, and no error.
 func TestGenerateResumesAStreamThatFailed(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	f := flaky{calls: make(chan []int64, 8)}
-	srv := grpc.NewServer()
-	pb.RegisterGeneratorServiceServer(srv, f)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(lis) }()
-	defer func() { srv.Stop(); <-done }()
+	addr := servertest.ServeBare(t, func(srv *grpc.Server) { pb.RegisterGeneratorServiceServer(srv, f) }).Addr
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	seeds := []int64{10, 11, 12, 13, 14}
 	got := map[int]uint8{}
-	err = NewGenerator(dial(t, lis.Addr().String()), Retry{Attempts: 3, Backoff: time.Millisecond, Max: time.Millisecond}).
+	err := NewGenerator(dial(t, addr), Retry{Attempts: 3, Backoff: time.Millisecond, Max: time.Millisecond}).
 		Generate(ctx, seeds, pipeline.ModelRef{}, "", func(g pipeline.Generated) error {
 			if _, twice := got[g.Index]; twice {
 				t.Errorf("index %d delivered twice", g.Index)
@@ -235,19 +208,11 @@ func (failsAtTheEnd) StreamGenerate(req *pb.StreamGenerateRequest, stream pb.Gen
 // TestGenerateAfterEveryImageArrived: a stream that fails once every image
 // has arrived is a success, not a retry of nothing.
 func TestGenerateAfterEveryImageArrived(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	pb.RegisterGeneratorServiceServer(srv, failsAtTheEnd{})
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(lis) }()
-	defer func() { srv.Stop(); <-done }()
+	addr := servertest.ServeBare(t, func(srv *grpc.Server) { pb.RegisterGeneratorServiceServer(srv, failsAtTheEnd{}) }).Addr
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	n := 0
-	err = NewGenerator(dial(t, lis.Addr().String()), Retry{Attempts: 3, Backoff: time.Millisecond, Max: time.Millisecond}).
+	err := NewGenerator(dial(t, addr), Retry{Attempts: 3, Backoff: time.Millisecond, Max: time.Millisecond}).
 		Generate(ctx, []int64{1, 2, 3}, pipeline.ModelRef{}, "", func(pipeline.Generated) error { n++; return nil })
 	if err != nil || n != 3 {
 		t.Errorf("Generate: %v after %d images, want nil after 3", err, n)

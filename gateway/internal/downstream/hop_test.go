@@ -2,7 +2,6 @@ package downstream
 
 import (
 	"context"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,7 @@ import (
 	"github.com/hirez-ml/hirez/gateway/internal/pipeline"
 	"github.com/hirez-ml/hirez/platform/client"
 	"github.com/hirez-ml/hirez/platform/rpcerr"
+	"github.com/hirez-ml/hirez/platform/servertest"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 )
 
@@ -52,16 +52,7 @@ func (d *doubler) Upscale(ctx context.Context, req *pb.UpscaleRequest) (*pb.Upsc
 // serve runs srv's UpscalerService on loopback TCP until the test ends.
 func serve(t *testing.T, d *doubler) string {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	pb.RegisterUpscalerServiceServer(srv, d)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(lis) }()
-	t.Cleanup(func() { srv.Stop(); <-done })
-	return lis.Addr().String()
+	return servertest.ServeBare(t, func(srv *grpc.Server) { pb.RegisterUpscalerServiceServer(srv, d) }).Addr
 }
 
 // TestHungReplicaIsRoutedAround: of two replicas one never answers. Once
@@ -132,12 +123,7 @@ func TestOnlyHungReplicasFailPublicly(t *testing.T) {
 // fails UNAVAILABLE; the message the client sees names no address, the
 // detail for the log keeps the dial error.
 func TestDownstreamAddressesStayInternal(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := lis.Addr().String()
-	lis.Close()
+	down := servertest.FreeAddr(t) // nothing listens here
 	conn, err := client.Dial(down)
 	if err != nil {
 		t.Fatal(err)

@@ -6,20 +6,15 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
-	"go.uber.org/zap/zaptest"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/hirez-ml/hirez/engine/backends"
@@ -27,8 +22,9 @@ import (
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/gateway/internal/local"
 	"github.com/hirez-ml/hirez/gateway/internal/pipeline"
-	"github.com/hirez-ml/hirez/platform/config"
+	"github.com/hirez-ml/hirez/platform/client"
 	"github.com/hirez-ml/hirez/platform/server"
+	"github.com/hirez-ml/hirez/platform/servertest"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 )
 
@@ -65,32 +61,9 @@ func startWith(t *testing.T, meta map[string]string) *fixture {
 	t.Cleanup(unet.Free)
 	svc := pipeline.New(local.NewGenerator(gnet, "tiny-g", meta), local.NewUpscaler(unet, "tiny-sr"), Limits)
 
-	lis := bufconn.Listen(1 << 20)
-	shared := config.Defaults("bufnet")
-	shared.MetricsAddr = ""
-	srv, err := server.New(shared, zaptest.NewLogger(t), server.WithListener(lis))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pb.RegisterGatewayServiceServer(srv, New(svc))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(pb.MaxMessageBytes)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return &fixture{client: pb.NewGatewayServiceClient(conn), health: healthpb.NewHealthClient(conn), http: HTTP(svc, func() bool { return true })}
+	s := servertest.Start(t, func(srv *server.Server) { pb.RegisterGatewayServiceServer(srv, New(svc)) },
+		servertest.WithClientOptions(client.WithMaxMsgSize(pb.MaxMessageBytes, client.DefaultMaxSendMsgSize)))
+	return &fixture{client: pb.NewGatewayServiceClient(s.Conn), health: healthpb.NewHealthClient(s.Conn), http: HTTP(svc, func() bool { return true })}
 }
 
 func recvAll(t *testing.T, stream pb.GatewayService_GenerateImagesClient) ([]*pb.GenerateImagesResponse, error) {

@@ -4,28 +4,24 @@ import (
 	"bytes"
 	"context"
 	"math"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
-	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/hirez-ml/hirez/engine/backend"
 	"github.com/hirez-ml/hirez/engine/backends"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/platform/batch"
-	"github.com/hirez-ml/hirez/platform/config"
 	"github.com/hirez-ml/hirez/platform/hotswap"
 	"github.com/hirez-ml/hirez/platform/rpcerr"
 	"github.com/hirez-ml/hirez/platform/server"
+	"github.com/hirez-ml/hirez/platform/servertest"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 	"github.com/hirez-ml/hirez/services/generator/internal/generate"
 )
@@ -34,7 +30,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type fixture struct {
 	client pb.GeneratorServiceClient
-	health healthpb.HealthClient
+	conn   *grpc.ClientConn
 	holder *hotswap.Holder[*generate.Model]
 	srv    *server.Server
 	be     backend.Backend
@@ -48,42 +44,22 @@ func start(t *testing.T, cfg batch.Config) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = be.Close() }) // runs last: after the models on it are freed
-	lis := bufconn.Listen(1 << 20)
-	shared := config.Defaults("bufnet")
-	shared.MetricsAddr = ""
-	shared.ShutdownTimeout = 5 * time.Second
-	srv, err := server.New(shared, zaptest.NewLogger(t), server.WithListener(lis), server.WithModelServices(ServiceName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	holder := hotswap.New(nil, generate.Release, hotswap.OnSwap(func(*hotswap.Version[*generate.Model]) { srv.SetServing(ServiceName, true) }))
-	svc, err := generate.New(holder, cfg, generate.Limits{MaxCount: pb.MaxStreamGenerateCount, MaxLatentDim: pb.MaxLatentDim}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pb.RegisterGeneratorServiceServer(srv, New(svc))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
+	var holder *hotswap.Holder[*generate.Model]
+	s := servertest.Start(t, func(srv *server.Server) {
+		holder = hotswap.New(nil, generate.Release, hotswap.OnSwap(func(*hotswap.Version[*generate.Model]) { srv.SetServing(ServiceName, true) }))
+		svc, err := generate.New(holder, cfg, generate.Limits{MaxCount: pb.MaxStreamGenerateCount, MaxLatentDim: pb.MaxLatentDim}, nil)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if err := svc.Close(context.Background()); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-		holder.Close()
-	})
-	return &fixture{client: pb.NewGeneratorServiceClient(conn), health: healthpb.NewHealthClient(conn), holder: holder, srv: srv, be: be}
+		t.Cleanup(func() { // once the server has stopped
+			if err := svc.Close(context.Background()); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+			holder.Close()
+		})
+		pb.RegisterGeneratorServiceServer(srv, New(svc))
+	}, servertest.WithServerOptions(server.WithModelServices(ServiceName)))
+	return &fixture{client: pb.NewGeneratorServiceClient(s.Conn), conn: s.Conn, holder: holder, srv: s.Server, be: be}
 }
 
 // load puts a small, untrained but real generator into the holder.
@@ -100,27 +76,12 @@ func (f *fixture) load(t *testing.T) *hotswap.Version[*generate.Model] {
 	return f.holder.Set(m, hotswap.Digest([]byte("tiny-g")), "mem")
 }
 
-func healthOf(t *testing.T, f *fixture, svc string) healthpb.HealthCheckResponse_ServingStatus {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		resp, err := f.health.Check(context.Background(), &healthpb.HealthCheckRequest{Service: svc})
-		if err == nil {
-			return resp.GetStatus()
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("health check: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 var fast = batch.Config{MaxBatch: 4, MaxWait: time.Millisecond, QueueSize: 16}
 
 func TestNotServingUntilModelLoaded(t *testing.T) {
 	f := start(t, fast)
 	for _, svc := range []string{"", ServiceName} {
-		if got := healthOf(t, f, svc); got != healthpb.HealthCheckResponse_NOT_SERVING {
+		if got := servertest.HealthOf(t, f.conn, svc); got != healthpb.HealthCheckResponse_NOT_SERVING {
 			t.Fatalf("health %q before a model = %v, want NOT_SERVING", svc, got)
 		}
 	}
@@ -129,13 +90,7 @@ func TestNotServingUntilModelLoaded(t *testing.T) {
 		t.Fatalf("Generate before a model = %v, want Unavailable", err)
 	}
 	f.load(t)
-	deadline := time.Now().Add(5 * time.Second)
-	for healthOf(t, f, "") != healthpb.HealthCheckResponse_SERVING {
-		if time.Now().After(deadline) {
-			t.Fatal("not SERVING after the model was loaded")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	servertest.WaitServing(t, f.conn, "") // after the model was loaded
 }
 
 func TestGenerateDeterministicPerSeed(t *testing.T) {

@@ -5,21 +5,19 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/platform/servertest"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 
 	"github.com/hirez-ml/hirez/services/trainer/cmdline"
@@ -30,40 +28,13 @@ type proc struct {
 	cmd  *exec.Cmd
 	addr string
 	conn *grpc.ClientConn
-	logs *syncBuffer
+	logs *servertest.Buffer
 	done chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func startProcess(t *testing.T, dataDir string, extra ...string) *proc {
 	t.Helper()
-	p := &proc{addr: freeAddr(t), logs: &syncBuffer{}, done: make(chan error, 1)}
+	p := &proc{addr: servertest.FreeAddr(t), logs: &servertest.Buffer{}, done: make(chan error, 1)}
 	args := append([]string{"--grpc-addr", p.addr, "--metrics-addr", "", "--data-dir", dataDir,
 		"--admin-token-file", filepath.Join(dataDir, "token"), "--log-format", "console", "--shutdown-timeout", "5s"}, extra...)
 	p.cmd = exec.Command(binary, args...)
@@ -72,13 +43,8 @@ func startProcess(t *testing.T, dataDir string, extra ...string) *proc {
 		t.Fatal(err)
 	}
 	go func() { p.done <- p.cmd.Wait() }()
-	conn, err := grpc.NewClient(p.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.conn = conn
+	p.conn = servertest.Dial(t, p.addr)
 	t.Cleanup(func() {
-		conn.Close()
 		if p.cmd.ProcessState == nil {
 			_ = p.cmd.Process.Kill()
 			<-p.done
@@ -87,7 +53,7 @@ func startProcess(t *testing.T, dataDir string, extra ...string) *proc {
 			t.Logf("trainer %s log:\n%s", p.addr, p.logs.String())
 		}
 	})
-	waitServing(t, conn)
+	servertest.WaitServing(t, p.conn, "")
 	return p
 }
 

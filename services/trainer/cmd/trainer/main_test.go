@@ -5,7 +5,6 @@ import (
 	"image"
 	"image/color"
 	"image/png"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,14 +13,13 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/hirez-ml/hirez/engine/backends"
 	"github.com/hirez-ml/hirez/platform/server"
+	"github.com/hirez-ml/hirez/platform/servertest"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 )
 
@@ -59,11 +57,10 @@ func tiny(t testing.TB, dir string, n, w int) {
 type inproc struct {
 	conn    *grpc.ClientConn
 	dataDir string
-	cancel  context.CancelFunc
-	done    chan error
 }
 
-// startInProcess runs serve on a bufconn listener.
+// startInProcess runs serve on a bufconn listener with a data directory
+// holding a tiny dataset and an admin token file.
 func startInProcess(t *testing.T, extra ...string) *inproc {
 	t.Helper()
 	dir := t.TempDir()
@@ -72,48 +69,21 @@ func startInProcess(t *testing.T, extra ...string) *inproc {
 	if err := os.WriteFile(tok, []byte(testToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	lis := bufconn.Listen(1 << 20)
-	ctx, cancel := context.WithCancel(context.Background())
-	args := append([]string{"--data-dir", dir, "--admin-token-file", tok, "--metrics-addr", "", "--log-level", "error", "--backend", "ref"}, extra...)
-	p := &inproc{dataDir: dir, cancel: cancel, done: make(chan error, 1)}
-	go func() { p.done <- serve(ctx, args, server.WithListener(lis)) }()
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.conn = conn
-	t.Cleanup(func() {
-		conn.Close()
-		cancel()
-		select {
-		case err := <-p.done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("serve did not stop")
-		}
-	})
-	waitServing(t, conn)
-	return p
+	conn, _ := serveInProcess(t, append([]string{"--data-dir", dir, "--admin-token-file", tok}, extra...)...)
+	return &inproc{conn: conn, dataDir: dir}
 }
 
-func waitServing(t *testing.T, conn *grpc.ClientConn) {
+// serveInProcess runs serve with args (and no metrics, errors-only logs, the
+// reference backend) on a bufconn listener until the test ends or it is
+// stopped, and returns a connection to it once it is SERVING.
+func serveInProcess(t *testing.T, args ...string) (*grpc.ClientConn, *servertest.Running) {
 	t.Helper()
-	hc := healthpb.NewHealthClient(conn)
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
-		cancel()
-		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("trainer never became SERVING")
+	args = append([]string{"--metrics-addr", "", "--log-level", "error", "--backend", "ref"}, args...)
+	lis := servertest.ListenBufconn()
+	run := servertest.Go(t, func(ctx context.Context) error { return serve(ctx, args, server.WithListener(lis)) })
+	conn := lis.Dial(t)
+	servertest.WaitServing(t, conn, "")
+	return conn, run
 }
 
 func admin(ctx context.Context) context.Context {
@@ -288,23 +258,13 @@ func TestWritesRefusedWithoutTokenUnlessInsecure(t *testing.T) {
 	dir := t.TempDir()
 	tiny(t, filepath.Join(dir, "datasets", "tiny"), 4, 64)
 	for _, insecureWrites := range []bool{false, true} {
-		lis := bufconn.Listen(1 << 20)
-		ctx, cancel := context.WithCancel(context.Background())
-		args := []string{"--data-dir", dir, "--metrics-addr", "", "--log-level", "error", "--backend", "ref"}
+		args := []string{"--data-dir", dir}
 		if insecureWrites {
 			args = append(args, "--insecure-allow-writes")
 		}
-		done := make(chan error, 1)
-		go func() { done <- serve(ctx, args, server.WithListener(lis)) }()
-		conn, err := grpc.NewClient("passthrough:///bufnet",
-			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-			grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		waitServing(t, conn)
+		conn, run := serveInProcess(t, args...)
 		tc := pb.NewTrainerServiceClient(conn)
-		_, err = tc.CreateJob(context.Background(), &pb.CreateJobRequest{Spec: goodSpec(), JobId: "dev-job"})
+		_, err := tc.CreateJob(context.Background(), &pb.CreateJobRequest{Spec: goodSpec(), JobId: "dev-job"})
 		if insecureWrites {
 			if err != nil {
 				t.Errorf("--insecure-allow-writes: create: %v", err)
@@ -315,8 +275,7 @@ func TestWritesRefusedWithoutTokenUnlessInsecure(t *testing.T) {
 			t.Errorf("no token file: create = %v, want PermissionDenied naming --admin-token-file", err)
 		}
 		conn.Close()
-		cancel()
-		if err := <-done; err != nil {
+		if err := run.Stop(); err != nil {
 			t.Fatal(err)
 		}
 	}

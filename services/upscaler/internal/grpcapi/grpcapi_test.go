@@ -4,28 +4,24 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
-	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/hirez-ml/hirez/engine/backend"
 	"github.com/hirez-ml/hirez/engine/backends"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/platform/batch"
-	"github.com/hirez-ml/hirez/platform/config"
 	"github.com/hirez-ml/hirez/platform/hotswap"
 	"github.com/hirez-ml/hirez/platform/server"
+	"github.com/hirez-ml/hirez/platform/servertest"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 	"github.com/hirez-ml/hirez/services/upscaler/internal/upscale"
 )
@@ -34,7 +30,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type fixture struct {
 	client pb.UpscalerServiceClient
-	health healthpb.HealthClient
+	conn   *grpc.ClientConn
 	holder *hotswap.Holder[*upscale.Model]
 	srv    *server.Server
 	svc    *upscale.Service
@@ -44,61 +40,39 @@ type fixture struct {
 // start serves the upscaler over bufconn with an empty model holder.
 func start(t *testing.T, cfg batch.Config) *fixture {
 	t.Helper()
-	lis := bufconn.Listen(1 << 20)
-	return serve(t, cfg, upscale.DefaultMemory, lis, "passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }))
+	return serve(t, cfg, upscale.DefaultMemory)
 }
 
 // startTCP serves the upscaler on a real TCP loopback port with mem's bounds.
 func startTCP(t *testing.T, cfg batch.Config, mem upscale.Memory) *fixture {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return serve(t, cfg, mem, lis, lis.Addr().String())
+	return serve(t, cfg, mem, servertest.TCP())
 }
 
-func serve(t *testing.T, cfg batch.Config, mem upscale.Memory, lis net.Listener, target string, dial ...grpc.DialOption) *fixture {
+func serve(t *testing.T, cfg batch.Config, mem upscale.Memory, opts ...servertest.Option) *fixture {
 	t.Helper()
 	be, err := backends.Open("") // the fastest built in: what the binary serves with
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = be.Close() }) // runs last: after the models on it are freed
-	shared := config.Defaults("bufnet")
-	shared.MetricsAddr = ""
-	shared.ShutdownTimeout = 5 * time.Second
-	srv, err := server.New(shared, zaptest.NewLogger(t), server.WithListener(lis), server.WithModelServices(ServiceName), server.WithGRPCOptions(ServerOptions()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	holder := hotswap.New(nil, upscale.Release, hotswap.OnSwap(func(*hotswap.Version[*upscale.Model]) { srv.SetServing(ServiceName, true) }))
-	svc, err := upscale.New(holder, cfg, Limits, mem, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pb.RegisterUpscalerServiceServer(srv, New(svc))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-
-	conn, err := grpc.NewClient(target, append(dial, grpc.WithTransportCredentials(insecure.NewCredentials()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
+	f := &fixture{be: be}
+	s := servertest.Start(t, func(srv *server.Server) {
+		f.holder = hotswap.New(nil, upscale.Release, hotswap.OnSwap(func(*hotswap.Version[*upscale.Model]) { srv.SetServing(ServiceName, true) }))
+		f.svc, err = upscale.New(f.holder, cfg, Limits, mem, nil)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if err := svc.Close(context.Background()); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-		holder.Close()
-	})
-	return &fixture{client: pb.NewUpscalerServiceClient(conn), health: healthpb.NewHealthClient(conn), holder: holder, srv: srv, svc: svc, be: be}
+		t.Cleanup(func() { // once the server has stopped
+			if err := f.svc.Close(context.Background()); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+			f.holder.Close()
+		})
+		pb.RegisterUpscalerServiceServer(srv, New(f.svc))
+	}, append(opts, servertest.WithServerOptions(server.WithModelServices(ServiceName), server.WithGRPCOptions(ServerOptions()...)))...)
+	f.client, f.conn, f.srv = pb.NewUpscalerServiceClient(s.Conn), s.Conn, s.Server
+	return f
 }
 
 // load puts a small, untrained but real upscaler into the holder.
@@ -115,21 +89,6 @@ func (f *fixture) load(t *testing.T) *hotswap.Version[*upscale.Model] {
 	return f.holder.Set(m, hotswap.Digest([]byte("tiny-sr")), "mem")
 }
 
-func healthOf(t *testing.T, f *fixture, svc string) healthpb.HealthCheckResponse_ServingStatus {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		resp, err := f.health.Check(context.Background(), &healthpb.HealthCheckRequest{Service: svc})
-		if err == nil {
-			return resp.GetStatus()
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("health check: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // = batch.Config{MaxBatch: 4, MaxWait: time.Millisecond, QueueSize: 16}
 var fast = batch.Config{MaxBatch: 4, MaxWait: 2 * time.Millisecond, QueueSize: 16}
 
@@ -140,7 +99,7 @@ func raw(w, h int, fill byte) *pb.RawImage {
 func TestNotServingUntilModelLoaded(t *testing.T) {
 	f := start(t, fast)
 	for _, svc := range []string{"", ServiceName} {
-		if got := healthOf(t, f, svc); got != healthpb.HealthCheckResponse_NOT_SERVING {
+		if got := servertest.HealthOf(t, f.conn, svc); got != healthpb.HealthCheckResponse_NOT_SERVING {
 			t.Fatalf("health %q before a model = %v, want NOT_SERVING", svc, got)
 		}
 	}
@@ -149,13 +108,7 @@ func TestNotServingUntilModelLoaded(t *testing.T) {
 		t.Fatalf("Upscale before a model = %v, want Unavailable", err)
 	}
 	f.load(t)
-	deadline := time.Now().Add(5 * time.Second)
-	for healthOf(t, f, ServiceName) != healthpb.HealthCheckResponse_SERVING {
-		if time.Now().After(deadline) {
-			t.Fatal("not SERVING after the model was loaded")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	servertest.WaitServing(t, f.conn, ServiceName) // after the model was loaded
 }
 
 func TestUpscaleSizesAndProvenance(t *testing.T) {
