@@ -72,3 +72,37 @@ func TestWriteRespectsUmask(t *testing.T) {
 		}
 	}
 }
+
+func TestCleanTempRemovesLeftoversOfAKill(t *testing.T) {
+	dir := t.TempDir()
+	keep := filepath.Join(dir, "checkpoint.safetensors")
+	hidden := filepath.Join(dir, ".hirez.json") // hidden but not a temporary
+	if err := os.WriteFile(keep, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(hidden, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// What a kill between CreateTemp and the rename leaves, for two bases.
+	for _, base := range []string{"checkpoint.safetensors", "publish"} {
+		f, err := CreateTemp(dir, base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	if err := CleanTemp(dir); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(dir)
+	var left []string
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	if len(left) != 2 || left[0] != ".hirez.json" || left[1] != "checkpoint.safetensors" {
+		t.Fatalf("left %v, want only the real files", left)
+	}
+	if err := CleanTemp(filepath.Join(dir, "missing")); err != nil {
+		t.Fatalf("a missing directory: %v", err)
+	}
+}

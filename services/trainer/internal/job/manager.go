@@ -18,7 +18,7 @@ import (
 	"github.com/hirez-ml/hirez/platform/fault"
 	"github.com/hirez-ml/hirez/proto/hirez/limits"
 
-	"github.com/hirez-ml/hirez/services/trainer/internal/atomicfile"
+	"github.com/hirez-ml/hirez/engine/atomicfile"
 	"github.com/hirez-ml/hirez/services/trainer/internal/pubsub"
 	"github.com/hirez-ml/hirez/services/trainer/internal/registry"
 )

@@ -24,13 +24,12 @@ import (
 
 	"go.uber.org/zap"
 
-	engineatomic "github.com/hirez-ml/hirez/engine/atomicfile"
+	"github.com/hirez-ml/hirez/engine/atomicfile"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/engine/safetensors"
 	"github.com/hirez-ml/hirez/platform/fault"
 	"github.com/hirez-ml/hirez/proto/hirez/limits"
 
-	"github.com/hirez-ml/hirez/services/trainer/internal/atomicfile"
 	"github.com/hirez-ml/hirez/services/trainer/internal/page"
 	"github.com/hirez-ml/hirez/services/trainer/internal/pubsub"
 )
@@ -229,7 +228,7 @@ func (r *Registry) Publish(ctx context.Context, name string, kind Kind, src, sou
 	}
 	defer in.Close()
 	// Copy and hash in one pass into a temporary file, then rename it to its digest.
-	tmp, err := engineatomic.CreateTemp(dir, atomicfile.TempPrefix+"publish-")
+	tmp, err := atomicfile.CreateTemp(dir, "publish")
 	if err != nil {
 		return Version{}, fmt.Errorf("publish %s: %w", name, err)
 	}
@@ -270,7 +269,7 @@ func (r *Registry) Publish(ctx context.Context, name string, kind Kind, src, sou
 	if err := os.Rename(tmp.Name(), r.Path(name, digest)); err != nil {
 		return Version{}, fmt.Errorf("publish %s: %w", name, err)
 	}
-	if err := engineatomic.SyncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return Version{}, err
 	}
 	now := r.now()
@@ -426,7 +425,7 @@ func (r *Registry) deleteLocked(ctx context.Context, v Version) (Version, error)
 	path := r.Path(v.Model, v.Digest)
 	err = os.Remove(path)
 	if err == nil || errors.Is(err, os.ErrNotExist) {
-		err = engineatomic.SyncDir(filepath.Dir(path))
+		err = atomicfile.SyncDir(filepath.Dir(path))
 	}
 	if err != nil {
 		r.log.Error("version deleted but its file could not be removed; remove it by hand",
