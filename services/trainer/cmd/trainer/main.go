@@ -22,7 +22,7 @@ import (
 	"github.com/hirez-ml/hirez/platform/server"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 
-	"github.com/hirez-ml/hirez/services/trainer/internal/api"
+	"github.com/hirez-ml/hirez/services/trainer/internal/grpcapi"
 	"github.com/hirez-ml/hirez/services/trainer/internal/job"
 	"github.com/hirez-ml/hirez/services/trainer/internal/registry"
 	"github.com/hirez-ml/hirez/services/trainer/internal/runner"
@@ -155,7 +155,7 @@ func serve(ctx context.Context, args []string, opts ...server.Option) error {
 		return err
 	}
 
-	auth := api.Auth{Token: token, InsecureWrites: f.insecureWrites}
+	auth := grpcapi.Auth{Token: token, InsecureWrites: f.insecureWrites}
 	if f.identities != "" {
 		for _, id := range strings.Split(f.identities, ",") {
 			if id = strings.TrimSpace(id); id != "" {
@@ -170,8 +170,8 @@ func serve(ctx context.Context, args []string, opts ...server.Option) error {
 			logger.Warn("no --admin-token-file or --admin-identities: writes are refused, reads are open")
 		}
 	}
-	pb.RegisterTrainerServiceServer(srv, api.NewTrainer(jobs, auth))
-	pb.RegisterModelRegistryServiceServer(srv, api.NewRegistry(reg, auth))
+	pb.RegisterTrainerServiceServer(srv, grpcapi.NewTrainer(jobs, auth))
+	pb.RegisterModelRegistryServiceServer(srv, grpcapi.NewRegistry(reg, auth))
 
 	// Shutdown begins when ctx ends: stop the running job (it becomes
 	// INTERRUPTED after checkpointing) and end the watch streams so that the

@@ -1,8 +1,8 @@
-// Package api is the trainer's transport: it converts hirez.v1 messages to the
+// Package grpcapi is the trainer's transport: it converts hirez.v1 messages to the
 // domain (packages job and registry) and back, checks write access, and is the
 // only trainer package that imports gRPC. Domain errors are returned as they
 // are; the platform's interceptor maps them to statuses (package rpcerr).
-package api
+package grpcapi
 
 import (
 	"context"
