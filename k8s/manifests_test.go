@@ -135,9 +135,10 @@ func TestDev(t *testing.T) {
 func TestProd(t *testing.T) {
 	objs := build(t, filesys.MakeFsOnDisk(), "overlays/prod")
 	prod(t, objs)
-	// The CUDA backend is planned, not implemented (engine/backends): a server
-	// started with HIREZ_BACKEND=cuda refuses to start, so the default prod
-	// overlay must not ask for it, nor for the GPUs and -cuda images that go with it.
+	// The CUDA backend has not run on a GPU yet (docs/cuda.md), and the
+	// untagged images refuse HIREZ_BACKEND=cuda (engine/backend/choose), so the
+	// default prod overlay must not ask for it, nor for the GPUs and -cuda
+	// images that go with it.
 	for _, d := range objs.deployments() {
 		if gpus(d) > 0 {
 			t.Errorf("Deployment/%s: prod asks for a GPU; the CUDA backend is not available yet", d.Name)

@@ -22,7 +22,7 @@ eval "$(scripts/cuda-sdk.sh)"
 export CGO_ENABLED=1
 export CGO_CFLAGS="-I$CUDA_SDK/include ${CGO_CFLAGS:-}"
 export CGO_LDFLAGS="-L$CUDA_SDK/lib/x86_64-linux-gnu/stubs ${CGO_LDFLAGS:-}"
-pkgs=(./backend/cuda/ ./backends/ ./bench/)
+pkgs=(./backend/cuda/ ./backend/choose/ ./bench/)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 (
@@ -32,7 +32,7 @@ trap 'rm -rf "$tmp"' EXIT
   go vet -tags cudaemu ./backend/cuda/
   echo "== cuda: go build -tags cuda ${pkgs[*]}"
   go build -tags cuda "${pkgs[@]}"
-  for p in ./backend/cuda/ ./backends/; do
+  for p in ./backend/cuda/ ./backend/choose/; do
     echo "== cuda: go test -tags cuda -c $p"
     go test -tags cuda -c -o "$tmp/$(basename "$p").test" "$p"
   done

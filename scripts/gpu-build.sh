@@ -3,7 +3,7 @@
 # has the NVIDIA driver, CUDA and PyTorch but no Go, built here into gpu/
 # (git-ignored), within the device tool's 64 MiB carry limit:
 #   gpu/cuda.test       engine/backend/cuda's parity tests and benchmarks
-#   gpu/backends.test   engine/backends: the layer stack on every backend vs ref
+#   gpu/choose.test     engine/backend/choose: the layer stack on every backend vs ref
 #   gpu/hzbench         the make-bench workloads (SRCNN b1/b8, generator, DCGAN
 #                       train step), -tags cuda
 #   gpu/lib/            the shared libraries these link besides libc and the
@@ -19,7 +19,7 @@ rm -rf gpu && mkdir -p gpu/lib
 (
   cd engine
   go test -tags cuda -c -trimpath -o ../gpu/cuda.test ./backend/cuda/
-  go test -tags cuda -c -trimpath -o ../gpu/backends.test ./backends/
+  go test -tags cuda -c -trimpath -o ../gpu/choose.test ./backend/choose/
   go build -tags cuda -trimpath -o ../gpu/hzbench ./bench/cmd/hzbench
 )
 # Libraries the binaries need that a GPU image may lack: everything ldd resolves

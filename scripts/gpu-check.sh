@@ -6,7 +6,7 @@
 #   1. nvidia-smi, the driver and PyTorch's view of the card;
 #   2. gpu/cuda.test: every op against ref (backendtest: awkward and random
 #      shapes, bad input, concurrency), large GEMMs, close twice;
-#   3. gpu/backends.test: the layer stack forward and backward on every
+#   3. gpu/choose.test: the layer stack forward and backward on every
 #      backend (cuda, cpu) against ref;
 #   4. benchmarks: BenchmarkConv2D/cuda and BenchmarkSGEMM; hzbench on cuda
 #      (SRCNN b1/b8 at 128 → 256, generator h128 b16, DCGAN train step h64 b16);
@@ -44,11 +44,11 @@ step() { # step <name> <timeout s> <command…>: runs it, logs to $OUT/<name>.lo
   echo "| step | exit | time |"
   echo "|---|---|---|"
 } > "$report"
-ldd gpu/cuda.test gpu/backends.test gpu/hzbench > "$OUT/ldd.log" 2>&1
+ldd gpu/cuda.test gpu/choose.test gpu/hzbench > "$OUT/ldd.log" 2>&1
 
 step parity 150 gpu/cuda.test -test.v -test.count=1 -test.timeout=140s
 parity=$?
-step layers 60 gpu/backends.test -test.v -test.count=1 -test.run 'TestLayersAgree|TestSelection|TestUnavailable' -test.timeout=50s
+step layers 60 gpu/choose.test -test.v -test.count=1 -test.run 'TestLayersAgree|TestSelection|TestUnavailable' -test.timeout=50s
 layers=$?
 step bench-go 60 gpu/cuda.test -test.run '^$' -test.bench . -test.benchtime 2s -test.timeout=55s
 step hzbench 60 gpu/hzbench -backends cuda -reps 5

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/metrics"
 	"github.com/hirez-ml/hirez/engine/model"
@@ -18,7 +18,7 @@ import (
 // new images.
 func randomEncoder(t *testing.T) *Extractor {
 	t.Helper()
-	b, err := backends.Open("ref")
+	b, err := choose.Open("ref")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestEmbedErrors(t *testing.T) {
 	if _, err := NewReference(ctx, e, noise(1, 3, 16), noise(2, 10, 16), metrics.DefaultKID()); err == nil || !strings.Contains(err.Error(), "more than 3") {
 		t.Errorf("3 held-out images: error %v", err)
 	}
-	b, _ := backends.Open("ref")
+	b, _ := choose.Open("ref")
 	defer b.Close()
 	g, err := model.Build("dcgan-g-stable", b, model.Options{Side: 16})
 	if err != nil {

@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/hirez-ml/hirez/engine/backend"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/backend/ref"
-	"github.com/hirez-ml/hirez/engine/backends"
 	"github.com/hirez-ml/hirez/engine/layer"
 	"github.com/hirez-ml/hirez/engine/safetensors"
 	"github.com/hirez-ml/hirez/engine/tensor"
@@ -47,13 +47,13 @@ func TestPresetsMatchRef(t *testing.T) {
 	}
 	oracle := ref.New()
 	defer oracle.Close()
-	for _, name := range backends.All() {
+	for _, name := range choose.All() {
 		if name == "ref" {
 			continue
 		}
 		t.Run(name, func(t *testing.T) {
-			training := !backends.InferenceOnly(name)
-			b, err := backends.OpenWith(name, backends.Options{Training: training})
+			training := !choose.InferenceOnly(name)
+			b, err := choose.OpenWith(name, choose.Options{Training: training})
 			if err != nil {
 				t.Skipf("backend %s: %v", name, err)
 			}

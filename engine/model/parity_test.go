@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/hirez-ml/hirez/engine/backend"
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/layer"
 	"github.com/hirez-ml/hirez/engine/safetensors"
 	"github.com/hirez-ml/hirez/engine/tensor"
@@ -97,9 +97,9 @@ func relErr(got, want []float32) float64 {
 // eachBackend runs f on every backend built into this test binary (ref always;
 // cpu with cgo and oneDNN).
 func eachBackend(t *testing.T, f func(t *testing.T, b backend.Backend)) {
-	for _, name := range backends.Names() {
+	for _, name := range choose.Names() {
 		t.Run(name, func(t *testing.T) {
-			b, err := backends.Open(name)
+			b, err := choose.Open(name)
 			if err != nil {
 				t.Skipf("backend %s: %v", name, err)
 			}

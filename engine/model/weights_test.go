@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/backend/ref"
-	"github.com/hirez-ml/hirez/engine/backends"
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/layer"
 	"github.com/hirez-ml/hirez/engine/safetensors"
@@ -162,7 +162,7 @@ func TestLoadRejects(t *testing.T) {
 func TestSRCNNContractTorchWeights(t *testing.T) {
 	// The fastest backend in the binary (ref parity is covered by
 	// TestParityWithPyTorch; this one is 0.9 GFLOP).
-	b, err := backends.Open("")
+	b, err := choose.Open("")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/model"
 )
 
@@ -17,7 +17,7 @@ import (
 //
 //	go test -run '^$' -bench TiledVsWhole -benchtime 5x ./tile
 func BenchmarkTiledVsWhole(b *testing.B) {
-	be, err := backends.Open("")
+	be, err := choose.Open("")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/hirez-ml/hirez/engine/backend"
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/model"
 )
@@ -20,7 +20,7 @@ const bundled = "../../models/espcn-residual-x2-emoji.safetensors"
 
 func openBackend(t *testing.T) backend.Backend {
 	t.Helper()
-	b, err := backends.Open("") // the fastest built in: what the CLI and the service run
+	b, err := choose.Open("") // the fastest built in: what the CLI and the service run
 	if err != nil {
 		t.Fatal(err)
 	}

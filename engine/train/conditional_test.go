@@ -10,7 +10,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/dataset"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/engine/tensor"
@@ -53,7 +53,7 @@ func conditionalRunner(ctx context.Context, o Options) (Result, error) {
 // host: logit_n = out[n,0] + out[n,1+y_n], and the gradient dlogit_n lands on
 // exactly those two outputs.
 func TestProjection(t *testing.T) {
-	b, err := backends.Open("ref")
+	b, err := choose.Open("ref")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ import (
 // Options are what every loop shares: data, where results go, when to stop, and
 // the hooks that report progress.
 type Options struct {
-	Backend backend.Backend // required; choose one with engine/backends
+	Backend backend.Backend // required; choose one with engine/backend/choose
 	Data    string          // folder of training images (searched recursively)
 	// Groups, when set, trains on the images of these Unicode emoji groups only
 	// (by the set's labels.tsv; see dataset.Options.Groups).

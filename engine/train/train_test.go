@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/engine/safetensors"
@@ -46,7 +46,7 @@ func writeImages(t testing.TB, n, size int) string {
 
 func refOptions(t testing.TB, data, out string) Options {
 	t.Helper()
-	b, err := backends.Open("ref")
+	b, err := choose.Open("ref")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/gateway/internal/grpcapi"
 	"github.com/hirez-ml/hirez/gateway/internal/local"
@@ -146,7 +146,7 @@ func BenchmarkGateway(b *testing.B) {
 // the pipeline over the engine directly, no network, no batching (one network
 // per stage behind a lock) — what the served pipeline costs on top.
 func BenchmarkInProcess(b *testing.B) {
-	be, err := backends.Open("")
+	be, err := choose.Open("")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -25,7 +25,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/platform/client"
@@ -73,7 +73,7 @@ func setup(m *testing.M) (int, error) {
 	}
 	// Small, untrained but real models with fixed seeds: the generator at 32 px
 	// (three ×2 passes to 256) and the cheap ESPCN-style upscaler.
-	be, err := backends.Open("")
+	be, err := choose.Open("")
 	if err != nil {
 		return 0, err
 	}
@@ -546,7 +546,7 @@ func TestGeneratorHotSwapsWithoutDroppingRequests(t *testing.T) {
 			}
 		})
 	}
-	be, err := backends.Open("")
+	be, err := choose.Open("")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/platform/rpcerr"
 	"github.com/hirez-ml/hirez/platform/servertest"
@@ -28,7 +28,7 @@ import (
 // directory is the one meant to be served).
 func saveGenerator(t *testing.T, path string, seed uint64, meta map[string]string, age time.Duration) {
 	t.Helper()
-	be, err := backends.Open("")
+	be, err := choose.Open("")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/model"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
@@ -22,7 +22,7 @@ import (
 // saveModel writes an untrained but real preset network to dir/name.safetensors.
 func saveModel(t *testing.T, dir, preset, name string, side int) string {
 	t.Helper()
-	be, err := backends.Open("")
+	be, err := choose.Open("")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@
 //		platform.Main(modelserver.Spec[backend.Backend, *generate.Model]{
 //			Name: "generator", GRPCAddr: ":9001", What: "a generator",
 //			Service: grpcapi.ServiceName, Stage: "generate",
-//			Backends: backends.Describe(false), OpenBackend: backends.Open,
+//			Backends: choose.Describe(false), OpenBackend: choose.Open,
 //			Load: generate.Loader, Release: generate.Release,
 //			Describe: func(v *hotswap.Version[*generate.Model]) string { ... },
 //			Start: func(d modelserver.Deps[*generate.Model]) (modelserver.Service, error) { ... },
@@ -91,8 +91,8 @@ type Spec[B Backend, M any] struct {
 	Stage string
 
 	// Backends describes the --backend choices for its usage line, and
-	// OpenBackend opens one by name ("" the default): backends.Describe(false)
-	// and backends.Open.
+	// OpenBackend opens one by name ("" the default): choose.Describe(false)
+	// and choose.Open.
 	Backends    string
 	OpenBackend func(name string) (B, error)
 

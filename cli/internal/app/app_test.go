@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/model"
 )
@@ -272,7 +272,7 @@ func TestTrainDefaultsGANModel(t *testing.T) {
 // fixed random function of the image, enough to run the feature scores end to end.
 func randomExtractor(t *testing.T, dir string) string {
 	t.Helper()
-	b, err := backends.Open("ref")
+	b, err := choose.Open("ref")
 	if err != nil {
 		t.Fatal(err)
 	}

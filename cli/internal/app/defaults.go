@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/hirez-ml/hirez/engine/backend"
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/metrics"
 	"github.com/hirez-ml/hirez/engine/model"
@@ -77,7 +77,7 @@ func runTrainDefaults(ctx context.Context, env Env, args []string) error {
 	fs.IntVar(&r.srEval, "sr-eval", 0, "held-out emoji for the SR PSNR (0 = all)")
 	fs.Uint64Var(&r.seed, "seed", 1, "seed")
 	fs.StringVar(&r.only, "only", "", "train and document only one model: gan or sr ('' = both)")
-	backendName := fs.String("backend", "", "backend: "+backends.Describe(true))
+	backendName := fs.String("backend", "", "backend: "+choose.Describe(true))
 	resume := fs.Bool("resume", false, "continue interrupted runs in --work")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -107,7 +107,7 @@ func runTrainDefaults(ctx context.Context, env Env, args []string) error {
 			return usagef("%v (run 'make data' first)", err)
 		}
 	}
-	b, err := backends.OpenWith(*backendName, backends.Options{Training: true})
+	b, err := choose.OpenWith(*backendName, choose.Options{Training: true})
 	if err != nil {
 		return usagef("%v", err)
 	}

@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/hirez-ml/hirez/engine/backend"
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/metrics"
 	"github.com/hirez-ml/hirez/engine/model"
@@ -59,7 +59,7 @@ func evalCommand() Command {
 }
 
 func openModel(path, backendName string, role model.Role) (backend.Backend, *model.Network, map[string]string, error) {
-	b, err := backends.Open(backendName)
+	b, err := choose.Open(backendName)
 	if err != nil {
 		return nil, nil, nil, usagef("%v", err)
 	}
@@ -83,7 +83,7 @@ func runEvalSR(ctx context.Context, env Env, args []string) error {
 	scale := fs.Int("scale", 2, "scale factor (a power of the model's)")
 	limit := fs.Int("limit", 0, "evaluate the first N images only (0 = all)")
 	quiet := fs.Bool("mean-only", false, "print the mean row only")
-	backendName := fs.String("backend", "", "backend: "+backends.Describe(false))
+	backendName := fs.String("backend", "", "backend: "+choose.Describe(false))
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -128,7 +128,7 @@ func runEvalGAN(ctx context.Context, env Env, args []string) error {
 	var ups multiFlag
 	fs.Var(&ups, "upscaler", "upscaler weights applied after the generator (repeat for more stages)")
 	grid := fs.String("grid", "", "write a grid of the first 64 generated images here (PNG)")
-	backendName := fs.String("backend", "", "backend: "+backends.Describe(false))
+	backendName := fs.String("backend", "", "backend: "+choose.Describe(false))
 	featPath := fs.String("features", DefaultFeatures, "feature extractor for KID, precision/recall and the copy check (skipped when the default is absent)")
 	trainData := fs.String("train-data", "", "the generator's training images, for the copy check (default: the train folder beside --data)")
 	var groups multiFlag

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/hirez-ml/hirez/engine/backend"
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/features"
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/metrics"
@@ -100,7 +100,7 @@ func runExperiment(ctx context.Context, env Env, args []string) error {
 	fs.Uint64Var(&e.seed, "seed", 1, "seed of every run")
 	batch := fs.Int("batch", 64, "GAN batch size")
 	featPath := fs.String("features", DefaultFeatures, "feature extractor for KID, precision/recall and copies beside SWD (skipped when the default is absent)")
-	backendName := fs.String("backend", "", "backend: "+backends.Describe(true))
+	backendName := fs.String("backend", "", "backend: "+choose.Describe(true))
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -126,7 +126,7 @@ func runExperiment(ctx context.Context, env Env, args []string) error {
 	e.recipe.Batch = *batch
 	e.srBatch = 32
 	var err error
-	if e.b, err = backends.OpenWith(*backendName, backends.Options{Training: true}); err != nil {
+	if e.b, err = choose.OpenWith(*backendName, choose.Options{Training: true}); err != nil {
 		return usagef("%v", err)
 	}
 	defer e.b.Close()

@@ -12,7 +12,7 @@ import (
 	"slices"
 
 	"github.com/hirez-ml/hirez/engine/backend"
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/features"
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/metrics"
@@ -156,7 +156,7 @@ func runEvalFeatures(ctx context.Context, env Env, args []string) error {
 	path := fs.String("features", DefaultFeatures, "feature extractor to validate")
 	data := fs.String("data", "data/noto128/heldout", "held-out real images")
 	trainData := fs.String("train-data", "", "training images (default: the train folder beside --data)")
-	backendName := fs.String("backend", "", "backend: "+backends.Describe(false))
+	backendName := fs.String("backend", "", "backend: "+choose.Describe(false))
 	var groups multiFlag
 	fs.Var(&groups, "group", "only this Unicode emoji group (repeat for more)")
 	if err := parse(fs, args); err != nil {
@@ -170,7 +170,7 @@ func runEvalFeatures(ctx context.Context, env Env, args []string) error {
 			return usagef("%v (run 'make data'; 'make models' trains the extractor)", err)
 		}
 	}
-	b, err := backends.Open(*backendName)
+	b, err := choose.Open(*backendName)
 	if err != nil {
 		return usagef("%v", err)
 	}

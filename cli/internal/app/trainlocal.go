@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/dataset"
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/model"
@@ -39,7 +39,7 @@ type trainFlags struct {
 }
 
 func (t *trainFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&t.backend, "backend", "", "backend: "+backends.Describe(true))
+	fs.StringVar(&t.backend, "backend", "", "backend: "+choose.Describe(true))
 	fs.IntVar(&t.threads, "threads", 0, "CPU threads for the cpu backend (0 = all)")
 	fs.StringVar(&t.recipe, "recipe", "stable", "GAN recipe: study (DCGAN paper, no stabilisers), stable (TTUR, label smoothing, EMA) or "+
 		"smalldata (DiffAugment color,translation,cutout; hinge; D 4e-4, G 1e-4, Adam β 0/0.9; EMA; pair it with --disc dcgan-d-sn)")
@@ -150,7 +150,7 @@ func runTrainLocal(ctx context.Context, env Env, args []string) error {
 	if _, err := os.Stat(*data); err != nil {
 		return usagef("--data: %v (run 'make data' to fetch the datasets)", err)
 	}
-	b, err := backends.OpenWith(tf.backend, backends.Options{Threads: tf.threads, Training: true})
+	b, err := choose.OpenWith(tf.backend, choose.Options{Threads: tf.threads, Training: true})
 	if err != nil {
 		return usagef("%v", err)
 	}

@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/engine/tile"
@@ -31,7 +31,7 @@ func runUpscale(ctx context.Context, env Env, args []string) error {
 	out := fs.String("out", "", "output PNG, or a folder (created) when --in is a folder")
 	scale := fs.Int("scale", 0, "total scale, a power of the model's (default: the model's)")
 	tileSide := fs.Int("tile", tile.DefaultSide, "upscale images larger than `N`×N input pixels in overlapping tiles: memory follows the tile, the output stays the same (0: whole images)")
-	backendName := fs.String("backend", "", "backend: "+backends.Describe(false))
+	backendName := fs.String("backend", "", "backend: "+choose.Describe(false))
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -42,7 +42,7 @@ func runUpscale(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return usagef("--in: %v", err)
 	}
-	b, err := backends.Open(*backendName)
+	b, err := choose.Open(*backendName)
 	if err != nil {
 		return usagef("%v", err)
 	}

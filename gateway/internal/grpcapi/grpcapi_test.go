@@ -17,7 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/gateway/internal/local"
@@ -44,7 +44,7 @@ func start(t *testing.T) *fixture { return startWith(t, nil) }
 // (its labels: model.Labels(meta)).
 func startWith(t *testing.T, meta map[string]string) *fixture {
 	t.Helper()
-	be, err := backends.Open("")
+	be, err := choose.Open("")
 	if err != nil {
 		t.Fatal(err)
 	}

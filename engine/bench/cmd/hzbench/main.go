@@ -21,7 +21,7 @@ import (
 	"syscall"
 
 	"github.com/hirez-ml/hirez/engine/backend"
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/bench"
 )
 
@@ -61,7 +61,7 @@ func run() error {
 	enc := json.NewEncoder(os.Stdout)
 
 	if *probe {
-		be, err := backends.OpenWith(strings.Split(*names, ",")[0], backends.Options{Threads: *threads})
+		be, err := choose.OpenWith(strings.Split(*names, ",")[0], choose.Options{Threads: *threads})
 		if err != nil {
 			return err
 		}
@@ -79,7 +79,7 @@ func run() error {
 			return fmt.Errorf("-rss %q: only srcnn", *rss)
 		}
 		name := strings.Split(*names, ",")[0]
-		be, err := backends.OpenWith(name, backends.Options{Threads: *threads})
+		be, err := choose.OpenWith(name, choose.Options{Threads: *threads})
 		if err != nil {
 			return err
 		}
@@ -114,12 +114,12 @@ func run() error {
 		return err
 	}
 	for _, name := range strings.Split(*names, ",") {
-		be, err := backends.OpenWith(name, backends.Options{Threads: *threads})
+		be, err := choose.OpenWith(name, choose.Options{Threads: *threads})
 		if err != nil {
 			return err
 		}
 		for _, w := range workloads(data) {
-			if *only != "" && *only != w.name || w.train && backends.InferenceOnly(name) {
+			if *only != "" && *only != w.name || w.train && choose.InferenceOnly(name) {
 				continue
 			}
 			r, err := w.time(be, *reps)
@@ -140,7 +140,7 @@ func run() error {
 
 // defaultBackends is cpu, plus cpu-bf16 when this binary and CPU can run it.
 func defaultBackends() string {
-	if backends.Unavailable("cpu-bf16") == "" {
+	if choose.Unavailable("cpu-bf16") == "" {
 		return "cpu,cpu-bf16"
 	}
 	return "cpu"

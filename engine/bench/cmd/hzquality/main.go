@@ -19,7 +19,7 @@ import (
 	"strings"
 
 	"github.com/hirez-ml/hirez/engine/backend"
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/metrics"
 	"github.com/hirez-ml/hirez/engine/model"
@@ -46,7 +46,7 @@ func run() error {
 	}
 	var bk [2]backend.Backend
 	for i, name := range []string{*base, *cand} {
-		b, err := backends.OpenWith(name, backends.Options{Threads: *threads})
+		b, err := choose.OpenWith(name, choose.Options{Threads: *threads})
 		if err != nil {
 			return err
 		}

@@ -4,7 +4,7 @@ package main
 
 import (
 	"github.com/hirez-ml/hirez/engine/backend"
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/platform"
 	"github.com/hirez-ml/hirez/platform/hotswap"
 	"github.com/hirez-ml/hirez/platform/modelserver"
@@ -19,7 +19,7 @@ func spec() modelserver.Spec[backend.Backend, *generate.Model] {
 	return modelserver.Spec[backend.Backend, *generate.Model]{
 		Name: "generator", GRPCAddr: ":9001", What: "a generator",
 		Service: grpcapi.ServiceName, Stage: "generate",
-		Backends: backends.Describe(false), OpenBackend: backends.Open,
+		Backends: choose.Describe(false), OpenBackend: choose.Open,
 		Load: generate.Loader, Release: generate.Release,
 		Describe: func(v *hotswap.Version[*generate.Model]) string { return grpcapi.String(generate.Info(v)) },
 		Start: func(d modelserver.Deps[*generate.Model]) (modelserver.Service, error) {

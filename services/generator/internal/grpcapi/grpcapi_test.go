@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/hirez-ml/hirez/engine/backend"
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/platform/batch"
 	"github.com/hirez-ml/hirez/platform/hotswap"
@@ -39,7 +39,7 @@ type fixture struct {
 // start serves the generator over bufconn with an empty model holder.
 func start(t *testing.T, cfg batch.Config) *fixture {
 	t.Helper()
-	be, err := backends.Open("") // the fastest built in: what the binary serves with
+	be, err := choose.Open("") // the fastest built in: what the binary serves with
 	if err != nil {
 		t.Fatal(err)
 	}

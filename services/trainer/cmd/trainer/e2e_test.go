@@ -16,7 +16,7 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/platform/servertest"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
 
@@ -67,7 +67,7 @@ func (p *proc) kill(t *testing.T) {
 }
 
 func e2eBackend() string {
-	if slices.Contains(backends.Names(), "cpu") {
+	if slices.Contains(choose.Names(), "cpu") {
 		return "cpu"
 	}
 	return "ref"

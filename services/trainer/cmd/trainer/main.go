@@ -15,7 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/platform"
 	"github.com/hirez-ml/hirez/platform/config"
 	"github.com/hirez-ml/hirez/platform/log"
@@ -53,7 +53,7 @@ func parseFlags(args []string) (*flags, error) {
 	fs.StringVar(&f.tokenFile, "admin-token-file", "", "file holding the bearer token required for create/cancel/resume/promote/set-alias/delete-version")
 	fs.StringVar(&f.identities, "admin-identities", "", "comma-separated client-certificate identities (CN, DNS or URI SAN) allowed to write (with --tls-client-ca)")
 	fs.BoolVar(&f.insecureWrites, "insecure-allow-writes", false, "allow writes without any credentials when no token or identities are configured (development only)")
-	fs.StringVar(&f.backend, "backend", "", "engine backend for jobs that name none: "+backends.Describe(true))
+	fs.StringVar(&f.backend, "backend", "", "engine backend for jobs that name none: "+choose.Describe(true))
 	fs.IntVar(&f.threads, "threads", 0, "CPU threads of the cpu backend (0 = one per CPU)")
 	fs.BoolVar(&f.autoResume, "auto-resume", false, "on start, queue jobs that a crash interrupted again")
 	fs.IntVar(&f.keepVersions, "keep-versions", 0, "versions of a model kept when a new one is published; older ones without an alias are deleted (0 = keep all)")
@@ -65,7 +65,7 @@ func parseFlags(args []string) (*flags, error) {
 		errs = append(errs, fmt.Errorf("--data-dir (%s) must not be empty", config.EnvName("data-dir")))
 	}
 	if f.backend != "" {
-		if why := backends.Unavailable(f.backend); why != "" {
+		if why := choose.Unavailable(f.backend); why != "" {
 			errs = append(errs, fmt.Errorf("--backend (%s): %s", config.EnvName("backend"), why))
 		}
 	}
@@ -147,7 +147,7 @@ func serve(ctx context.Context, args []string, opts ...server.Option) error {
 	if err != nil {
 		return err
 	}
-	env := job.Env{DataDir: dataDir, Unavailable: func(name string) string { return backends.UnavailableFor(name, true) }}
+	env := job.Env{DataDir: dataDir, Unavailable: func(name string) string { return choose.UnavailableFor(name, true) }}
 	jobs := job.NewManager(job.NewStore(db), reg, eng, env, logger)
 	reg.Retain(jobs.StartsFrom, f.keepVersions)
 	reg.SetLogger(logger.Named("registry"))
@@ -184,7 +184,7 @@ func serve(ctx context.Context, args []string, opts ...server.Option) error {
 	srv.Go(jobs.Run)
 	srv.Go(func(context.Context) error {
 		srv.SetServing("", true) // the data dir is open and recovered
-		logger.Info("trainer ready", zap.String("data_dir", dataDir), zap.Strings("backends", backends.Names()))
+		logger.Info("trainer ready", zap.String("data_dir", dataDir), zap.Strings("backends", choose.Names()))
 		return nil
 	})
 	return srv.Run(ctx)

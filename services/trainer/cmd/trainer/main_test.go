@@ -17,7 +17,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/platform/server"
 	"github.com/hirez-ml/hirez/platform/servertest"
 	pb "github.com/hirez-ml/hirez/proto/hirez/v1"
@@ -115,7 +115,7 @@ func TestCreateJobRejectsBadInput(t *testing.T) {
 	// cpu-bf16 exists only where oneDNN has native bf16; elsewhere it is refused
 	// for that reason instead.
 	bf16 := "is inference-only"
-	if why := backends.Unavailable("cpu-bf16"); why != "" {
+	if why := choose.Unavailable("cpu-bf16"); why != "" {
 		bf16 = why
 	}
 	cases := []struct {

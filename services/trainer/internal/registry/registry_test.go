@@ -18,8 +18,8 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/backend/ref"
-	"github.com/hirez-ml/hirez/engine/backends"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/platform/fault"
 	"github.com/hirez-ml/hirez/proto/hirez/limits"
@@ -93,7 +93,7 @@ func newRegistry(t *testing.T) (*registry.Registry, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	b, err := backends.Open("") // the fastest built in: the canary runs real networks
+	b, err := choose.Open("") // the fastest built in: the canary runs real networks
 	if err != nil {
 		t.Fatal(err)
 	}

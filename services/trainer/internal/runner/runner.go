@@ -17,7 +17,7 @@ import (
 
 	"github.com/hirez-ml/hirez/engine/atomicfile"
 	"github.com/hirez-ml/hirez/engine/backend"
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/train"
 
@@ -50,14 +50,14 @@ func (e *Engine) Open(name string) (backend.Backend, error) {
 		name = e.DefaultBackend
 	}
 	if name == "" {
-		name = backends.Default()
+		name = choose.Default()
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if b, ok := e.opened[name]; ok {
 		return b, nil
 	}
-	b, err := backends.OpenWith(name, backends.Options{Threads: e.Threads, Training: true})
+	b, err := choose.OpenWith(name, choose.Options{Threads: e.Threads, Training: true})
 	if err != nil {
 		return nil, err
 	}

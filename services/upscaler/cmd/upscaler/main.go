@@ -9,7 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hirez-ml/hirez/engine/backend"
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/platform"
 	"github.com/hirez-ml/hirez/platform/hotswap"
 	"github.com/hirez-ml/hirez/platform/modelserver"
@@ -26,7 +26,7 @@ func spec() modelserver.Spec[backend.Backend, *upscale.Model] {
 	return modelserver.Spec[backend.Backend, *upscale.Model]{
 		Name: "upscaler", GRPCAddr: ":9002", What: "an upscaler",
 		Service: grpcapi.ServiceName, Stage: "upscale",
-		Backends: backends.Describe(false), OpenBackend: backends.Open,
+		Backends: choose.Describe(false), OpenBackend: choose.Open,
 		Load: upscale.Loader, Release: upscale.Release,
 		Describe: func(v *hotswap.Version[*upscale.Model]) string { return grpcapi.String(upscale.Info(v)) },
 		Flags:    func(fs *flag.FlagSet) { mem = upscale.RegisterMemoryFlags(fs) },

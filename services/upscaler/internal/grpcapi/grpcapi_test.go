@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/hirez-ml/hirez/engine/backend"
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/platform/batch"
 	"github.com/hirez-ml/hirez/platform/hotswap"
@@ -51,7 +51,7 @@ func startTCP(t *testing.T, cfg batch.Config, mem upscale.Memory) *fixture {
 
 func serve(t *testing.T, cfg batch.Config, mem upscale.Memory, opts ...servertest.Option) *fixture {
 	t.Helper()
-	be, err := backends.Open("") // the fastest built in: what the binary serves with
+	be, err := choose.Open("") // the fastest built in: what the binary serves with
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/model"
 )
@@ -17,7 +17,7 @@ import (
 //
 //	go test -run '^$' -bench Batch -benchtime 40x ./internal/upscale
 func BenchmarkBatch(b *testing.B) {
-	be, err := backends.Open("")
+	be, err := choose.Open("")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/platform/hotswap"
@@ -15,7 +15,7 @@ const bundled = "../../../../models/espcn-residual-x2-emoji.safetensors"
 
 func bundledService(t *testing.T, mem Memory) (*Service, *hotswap.Version[*Model]) {
 	t.Helper()
-	be, err := backends.Open("")
+	be, err := choose.Open("")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/hirez-ml/hirez/engine/backends"
+	"github.com/hirez-ml/hirez/engine/backend/choose"
 	"github.com/hirez-ml/hirez/engine/imageio"
 	"github.com/hirez-ml/hirez/engine/model"
 	"github.com/hirez-ml/hirez/platform/batch"
@@ -51,7 +51,7 @@ func TestCheckHeader(t *testing.T) {
 }
 
 func TestBatchesOnlyEqualSizes(t *testing.T) {
-	be, err := backends.Open("")
+	be, err := choose.Open("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestBatchesOnlyEqualSizes(t *testing.T) {
 // MaxBatchPixels input pixels, whatever --max-batch says, so 64² images run in
 // batches of at most 2.
 func TestCPUBatchesAreCappedByPixels(t *testing.T) {
-	be, err := backends.Open("cpu")
+	be, err := choose.Open("cpu")
 	if err != nil {
 		t.Skip(err)
 	}
@@ -190,7 +190,7 @@ func TestPixelRangeRoundTrips(t *testing.T) {
 	// A network that only repeats pixels (nearest ×2) must give back exactly
 	// the input's bytes, in either range: [0,255] → the model's floats → [0,255]
 	// is the identity, whichever convention the model was trained in.
-	be, err := backends.Open("")
+	be, err := choose.Open("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestUpSamplerServes(t *testing.T) {
 	// The multi-stage GAN's Up Sampler (signed range, two max-pools) served
 	// as an upscaler: ×2 at its trained side and at others divisible by 4,
 	// and InvalidArgument, before any compute, for a side it cannot take.
-	be, err := backends.Open("")
+	be, err := choose.Open("")
 	if err != nil {
 		t.Fatal(err)
 	}

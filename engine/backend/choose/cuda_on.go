@@ -1,6 +1,6 @@
 //go:build cuda
 
-package backends
+package choose
 
 import (
 	"github.com/hirez-ml/hirez/engine/backend"

@@ -1,6 +1,6 @@
 //go:build !cgo
 
-package backends
+package choose
 
 func cpuCandidate() candidate {
 	return candidate{name: "cpu", unavailable: "cpu backend needs cgo; this binary was built with CGO_ENABLED=0"}

@@ -1,7 +1,7 @@
-// Package backends chooses a backend by name at run time. The list is static:
+// Package choose chooses a backend by name at run time. The list is static:
 // which backends a binary holds is decided by build tags (cgo for "cpu", cuda
 // for "cuda"), one file per backend, with no init() and no global registry.
-package backends
+package choose
 
 import (
 	"fmt"
