@@ -114,33 +114,55 @@ func TestRefusedAtTheDoorWithARetryHint(t *testing.T) {
 	}
 }
 
-// TestDeadlineThatCannotBeMetIsRefused: with chains measured at a second
-// each and one at a time, 5 images of b take turns with a's 5 left, so b's
-// last one finishes after 9 s: a 2 s deadline is refused, a minute is not.
-func TestDeadlineThatCannotBeMetIsRefused(t *testing.T) {
-	c := New(Config{MaxChains: 1, RequestChains: 1, MaxBytes: 1 << 20, MaxBacklog: 100})
+// oneAtATime returns a controller that runs one chain at a time, on a
+// clock the test moves through the returned pointer.
+func oneAtATime(backlog int) (*Controller, *time.Time) {
+	c := New(Config{MaxChains: 1, RequestChains: 1, MaxBytes: 1 << 20, MaxBacklog: backlog})
 	now := time.Unix(1000, 0)
 	c.now = func() time.Time { return now }
-	tk, err := c.Admit(context.Background(), "a", 6, 1)
+	return c, &now
+}
+
+// admitWithin asks c to admit images from client with a deadline d after
+// c's clock (0: none).
+func admitWithin(t *testing.T, c *Controller, client string, images int, d time.Duration) (*Ticket, error) {
+	t.Helper()
+	ctx := context.Background()
+	if d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, c.now().Add(d))
+		t.Cleanup(cancel)
+	}
+	return c.Admit(ctx, client, images, 1)
+}
+
+// admitMeasured admits images from "a" and runs its first chain for one
+// second of *now, so that chains are measured at 1 s with images-1 left.
+func admitMeasured(t *testing.T, c *Controller, now *time.Time, images int) {
+	t.Helper()
+	tk, err := c.Admit(context.Background(), "a", images, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tk.Done()
+	t.Cleanup(tk.Done)
 	release, err := tk.Acquire(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	now = now.Add(time.Second)
-	release() // one chain measured: 1 s; 5 images left ahead
+	*now = now.Add(time.Second)
+	release()
+}
 
-	ctx, cancel := context.WithDeadline(context.Background(), now.Add(2*time.Second))
-	defer cancel()
-	if _, err := c.Admit(ctx, "b", 5, 1); fault.ReasonOf(err) != ReasonDeadline {
+// TestDeadlineThatCannotBeMetIsRefused: with chains measured at a second
+// each and one at a time, 5 images of b take turns with a's 5 left, so b's
+// last one finishes after 9 s: a 2 s deadline is refused, a minute is not.
+func TestDeadlineThatCannotBeMetIsRefused(t *testing.T) {
+	c, now := oneAtATime(100)
+	admitMeasured(t, c, now, 6)
+	if _, err := admitWithin(t, c, "b", 5, 2*time.Second); fault.ReasonOf(err) != ReasonDeadline {
 		t.Fatalf("short deadline: %v, want %s", err, ReasonDeadline)
 	}
-	ctx, cancel = context.WithDeadline(context.Background(), now.Add(time.Minute))
-	defer cancel()
-	ok, err := c.Admit(ctx, "b", 5, 1)
+	ok, err := admitWithin(t, c, "b", 5, time.Minute)
 	if err != nil {
 		t.Fatalf("long deadline: %v", err)
 	}
@@ -148,21 +170,12 @@ func TestDeadlineThatCannotBeMetIsRefused(t *testing.T) {
 }
 
 // TestSmallRequestBehindABigOneIsAdmitted: under round-robin one image
-// behind 90 finishes in its first turn, so a 2 s deadline is met; the
-// first-come-first-served estimate (90 s) refused it.
+// behind 90 is granted next (a was just served), so a 1 s deadline is met;
+// the first-come-first-served estimate (91 s) refused it.
 func TestSmallRequestBehindABigOneIsAdmitted(t *testing.T) {
-	c := New(Config{MaxChains: 1, RequestChains: 1, MaxBytes: 1 << 20, MaxBacklog: 100})
-	now := time.Unix(1000, 0)
-	c.now = func() time.Time { return now }
-	big, err := c.Admit(context.Background(), "a", 90, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer big.Done()
-	c.chainSecs = 1
-	ctx, cancel := context.WithDeadline(context.Background(), now.Add(2*time.Second))
-	defer cancel()
-	small, err := c.Admit(ctx, "b", 1, 1)
+	c, now := oneAtATime(100)
+	admitMeasured(t, c, now, 91)
+	small, err := admitWithin(t, c, "b", 1, time.Second)
 	if err != nil {
 		t.Fatalf("one image behind a big request: %v", err)
 	}
@@ -174,24 +187,9 @@ func TestSmallRequestBehindABigOneIsAdmitted(t *testing.T) {
 // refused although the retry hint stops at 30 s (the soak found deadlines
 // over 30 s never were).
 func TestDeadlineBeyondTheRetryHintsRangeIsChecked(t *testing.T) {
-	c := New(Config{MaxChains: 1, RequestChains: 1, MaxBytes: 1 << 20, MaxBacklog: 200})
-	now := time.Unix(1000, 0)
-	c.now = func() time.Time { return now }
-	tk, err := c.Admit(context.Background(), "a", 91, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tk.Done()
-	release, err := tk.Acquire(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	now = now.Add(time.Second)
-	release() // 90 images ahead, 1 s each
-
-	ctx, cancel := context.WithDeadline(context.Background(), now.Add(time.Minute))
-	defer cancel()
-	_, err = c.Admit(ctx, "b", 61, 1)
+	c, now := oneAtATime(200)
+	admitMeasured(t, c, now, 91)
+	_, err := admitWithin(t, c, "b", 61, time.Minute)
 	if fault.ReasonOf(err) != ReasonDeadline {
 		t.Fatalf("a 60 s deadline behind 90 s of work: %v, want %s", err, ReasonDeadline)
 	}
@@ -203,7 +201,7 @@ func TestDeadlineBeyondTheRetryHintsRangeIsChecked(t *testing.T) {
 // TestForecastFollowsRoundRobin checks the forecast against grants worked
 // out by hand, one chain at a time and then two with one per request.
 func TestForecastFollowsRoundRobin(t *testing.T) {
-	c := New(Config{MaxChains: 1, RequestChains: 1, MaxBytes: 1 << 20, MaxBacklog: 100})
+	c, _ := oneAtATime(100)
 	a, _ := c.Admit(context.Background(), "a", 3, 1)
 	defer a.Done()
 	b, _ := c.Admit(context.Background(), "b", 1, 1)
@@ -235,22 +233,18 @@ func TestForecastFollowsRoundRobin(t *testing.T) {
 // deadline and needs 8 s alone. Five more images from b would push a to
 // 13 s, so b is refused; one more (a at 9 s) is admitted.
 func TestAdmittingWouldMakeAnEarlierRequestLate(t *testing.T) {
-	c := New(Config{MaxChains: 1, RequestChains: 1, MaxBytes: 1 << 20, MaxBacklog: 100})
-	now := time.Unix(1000, 0)
-	c.now = func() time.Time { return now }
-	ctx, cancel := context.WithDeadline(context.Background(), now.Add(10*time.Second))
-	defer cancel()
-	a, err := c.Admit(ctx, "a", 8, 1)
+	c, _ := oneAtATime(100)
+	a, err := admitWithin(t, c, "a", 8, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Done()
 	c.chainSecs = 1
-	_, err = c.Admit(context.Background(), "b", 5, 1)
+	_, err = admitWithin(t, c, "b", 5, 0)
 	if fault.ReasonOf(err) != ReasonBusy || !strings.Contains(err.Error(), "1 requests already accepted miss their deadlines") {
 		t.Fatalf("b of 5 images: %v, want %s naming the request it would make late", err, ReasonBusy)
 	}
-	b, err := c.Admit(context.Background(), "b", 1, 1)
+	b, err := admitWithin(t, c, "b", 1, 0)
 	if err != nil {
 		t.Fatalf("b of 1 image: %v", err)
 	}
@@ -260,7 +254,8 @@ func TestAdmittingWouldMakeAnEarlierRequestLate(t *testing.T) {
 // TestMaxWaitBoundsTheDelay: behind 10 images of a, 4 of b finish at 8 s
 // instead of 4 s alone; a 3 s bound refuses them, a 5 s bound does not.
 func TestMaxWaitBoundsTheDelay(t *testing.T) {
-	c := New(Config{MaxChains: 1, RequestChains: 1, MaxBytes: 1 << 20, MaxBacklog: 100, MaxWait: 3 * time.Second})
+	c, _ := oneAtATime(100)
+	c.cfg.MaxWait = 3 * time.Second
 	a, _ := c.Admit(context.Background(), "a", 10, 1)
 	defer a.Done()
 	c.chainSecs = 1
@@ -345,9 +340,7 @@ func TestCancelledWaiterLeavesTheQueue(t *testing.T) {
 // teach the controller to expect twice as long, so a deadline the model
 // alone would meet is then refused.
 func TestForecastLearnsItsError(t *testing.T) {
-	c := New(Config{MaxChains: 1, RequestChains: 1, MaxBytes: 1 << 20, MaxBacklog: 100})
-	now := time.Unix(1000, 0)
-	c.now = func() time.Time { return now }
+	c, now := oneAtATime(100)
 	c.chainSecs = 1
 	for range 200 { // idle: forecast 2 s alone; they take 4 s
 		tk, err := c.Admit(context.Background(), "a", 2, 1)
@@ -359,7 +352,7 @@ func TestForecastLearnsItsError(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			now = now.Add(2 * time.Second)
+			*now = now.Add(2 * time.Second)
 			release()
 			c.chainSecs = 1 // held: only the skew is learnt here
 		}
@@ -372,9 +365,7 @@ func TestForecastLearnsItsError(t *testing.T) {
 	// a b): 4 s in fact, past a 3 s deadline.
 	a, _ := c.Admit(context.Background(), "a", 4, 1)
 	defer a.Done()
-	ctx, cancel := context.WithDeadline(context.Background(), now.Add(3*time.Second))
-	defer cancel()
-	if _, err := c.Admit(ctx, "b", 1, 1); fault.ReasonOf(err) != ReasonDeadline {
+	if _, err := admitWithin(t, c, "b", 1, 3*time.Second); fault.ReasonOf(err) != ReasonDeadline {
 		t.Fatalf("3 s deadline for a forecast of 2 s × skew 2: %v, want %s", err, ReasonDeadline)
 	}
 }

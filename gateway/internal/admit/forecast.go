@@ -50,10 +50,10 @@ func (c *Controller) forecast(extra *Ticket, f *flow) map[*Ticket]time.Duration 
 			queues = append(queues, q)
 		}
 	}
-	start := 0
-	if len(c.ring) > 0 {
-		start = c.next % len(c.ring)
-	}
+	// dispatch serves c.ring[c.next] first; a c.next past the end (the
+	// last flow was just served) means the next flow appended, else the
+	// first.
+	start := min(c.next, len(c.ring))
 	for _, fl := range c.ring[start:] {
 		add(fl)
 	}
